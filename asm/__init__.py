@@ -1,0 +1,1 @@
+"""tinytrace.asm: the BPF assembler (being written; see docs/DEVELOPING.md for the contract)."""

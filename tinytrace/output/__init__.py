@@ -1,0 +1,1 @@
+"""Output: histograms, tables, JSON, escaping of kernel strings, and name tables."""
