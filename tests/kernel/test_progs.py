@@ -1,0 +1,132 @@
+"""Program loading and verifier errors."""
+import errno
+
+import pytest
+
+from tinytrace.errors import KernelError
+from tinytrace.kernel import progs
+
+from . import bpfcode as c
+
+
+@pytest.mark.bpf
+def test_load_and_run():
+    code = c.join(c.mov64_imm(0, 42), c.exit_())
+    with progs.load(code, "socket_filter", "tt_answer") as p:
+        assert p.fd >= 0 and p.insn_count == 2 and p.type_name == "socket_filter"
+        assert p.log == ""                       # no log unless asked for
+        info = p.info()
+        assert info["id"] > 0 and info["xlated_len"] == 16
+        assert p.test_run(data=bytes(64)) == 42
+    assert p.closed
+
+
+@pytest.mark.bpf
+def test_log_on_request():
+    code = c.join(c.mov64_imm(0, 0), c.exit_())
+    with progs.load(code, "tracepoint", "tt_logged", log_level=1) as p:
+        assert "processed" in p.log
+
+
+@pytest.mark.bpf
+def test_raw_tracepoint_test_run():
+    code = c.join(c.ldx_dw(0, 1, 8), c.exit_())  # return args[1]
+    import struct
+    with progs.load(code, "raw_tracepoint", "tt_rawrun") as p:
+        assert p.test_run(ctx=struct.pack("=QQ", 5, 77)) == 77
+
+
+@pytest.mark.bpf
+def test_verifier_rejection_names_instruction_and_reason():
+    # r0 = 0; r0 = r2 (r2 was never written); exit
+    code = c.join(c.mov64_imm(0, 0), c.mov64_reg(0, 2), c.exit_())
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(code, "socket_filter", "tt_bad")
+    err = e.value
+    assert isinstance(err, KernelError)
+    assert err.index == 1
+    assert err.reason == "R2 !read_ok"
+    assert "r2" in err.insn_text
+    text = str(err)
+    assert "tt_bad" in text and "insn 1" in text and "R2 !read_ok" in text
+    assert len(text.splitlines()) <= 4           # a short block, not the log
+    assert "processed" in err.full_log()          # the whole log is kept
+    assert err.errno == errno.EACCES
+
+
+@pytest.mark.bpf
+def test_structural_rejection_points_at_instruction():
+    code = c.join(c.mov64_imm(0, 0), c.jeq_imm(0, 0, 5), c.exit_())
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(code, "socket_filter", "tt_jump")
+    assert e.value.index == 1
+    assert "jump out of range" in e.value.reason
+
+
+@pytest.mark.bpf
+def test_unknown_helper_is_reported():
+    code = c.join(c.call(99999), c.mov64_imm(0, 0), c.exit_())
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(code, "tracepoint", "tt_helper")
+    assert e.value.index == 0
+    assert "invalid func" in e.value.reason or "unknown" in e.value.reason
+
+
+def test_bad_code_is_a_value_error():
+    with pytest.raises(ValueError):
+        progs.load(b"1234567", "socket_filter")
+    with pytest.raises(ValueError, match="unknown program type"):
+        progs.load(c.exit_(), "nonsense")
+
+
+LOG_WITH_STATE = """\
+func#0 @0
+0: R1=ctx() R10=fp0
+0: (bf) r6 = r1                       ; R1=ctx() R6_w=ctx()
+1: (79) r2 = *(u64 *)(r6 +4096)
+invalid bpf_context access off=4096 size=8
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+"""
+
+LOG_WITH_SOURCE = """\
+0: R1=ctx() R10=fp0
+; @x = count() @ script.bt:1
+0: (b7) r1 = 0                        ; R1_w=0
+1: (85) call bpf_map_lookup_elem#1
+R1 type=scalar expected=map_ptr
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+"""
+
+LOG_CFG = """\
+back-edge from insn 4 to 2
+processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+"""
+
+LOG_OLD_KERNEL = """\
+0: (b7) r0 = 0
+1: (05) goto pc-2
+back-edge from insn 1 to 0
+"""
+
+
+@pytest.mark.parametrize("log,index,reason", [
+    (LOG_WITH_STATE, 1, "invalid bpf_context access off=4096 size=8"),
+    (LOG_WITH_SOURCE, 1, "R1 type=scalar expected=map_ptr"),
+    (LOG_CFG, 4, "back-edge from insn 4 to 2"),
+    (LOG_OLD_KERNEL, 1, "back-edge from insn 1 to 0"),
+    ("", None, ""),
+])
+def test_parse_log(log, index, reason):
+    assert progs.parse_log(log) == (index, reason)
+
+
+def test_describe_insn_without_assembler_output():
+    code = c.join(c.mov64_imm(0, 0), c.ld_map_fd(1, 7), c.exit_())
+    text = progs.describe_insn(code, 1)
+    assert text and ("7" in text)
+    assert progs.describe_insn(code, 9) is None
+
+
+def test_reason_is_made_printable():
+    e = progs.VerifierError("p", errno.EACCES, "x", 0, "exit", progs._clean("bad\x1b[31m"))
+    assert "\x1b" not in str(e)

@@ -1,0 +1,280 @@
+"""Loading BPF programs, and explaining the verifier's refusals.
+
+``load()`` first tries without a verifier log: the common case (the program is fine) then
+allocates nothing.  Only after a failure is the load repeated with ``log_level=1`` and a large
+buffer; the log is parsed for the failing instruction (its index, shown with
+``tinytrace.asm.disassemble``) and the verifier's reason (the last meaningful line), and a
+``VerifierError`` carries both plus the whole log.
+"""
+import errno as _errno
+import re
+import struct
+
+from tinytrace.errors import KernelError
+from tinytrace.kernel import bpf
+from tinytrace.kernel.libc import OwnedFd, ffi
+
+_PROG_TYPE_BY_NUMBER = {v: k for k, v in bpf.PROG_TYPES.items()}
+
+LOG_SIZES = (1 << 20, (1 << 24) - 1)  # try 1 MiB, then the largest size every kernel takes
+LOG_LEVEL_STATS = 4  # only "processed N insns" lines; log_level 1 explains the rejection
+
+
+def prog_type_number(prog_type):
+    if isinstance(prog_type, int):
+        return prog_type
+    k = prog_type.lower()
+    if k.startswith("bpf_prog_type_"):
+        k = k[len("bpf_prog_type_"):]
+    if k not in bpf.PROG_TYPES:
+        raise ValueError("unknown program type %r (known: %s)"
+                         % (prog_type, ", ".join(sorted(bpf.PROG_TYPES))))
+    return bpf.PROG_TYPES[k]
+
+
+def attach_type_number(attach_type):
+    if isinstance(attach_type, int):
+        return attach_type
+    k = attach_type.lower()
+    if k.startswith("bpf_"):
+        k = k[4:]
+    if k not in bpf.ATTACH_TYPES:
+        raise ValueError("unknown attach type %r" % attach_type)
+    return bpf.ATTACH_TYPES[k]
+
+
+class VerifierError(KernelError):
+    """The kernel's verifier refused a program.
+
+    ``index`` is the failing instruction's slot index (or None), ``insn_text`` its
+    disassembly, ``reason`` the verifier's explanation, ``log`` the whole verifier log and
+    ``errno`` the load's errno.  ``str()`` is a short block; ``full_log()`` the whole text.
+    """
+
+    def __init__(self, name, err, log, index, insn_text, reason, insn_count=None):
+        self.name = name
+        self.errno = err
+        self.log = log
+        self.index = index
+        self.insn_text = insn_text
+        self.reason = reason
+        self.insn_count = insn_count
+        super().__init__(self.summary())
+
+    def summary(self):
+        import os
+        what = "the BPF verifier rejected program %r" % self.name if self.name else \
+            "the BPF verifier rejected the program"
+        lines = ["%s (%s)" % (what, os.strerror(self.errno) if self.errno else "error")]
+        if self.index is not None:
+            lines.append("  at insn %d: %s" % (self.index, self.insn_text or "?"))
+        lines.append("  reason: %s" % (self.reason or "(the verifier gave none)"))
+        return "\n".join(lines)
+
+    def full_log(self):
+        return self.log
+
+
+class Program(OwnedFd):
+    """A loaded program.  ``log`` holds the verifier log when one was requested."""
+
+    def __init__(self, fd, prog_type, name="", insn_count=0, expected_attach_type=0,
+                 attach_btf_id=0, log=""):
+        OwnedFd.__init__(self, fd)
+        self.prog_type = prog_type
+        self.name = name
+        self.insn_count = insn_count
+        self.expected_attach_type = expected_attach_type
+        self.attach_btf_id = attach_btf_id
+        self.log = log
+
+    @property
+    def type_name(self):
+        return _PROG_TYPE_BY_NUMBER.get(self.prog_type, str(self.prog_type))
+
+    def __repr__(self):
+        return "<Program %s %r fd=%d insns=%d>" % (self.type_name, self.name, self.fd,
+                                                   self.insn_count)
+
+    def info(self):
+        """A few fields of ``struct bpf_prog_info``: id, tag (hex), jited_len, xlated_len."""
+        raw = bpf.obj_get_info(self.fileno(), 64)
+        raw = raw + bytes(64 - len(raw))
+        ptype, pid, tag, jited, xlated = struct.unpack_from("<II8sII", raw, 0)
+        return {"type": ptype, "id": pid, "tag": tag.hex(), "jited_len": jited,
+                "xlated_len": xlated}
+
+    def test_run(self, ctx=b"", data=b"", repeat=0, cpu=None):
+        """Run the program once in the kernel (BPF_PROG_TEST_RUN); returns its r0.  For
+        raw_tracepoint programs ``ctx`` is the argument array and ``cpu`` may pin the run."""
+        flags = 0
+        if cpu is not None:
+            flags = bpf.BPF_F_TEST_RUN_ON_CPU
+        retval, _ = bpf.prog_test_run(self.fileno(), ctx_in=ctx, data_in=data, repeat=repeat,
+                                      flags=flags, cpu=cpu or 0)
+        return retval
+
+
+_PROG_LOAD = struct.Struct("<IIQQIIQII16sIIIIQIIQIIII")  # up to attach_btf_obj_fd (120 bytes)
+
+
+def _attr(prog_type, insn_cnt, insns_addr, license_addr, log_level, log_size, log_addr,
+          kern_version, prog_flags, name, expected_attach_type, attach_btf_id,
+          attach_btf_obj_fd):
+    return bytearray(_PROG_LOAD.pack(
+        prog_type, insn_cnt, insns_addr, license_addr, log_level, log_size, log_addr,
+        kern_version, prog_flags, name, 0, expected_attach_type, 0, 0, 0, 0, 0, 0, 0,
+        attach_btf_id, attach_btf_obj_fd, 0))
+
+
+def load(code, prog_type, name="", license="GPL", expected_attach_type=0, attach_btf_id=0,
+         attach_btf_obj_fd=0, kern_version=None, prog_flags=0, log_level=0, source=None):
+    """Load ``code`` (linked bytecode, bytes) as ``prog_type`` (a name from
+    ``bpf.PROG_TYPES`` or a number).  ``source`` may be the instruction list ``code`` was
+    linked from, so a rejection can show the instruction with its comment.  ``log_level`` > 0
+    always captures the verifier log (into ``Program.log``).  Returns a ``Program``; raises
+    ``VerifierError``, ``PrivilegeError`` or ``BpfError``."""
+    code = bytes(code)
+    if not code or len(code) % 8:
+        raise ValueError("program %r: code must be a non-empty multiple of 8 bytes" % name)
+    ptype = prog_type_number(prog_type)
+    eat = attach_type_number(expected_attach_type) if expected_attach_type else 0
+    if kern_version is None:
+        kern_version = bpf.kernel_version_code()
+    bpf.raise_memlock()
+    insns = ffi.new("char[]", code)
+    lic = ffi.new("char[]", license.encode())
+    iaddr = int(ffi.cast("uintptr_t", insns))
+    laddr = int(ffi.cast("uintptr_t", lic))
+    cname = bpf.sanitize_name(name)
+    n = len(code) // 8
+
+    def attempt(level, size, with_name=True):
+        logbuf = ffi.new("char[]", size) if size else None
+        laddr_ = int(ffi.cast("uintptr_t", logbuf)) if size else 0
+        attr = _attr(ptype, n, iaddr, laddr, level, size, laddr_, kern_version, prog_flags,
+                     cname if with_name else b"", eat, attach_btf_id, attach_btf_obj_fd)
+        err = 0
+        fd = -1
+        for _ in range(5):  # EAGAIN: the verifier was interrupted by a signal; try again
+            try:
+                fd = bpf.call(bpf.PROG_LOAD, attr, privilege_errors=False)
+                err = 0
+                break
+            except bpf.BpfError as e:
+                err = e.errno
+                if err != _errno.EAGAIN:
+                    break
+        log = ""
+        if logbuf is not None:
+            log = ffi.string(logbuf).decode("utf-8", "replace")
+        return fd, err, log
+
+    use_name = True
+    fd, err, log = attempt(log_level, LOG_SIZES[0] if log_level else 0)
+    if err == _errno.EINVAL and cname:
+        # kernels before 4.15 know no program names; try once without before blaming the code
+        fd2, err2, log2 = attempt(log_level, LOG_SIZES[0] if log_level else 0, False)
+        if not err2:
+            fd, err, log, use_name = fd2, err2, log2, False
+    if not err:
+        return Program(fd, ptype, name, n, eat, attach_btf_id, log)
+
+    first_err = err
+    for size in LOG_SIZES:
+        fd, err, log = attempt(max(log_level, 1), size, use_name)
+        if not err:  # passed with a log (should not happen): keep it, it is a program
+            return Program(fd, ptype, name, n, eat, attach_btf_id, log)
+        if err != _errno.ENOSPC:
+            break
+    if not log.strip():
+        if first_err in (_errno.EPERM, _errno.EACCES):
+            from tinytrace import privileges
+            raise privileges.error("bpf(BPF_PROG_LOAD)", first_err)
+        raise bpf.BpfError(bpf.PROG_LOAD, first_err,
+                           " of %s program %r" % (_PROG_TYPE_BY_NUMBER.get(ptype, ptype), name))
+    index, reason = parse_log(log)
+    text = describe_insn(code, index, source) if index is not None else None
+    raise VerifierError(name, first_err if first_err != _errno.ENOSPC else err, log, index,
+                        text, _clean(reason), n)
+
+
+# -- the verifier log -----------------------------------------------------------------------
+
+_INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\)")
+_INSN_IN_TEXT = re.compile(r"\binsn (\d+)\b")
+_NOISE = re.compile(
+    r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
+    r"peak_states|mark_read|Live regs|-- END|func#\d+ @|from \d+ to \d+:|\d+: R\d|"
+    r"\d+: \(|;|R\d+[_=]|Func#|last_idx|regs=|parent |arg#\d|Validating|"
+    r"\d+:\s*$|mark_precise|caller passes|callee |returning from)")
+
+
+def parse_log(log):
+    """(failing instruction index or None, reason line) from a verifier log."""
+    lines = [ln.rstrip() for ln in log.splitlines()]
+    reason = None
+    reason_at = len(lines)
+    for i in range(len(lines) - 1, -1, -1):
+        ln = lines[i].strip()
+        if not ln or _NOISE.match(ln):
+            continue
+        reason, reason_at = ln, i
+        break
+    if reason is None:
+        reason = ""
+    index = None
+    for i in range(reason_at - 1, -1, -1):
+        m = _INSN_LINE.match(lines[i].strip())
+        if m:
+            index = int(m.group(1))
+            break
+    if index is None:
+        m = _INSN_IN_TEXT.search(reason)
+        if m:
+            index = int(m.group(1))
+    return index, reason
+
+
+def _clean(text):
+    """Verifier text comes from the kernel: keep it printable."""
+    if text is None:
+        return None
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in text)
+
+
+def describe_insn(code, index, source=None):
+    """Disassembly of the instruction at slot ``index`` (with its comment when ``source``, the
+    instruction list, is given); falls back to the raw fields."""
+    insn = None
+    if source is not None:
+        slot = 0
+        for x in source:
+            op = getattr(x, "opcode", None)
+            if op is None:
+                continue  # a label: occupies no slot
+            if slot == index:
+                insn = x
+                break
+            slot += 2 if op == 0x18 else 1
+            if slot > index:
+                break
+    try:
+        from tinytrace.asm import disassemble
+        if insn is not None:
+            text = disassemble([insn])
+        else:
+            end = index + 1
+            if code[index * 8] == 0x18 and len(code) >= (index + 2) * 8:
+                end += 1
+            text = disassemble(code[index * 8:end * 8])
+        text = text.strip().splitlines()[0] if text.strip() else ""
+        text = re.sub(r"^\s*\d+:\s*", "", text)
+        if text:
+            return text
+    except Exception:
+        pass
+    if index * 8 + 8 > len(code):
+        return None
+    op, regs, off, imm = struct.unpack_from("<BBhi", code, index * 8)
+    return "opcode 0x%02x dst r%d src r%d off %d imm %d" % (op, regs & 15, regs >> 4, off, imm)
