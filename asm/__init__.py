@@ -89,12 +89,12 @@ def assemble(text):
 
 
 def __getattr__(name):
-    if name == "helpers":
-        from . import helpers
-        return helpers
-    if name == "Helper":
-        from .helpers import Helper
-        return Helper
+    # Lazy: the helper table is imported on first use.  import_module (not "from . import",
+    # which would ask this very function again) loads the submodule and binds it here.
+    if name in ("helpers", "Helper"):
+        import importlib
+        module = importlib.import_module(__name__ + ".helpers")
+        return module if name == "helpers" else module.Helper
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 

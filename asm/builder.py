@@ -36,12 +36,8 @@ __all__ = [
 def _checked(insn):
     why = problem(insn)
     if why is not None:
-        from .disasm import format_insn
-        try:
-            text = format_insn(insn)
-        except Exception:
-            text = repr(insn)
-        raise AsmError(why, text=text)
+        from .disasm import describe
+        raise AsmError(why, text=describe(insn))
     return insn
 
 

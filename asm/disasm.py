@@ -185,12 +185,19 @@ def format_insn(x, slot=None, names=None):
     return None
 
 
-def _safe(x, slot=None, names=None):
+def describe(x, slot=None, names=None):
+    """Text for any instruction, even a malformed one (for error messages)."""
     try:
         text = format_insn(x, slot, names)
     except Exception:
         text = None
-    return text if text is not None else raw_insn(x) if _all_ints(x) else repr(x)
+    if text is not None:
+        return text
+    try:
+        return raw_insn(x)
+    except Exception:
+        return repr(x)
+
 
 
 def _all_ints(x):
@@ -282,7 +289,7 @@ def disassemble(prog, numbers=True, labels=False):
             lines.append(pending.pop(slot) + ":")
         why = problem(x)
         if why is None:
-            text = _safe(x, slot, names)
+            text = describe(x, slot, names)
         else:
             text = (raw_insn(x) if _all_ints(x) else repr(x)) + " ; invalid: " + why
         if x[6] is not None:

@@ -93,11 +93,8 @@ def layout(insns):
 
 
 def _text(insn):
-    from .disasm import format_insn
-    try:
-        return format_insn(insn)
-    except Exception:  # a malformed instruction must not hide the real error
-        return repr(insn)
+    from .disasm import describe
+    return describe(insn)
 
 
 def _fail(reason, insn, index):
