@@ -180,17 +180,19 @@ def link(insns, maps=None):
     labels, items, slots, _ = _place(insns)
     out = []
     append = out.append
+    pack, pack_wide, wide = _PACK, _PACK_WIDE, op.LD_IMM64
     for x, slot in zip(items, slots):
         if x[5] is not None:
             x = _resolve_one(x, slot, labels, maps)
         why = problem(x)
         if why is not None:
             _fail(why, x, slot)
-        if x[0] == op.LD_IMM64:
-            imm = x[4] & 0xffffffffffffffff
-            append(_PACK_WIDE(x[0], x[1] | (x[2] << 4), x[3], imm & 0xffffffff, imm >> 32))
+        code, dst, src, off, imm = x[:5]
+        if code == wide:
+            imm &= 0xffffffffffffffff
+            append(pack_wide(code, dst | (src << 4), off, imm & 0xffffffff, imm >> 32))
         else:
-            append(_PACK(x[0], x[1] | (x[2] << 4), x[3], x[4]))
+            append(pack(code, dst | (src << 4), off, imm))
     return b"".join(out)
 
 

@@ -81,7 +81,7 @@ def problem(insn):
         if type(code) is int and 0 <= code <= 0xff:
             return "unknown opcode 0x%02x" % code
         return "opcode %r is not a byte" % (code,)
-    if not _reg_ok(dst):
+    if type(dst) is not int or not 0 <= dst <= 10:
         return _bad_reg("dst", dst)
     if type(off) is not int or not S16_MIN <= off <= S16_MAX:
         return "offset %r does not fit in the s16 off field (-32768..32767)" % (off,)
@@ -99,7 +99,7 @@ def problem(insn):
         klass = code & 0x07
         operation = code & 0xf0
         if code & op.X:
-            if not _reg_ok(src):
+            if type(src) is not int or not 0 <= src <= 10:
                 return _bad_reg("src", src)
             if operation == op.MOV and klass == op.ALU64 and off == op.OFF_ADDR_SPACE_CAST:
                 pass                                   # addr_space_cast carries imm
@@ -123,7 +123,7 @@ def problem(insn):
         return None
     if kind == "jcond":
         if code & op.X:
-            if not _reg_ok(src):
+            if type(src) is not int or not 0 <= src <= 10:
                 return _bad_reg("src", src)
             if imm != 0:
                 return "imm must be 0 when comparing with a register"
@@ -131,7 +131,7 @@ def problem(insn):
             return "src must be 0 when comparing with an immediate"
         return None
     if kind == "ldx":
-        if not _reg_ok(src):
+        if type(src) is not int or not 0 <= src <= 10:
             return _bad_reg("src", src)
         if imm != 0:
             return "imm must be 0 for a load"
@@ -139,7 +139,7 @@ def problem(insn):
             return _R10
         return None
     if kind == "stx":
-        if not _reg_ok(src):
+        if type(src) is not int or not 0 <= src <= 10:
             return _bad_reg("src", src)
         if imm != 0:
             return "imm must be 0 for a register store"
@@ -195,7 +195,7 @@ def problem(insn):
             return _R10
         return None
     if kind == "atomic":
-        if not _reg_ok(src):
+        if type(src) is not int or not 0 <= src <= 10:
             return _bad_reg("src", src)
         if imm not in ATOMIC_OPS:
             return "unknown atomic operation 0x%x" % (imm & 0xffffffff)
@@ -218,7 +218,7 @@ def problem(insn):
         if kind == "ldabs":
             if src != 0:
                 return "src must be 0 for an absolute packet load"
-        elif not _reg_ok(src):
+        elif type(src) is not int or not 0 <= src <= 10:
             return _bad_reg("src", src)
         return None
     if kind == "gotox":
