@@ -1,10 +1,10 @@
 """A child process that opens a file exactly N times when told to, for counting tests.
 
 The child starts, says "ready" (so its interpreter start-up, which opens many files, is over
-before anything is attached), waits for a line naming how many opens to do, does exactly
-that many ``os.open`` calls (one openat(2) each, with ``mode`` = base + i and O_CREAT so the
-mode reaches the syscall), says "done", and waits for "exit" before exiting: nothing it does
-between "go" and "done" is anything but those opens.
+before anything is attached), then for each line "N BASE" it reads does exactly N ``os.open``
+calls (one openat(2) each, with ``mode`` = BASE + i and O_CREAT so the mode reaches the
+syscall) and says "done"; "exit" ends it.  Nothing it does between reading a line and saying
+"done" is anything but those opens.
 """
 import os
 import subprocess
@@ -15,13 +15,14 @@ import os, sys
 path = sys.argv[1]
 out = sys.stdout
 out.write("ready\n"); out.flush()
-line = sys.stdin.readline()
-n, base = (int(x) for x in line.split())
-for i in range(n):
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, base + i)
-    os.close(fd)
-out.write("done\n"); out.flush()
-sys.stdin.readline()
+for line in sys.stdin:
+    if line.strip() == "exit":
+        break
+    n, base = (int(x) for x in line.split())
+    for i in range(n):
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, base + i)
+        os.close(fd)
+    out.write("done\n"); out.flush()
 """
 
 

@@ -53,6 +53,9 @@ def find():
     for mp in sorted(tracefs, key=lambda p: (p != DEFAULT, p != DEBUGFS_DEFAULT, p)):
         if os.path.isdir(os.path.join(mp, "events")):
             return mp
+    for mp in tracefs:
+        if os.path.isdir(mp) and not os.access(mp, os.R_OK | os.X_OK):
+            return mp   # mounted but closed to us: reading it will say "run as root"
     for mp, fs in mounts:
         if fs == "debugfs":
             p = os.path.join(mp, "tracing")
