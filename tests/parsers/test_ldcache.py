@@ -194,8 +194,10 @@ def test_process_in_another_mount_namespace():
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                if os.readlink("/proc/%d/exe" % p.pid).endswith("sleep"):
-                    break
+                with open("/proc/%d/maps" % p.pid) as f:
+                    if os.readlink("/proc/%d/exe" % p.pid).endswith("sleep") and \
+                            "libc" in f.read():
+                        break
             except OSError:
                 pass
             time.sleep(0.02)
