@@ -152,6 +152,8 @@ def _resolve_one(x, slot, labels, maps):
         if not -32768 <= rel <= 32767:
             if code == op.JA_OP:
                 hint = "use JaLong (gotol, 32-bit offset)"
+            elif code == op.MAY_GOTO_OP:
+                hint = "may_goto has only a 16-bit offset: jump near, then JaLong"
             else:
                 hint = "jump over a JaLong (gotol) with the inverted condition instead"
             _fail("jump to %r is %d instructions away, beyond the 16-bit offset; %s"
