@@ -1,0 +1,156 @@
+"""The error corpus: malformed and ill-typed programs, each rejected before anything is
+loaded with one ``file:line:col: error: ...`` line, the source line and a caret, exit 2."""
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.lang.fakeenv import FakeEnv
+from tinytrace import cli
+from tinytrace.lang import command
+
+# (program, line, column, fragment of the message)
+CORPUS = [
+    ('BEGIN { printf("hi\\n")', 1, 23, "found end of input"),
+    ("BEGIN { $x = ; }", 1, 14, "expected an expression"),
+    ("BEGIN { @x = 1 @y = 2 }", 1, 16, "expected ';' or '}'"),
+    ('BEGIN { printf("%d\\n"); }', 1, 9, "Not enough arguments"),
+    ('BEGIN { printf("%d\\n", 1, 2); }', 1, 9, "Too many arguments"),
+    ('BEGIN { printf("%d %d\\n", 1, "s"); }', 1, 20, "%d expects an integer"),
+    ('BEGIN { printf("%d %z\\n", 1, 2); }', 1, 20, "unknown format specifier"),
+    ('BEGIN { $x = 1; $x = "a"; }', 1, 22, "type mismatch for $x"),
+    ('BEGIN { @x = 1; } END { @x = "a"; }', 1, 30, "type mismatch for @x"),
+    ("BEGIN { @x = count(); @x = 1; }", 1, 28, "holds count()"),
+    ("BEGIN { print($y); }", 1, 15, "$y is used before it is assigned"),
+    ("BEGIN { print(@nope); }", 1, 15, "never assigned"),
+    ("BEGIN { @x[1] = 1; @x[1, 2] = 2; }", 1, 20, "2 keys here but with 1 key"),
+    ('BEGIN { @x["a"] = 1; @x[1] = 2; }', 1, 22, "key of type int64 here but string[2]"),
+    ("tracepoint:syscalls:sys_enter_opnat { }", 1, 1, "did you mean 'sys_enter_openat'"),
+    ("tracepoint:sched:sched_switch { print(args->prev_pd); }", 1, 45,
+     "did you mean 'prev_pid'"),
+    ("tracepoint:nosuchcat:x { }", 1, 1, "unknown tracepoint category"),
+    ("tracepoint:sched { }", 1, 1, "tracepoint:CATEGORY:NAME"),
+    ("foo:bar { }", 1, 1, "unknown probe type 'foo'"),
+    ("kprobe:vfs_read { }", 1, 1, "not supported here yet"),
+    ("interval:s:0 { }", 1, 1, "positive whole number"),
+    ("interval:xs:1 { }", 1, 1, "unknown interval unit"),
+    ("software:pagefaults:1 { }", 1, 1, "did you mean 'page-faults'"),
+    ("BEGIN { print(pidd); }", 1, 15, "did you mean 'pid'"),
+    ("interval:s:1 { print(args->x); }", 1, 22, "args is not available in interval"),
+    ("BEGIN { print(retval); }", 1, 15, "retval is not available in BEGIN"),
+    ("BEGIN { @x = count() + 1; }", 1, 14, "must be assigned to a map"),
+    ("BEGIN { count(); }", 1, 9, "must be assigned to a map"),
+    ('BEGIN { $x = printf("a"); }', 1, 14, "has no value"),
+    ('BEGIN { if ("a") { } }', 1, 13, "must be an integer"),
+    ('BEGIN { $x = "a" < comm; }', 1, 18, "only be compared with == and !="),
+    ("BEGIN { $x = comm == 1; }", 1, 19, "cannot compare a string"),
+    ("BEGIN { unroll(0) { } }", 1, 16, "between 1 and 100"),
+    ("BEGIN { $n = 3; unroll($n) { } }", 1, 24, "constant count"),
+    ("BEGIN { break; }", 1, 9, "outside of a while loop"),
+    ("BEGIN { $x = pid / 0; }", 1, 20, "division by zero"),
+    ("BEGIN { signal(9); }", 1, 9, "needs --unsafe"),
+    ('BEGIN { system("ls"); }', 1, 9, "needs --unsafe"),
+    ("BEGIN { @x = lhist(1, 10, 0, 1); }", 1, 27, "greater than the minimum"),
+    ("BEGIN { @x = hist(1, 9); }", 1, 22, "between 0 and 5"),
+    ('BEGIN { prinf("x"); }', 1, 9, "'printf'?"),
+    ('BEGIN { printf("%d\\n", cpid); }', 1, 24, "only available with -c"),
+    ("BEGIN { $x = (struct task_struct *)curtask; }", 1, 14, "BTF"),
+    ("BEGIN { $x = 1; print($x.foo); }", 1, 26, "int64 has no fields"),
+    ("BEGIN { $t = (1, 2); print($t.5); }", 1, 31, "out of range"),
+    ("BEGIN { @ = count(); print(@ + 1); }", 1, 28, "can only be printed"),
+    ('BEGIN { printf("%s\\n", str(comm, 0)); }', 1, 34, "at least 1"),
+    ('BEGIN { printf("%d\\n", $1); }', 1, 24, "not a number; use str($1)"),
+    ("BEGIN { x = 1; }", 1, 9, "left side of '='"),
+    ("BEGIN { 1 + 2; }", 1, 11, "no effect"),
+    ('BEGIN { printf("unterminated); }', 1, 16, "unterminated string"),
+    ("BEGIN { $x = 0x; }", 1, 14, "invalid number"),
+    ("BEGIN { @x = 1; @y = @x[1]; }", 1, 22, "1 key here but with no key"),
+    ("BEGIN { $x = args->foo; }", 1, 14, "args is not available in BEGIN"),
+    ("BEGIN {} BEGIN {}", 1, 10, "only one BEGIN"),
+    ('BEGIN { printf("%f\\n", 1); }', 1, 17, "only integers"),
+    ('tracepoint:syscalls:sys_enter_openat /args->filename == "x"/ {}', 1, 54,
+     "cannot compare a string with int8 *"),
+    ("BEGIN { delete(@nope[1]); }", 1, 16, "never assigned"),
+    ("BEGIN { @x[1] = 1; clear(@x[1]); }", 1, 26, "takes the whole map"),
+    ('BEGIN { @x = sum("a"); }', 1, 18, "must be an integer"),
+    ("BEGIN { print(1, 2); }", 1, 18, "takes one argument"),
+    ('BEGIN { exit("no"); }', 1, 14, "exit code"),
+    ("BEGIN { $x = -comm; }", 1, 14, "'-' needs an integer"),
+    ('BEGIN { $x = 1 ? 2 : "a"; }', 1, 16, "different types"),
+    ("tracepoint:sched:sched_switch /pid == 1 { }", 1, 41, "close the predicate"),
+    ("BEGIN { @m[1] = 2 ]; }", 1, 19, "expected ';' or '}'"),
+    ("BEGIN { ++5; }", 1, 9, "needs a variable"),
+    ("rawtracepoint:sched_swich { }", 1, 1, "did you mean 'sched_switch'"),
+    ("BEGIN { $x = kstack(3, 4); }", 1, 21, "is the mode"),
+    ("BEGIN {\n  @a = 1;\n  @a[2] = 1;\n}", 3, 3, "1 key here but with no key"),
+    ("#define F(x) x\nBEGIN {}", 1, 1, "function-like macros"),
+    ("BEGIN { $x = \"a\" + 1; }", 1, 18, "strings can only be compared"),
+]
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    monkeypatch.setattr(command, "make_env", lambda o, cpid=None: FakeEnv(
+        params=o.params, unsafe=o.unsafe, cpid=cpid))
+
+
+def test_corpus_is_big_enough():
+    assert len(CORPUS) >= 40
+
+
+@pytest.mark.parametrize("program,line,col,fragment", CORPUS)
+def test_error(program, line, col, fragment, fake_env, capsys):
+    rc = cli.main(["-e", program, "abc"])
+    out, err = capsys.readouterr()
+    assert rc == 2
+    assert out == ""
+    lines = err.rstrip("\n").split("\n")
+    assert len(lines) == 3, err
+    head = "stdin:%d:%d: error: " % (line, col)
+    assert lines[0].startswith(head), err
+    assert fragment in lines[0], err
+    assert lines[1] == program.split("\n")[line - 1]
+    assert lines[2] == " " * (col - 1) + "^"
+    assert "Traceback" not in err
+
+
+def test_script_file_name_is_reported(tmp_path, fake_env, capsys):
+    script = tmp_path / "bad.bt"
+    script.write_text("BEGIN {\n  @x = nope;\n}\n")
+    rc = cli.main([str(script)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("%s:2:8: error: unknown identifier 'nope'" % script)
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["-f", "xml", "-e", "BEGIN {}"], "-f must be text or json"),
+    (["-e"], "option -e needs a value"),
+    (["-Z", "-e", "BEGIN {}"], "unknown option -Z"),
+    (["--frobnicate"], "unknown option --frobnicate"),
+    (["-p", "abc", "-e", "BEGIN {}"], "-p needs a process id"),
+    (["/nonexistent/script.bt"], "cannot read /nonexistent/script.bt"),
+    (["-e", "BEGIN {}", "-e", "END {}"], "-e may be given only once"),
+    (["-q"], "no program"),
+])
+def test_bad_options(argv, fragment, capsys):
+    rc = cli.main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert fragment in err
+    assert err.count("\n") == 1
+
+
+def test_no_traceback_from_the_real_command():
+    r = subprocess.run([sys.executable, "-m", "tinytrace", "-e", "BEGIN { @x = ; }"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert re.match(r"^stdin:1:14: error: expected an expression", r.stderr)
+    assert "Traceback" not in r.stderr
+
+
+def test_help_has_examples(capsys):
+    assert cli.main(["-e", "x", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "tracepoint:raw_syscalls:sys_enter" in out

@@ -1,0 +1,107 @@
+"""What a compilation needs from the command line and the machine, fetched lazily.
+
+``Env`` holds the options that change the meaning of a program (positional parameters,
+string size, ``--unsafe``, ``cpid``) and answers the providers' questions about the
+machine: which tracepoints exist and what their records look like (from tracefs, through
+``tinytrace.kernel.tracefs``).  Tests substitute a subclass with canned answers.
+"""
+import os
+
+from tinytrace.lang.types import (ArrayT, IntT, PtrT, RecordField, RecordT, StrT, INT8,
+                                  UINT8)
+
+DEFAULT_STRLEN = 64
+MAX_STRLEN = 1024
+
+
+def strlen_from_environ(environ=None):
+    """bpftrace's BPFTRACE_STRLEN (or BPFTRACE_MAX_STRLEN): the size of str() buffers."""
+    environ = os.environ if environ is None else environ
+    from tinytrace.errors import UserError
+    for var in ("BPFTRACE_STRLEN", "BPFTRACE_MAX_STRLEN"):
+        text = environ.get(var)
+        if text:
+            if not text.isdigit() or not 1 <= int(text) <= MAX_STRLEN:
+                raise UserError("%s must be a number from 1 to %d, not '%s'"
+                                % (var, MAX_STRLEN, text))
+            return int(text)
+    return DEFAULT_STRLEN
+
+
+class Env:
+    def __init__(self, params=(), strlen=DEFAULT_STRLEN, unsafe=False, cpid=None):
+        self.params = list(params)
+        self.strlen = strlen
+        self.unsafe = unsafe
+        self.cpid = cpid            # None without -c; the child's pid once it exists
+        self._tracepoints = None
+        self._records = {}
+
+    # -- tracepoints ------------------------------------------------------------------------
+    def tracepoints(self):
+        """{category: sorted [names]} of every tracepoint."""
+        if self._tracepoints is None:
+            from tinytrace.kernel import tracefs
+            events = {}
+            for cat, name in tracefs.all_events():
+                events.setdefault(cat, []).append(name)
+            for names in events.values():
+                names.sort()
+            self._tracepoints = events
+        return self._tracepoints
+
+    def tracepoint_format(self, cat, name):
+        from tinytrace.kernel import tracefs
+        return tracefs.event_format(cat, name)
+
+    def tracepoint_record(self, cat, name):
+        """The record of tracepoint cat:name as a ``RecordT`` (``args``)."""
+        key = (cat, name)
+        rec = self._records.get(key)
+        if rec is None:
+            fmt = self.tracepoint_format(cat, name)
+            rec = record_from_format(fmt, user_pointers=(cat == "syscalls"))
+            self._records[key] = rec
+        return rec
+
+    def tracepoint_id(self, cat, name):
+        return self.tracepoint_format(cat, name).id
+
+
+def field_type(f, user_pointers):
+    """The language type of one tracefs ``Field``."""
+    if f.data_loc or f.rel_loc:
+        if f.is_string:
+            return StrT(DEFAULT_STRLEN)
+        return None  # dynamic arrays of other types: not readable yet
+    if f.array_len is not None:
+        if f.is_string:
+            return StrT(f.array_len or f.size)
+        esize = f.element_size or 1
+        if f.array_len == 0 or esize not in (1, 2, 4, 8):
+            return ArrayT(UINT8, f.size)
+        return ArrayT(IntT(esize * 8, f.signed), f.array_len)
+    if f.is_pointer:
+        text = f.element_type
+        stars = text.count("*")
+        base = text.replace("const", " ").replace("*", " ").split()
+        base = " ".join(base)
+        pointee = INT8 if base == "char" else (UINT8 if base in ("unsigned char", "u8") else
+                                               None)
+        for _ in range(stars - 1):
+            pointee = PtrT(pointee, user_pointers)
+        return PtrT(pointee, user_pointers)
+    if f.size in (1, 2, 4, 8):
+        return IntT(f.size * 8, f.signed)
+    return ArrayT(UINT8, f.size)
+
+
+def record_from_format(fmt, user_pointers=False):
+    fields = []
+    for f in list(fmt.common_fields) + list(fmt.fields):
+        ty = field_type(f, user_pointers)
+        if ty is None:
+            continue
+        loc = "rel" if f.rel_loc else ("data" if f.data_loc else None)
+        fields.append(RecordField(f.name, f.offset, ty, loc, f.size))
+    return RecordT("%s:%s" % (fmt.category, fmt.name), fields, fmt.size)

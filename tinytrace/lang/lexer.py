@@ -1,0 +1,358 @@
+"""The lexer: program text -> tokens, on demand.
+
+Probe headers need their own rule: ``uprobe:/bin/bash:readline`` or ``t:syscalls:sys_enter_*``
+are one word each, while ``/`` inside a block is division.  So the lexer is pulled by the
+parser: ``next()`` reads an ordinary token, ``attach_point()`` reads a whole probe name at the
+current position.  Preprocessor lines are handled here too: a leading ``#!`` line and
+``#include`` lines are skipped, ``#define NAME tokens`` defines an object-like macro that is
+expanded where NAME appears (no function-like macros).
+"""
+from tinytrace.lang.source import LangError
+
+# Longest first: the scanner takes the first operator that matches.
+_OPERATORS = (
+    "<<=", ">>=",
+    "->", "++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "==", "!=", "<=", ">=",
+    "&&", "||", "<<", ">>",
+    "+", "-", "*", "/", "%", "&", "|", "^", "!", "~", "<", ">", "=", "?", ":", ";", ",", ".",
+    "(", ")", "[", "]", "{", "}",
+)
+_OP_START = {}
+for _op in _OPERATORS:
+    _OP_START.setdefault(_op[0], []).append(_op)
+del _op
+
+_IDENT_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+_IDENT_CHARS = _IDENT_START | frozenset("0123456789")
+_DIGITS = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
+            "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
+U64_MAX = (1 << 64) - 1
+
+
+class Token:
+    """One token.  ``kind`` is one of: ident, int, str, var ($x), map (@x, @), param ($1),
+    nparams ($#), op (value is the operator text), attach (a probe name), eof."""
+
+    __slots__ = ("kind", "value", "loc", "cols")
+
+    def __init__(self, kind, value, loc, cols=None):
+        self.kind = kind
+        self.value = value
+        self.loc = loc
+        self.cols = cols  # strings: source column of each character of the value
+
+    def is_op(self, text):
+        return self.kind == "op" and self.value == text
+
+    def describe(self):
+        if self.kind == "eof":
+            return "end of input"
+        if self.kind == "op":
+            return "'%s'" % self.value
+        if self.kind == "str":
+            return "string literal"
+        if self.kind == "int":
+            return "number %d" % self.value
+        if self.kind == "var":
+            return "'$%s'" % self.value
+        if self.kind == "map":
+            return "'@%s'" % self.value
+        if self.kind == "param":
+            return "'$%d'" % self.value
+        if self.kind == "nparams":
+            return "'$#'"
+        return "'%s'" % self.value
+
+    def __repr__(self):
+        return "Token(%s, %r, %r)" % (self.kind, self.value, self.loc)
+
+
+class Lexer:
+    def __init__(self, text):
+        self.text = text
+        self.pos = 0
+        self.line = 1
+        self.line_start = 0
+        self.macros = {}          # name -> body text
+        self.pending = []         # tokens from a macro expansion, next first
+        self._expanding = ()
+        if text.startswith("#!"):
+            self._skip_line()
+
+    # -- positions -------------------------------------------------------------------------
+    def loc(self, pos=None):
+        if pos is None:
+            pos = self.pos
+        return (self.line, pos - self.line_start + 1)
+
+    def _newline(self, pos):
+        self.line += 1
+        self.line_start = pos + 1
+
+    def _skip_line(self):
+        end = self.text.find("\n", self.pos)
+        self.pos = len(self.text) if end < 0 else end
+
+    def _at_line_start(self, pos):
+        i = pos - 1
+        while i >= 0 and self.text[i] in " \t":
+            i -= 1
+        return i < 0 or self.text[i] == "\n"
+
+    # -- blanks, comments, preprocessor lines ----------------------------------------------
+    def skip_blanks(self):
+        text = self.text
+        n = len(text)
+        while self.pos < n:
+            c = text[self.pos]
+            if c == "\n":
+                self._newline(self.pos)
+                self.pos += 1
+            elif c in " \t\r\f\v":
+                self.pos += 1
+            elif c == "/" and text.startswith("//", self.pos):
+                self._skip_line()
+            elif c == "/" and text.startswith("/*", self.pos):
+                start = self.loc()
+                end = text.find("*/", self.pos + 2)
+                if end < 0:
+                    raise LangError("unterminated comment", start)
+                for i in range(self.pos, end):
+                    if text[i] == "\n":
+                        self._newline(i)
+                self.pos = end + 2
+            elif c == "#" and self._at_line_start(self.pos):
+                self._preprocessor_line()
+            else:
+                return
+
+    def _preprocessor_line(self):
+        start = self.loc()
+        end = self.text.find("\n", self.pos)
+        if end < 0:
+            end = len(self.text)
+        line = self.text[self.pos + 1:end]
+        # A backslash-newline continues the line.
+        while line.endswith("\\") and end < len(self.text):
+            nxt = self.text.find("\n", end + 1)
+            if nxt < 0:
+                nxt = len(self.text)
+            self._newline(end)
+            line = line[:-1] + " " + self.text[end + 1:nxt]
+            end = nxt
+        self.pos = end
+        words = line.strip().split(None, 1)
+        directive = words[0] if words else ""
+        if directive == "include":
+            return  # struct layouts come from tracefs/BTF, never from headers
+        if directive == "define":
+            rest = words[1] if len(words) > 1 else ""
+            name_end = 0
+            while name_end < len(rest) and rest[name_end] in _IDENT_CHARS:
+                name_end += 1
+            name = rest[:name_end]
+            if not name or rest[0] in _DIGITS:
+                raise LangError("#define needs a name", start)
+            if name_end < len(rest) and rest[name_end] == "(":
+                raise LangError("function-like macros are not supported (#define %s(...))" % name,
+                                start)
+            self.macros[name] = (rest[name_end:].strip(), start)
+            return
+        raise LangError("unsupported preprocessor directive '#%s'" % directive, start)
+
+    # -- tokens -----------------------------------------------------------------------------
+    def next(self):
+        if self.pending:
+            return self.pending.pop(0)
+        self.skip_blanks()
+        tok = self._scan()
+        if tok.kind == "ident" and tok.value in self.macros and tok.value not in self._expanding:
+            return self._expand(tok)
+        return tok
+
+    def _expand(self, tok):
+        body, _ = self.macros[tok.value]
+        sub = Lexer(body)
+        sub.macros = self.macros
+        sub._expanding = self._expanding + (tok.value,)
+        toks = []
+        while True:
+            try:
+                t = sub.next()
+            except LangError as e:
+                raise LangError("in macro %s: %s" % (tok.value, e.message), tok.loc)
+            if t.kind == "eof":
+                break
+            t.loc = tok.loc  # errors point at the use of the macro
+            toks.append(t)
+        if not toks:
+            return self.next()
+        self.pending = toks[1:] + self.pending
+        return toks[0]
+
+    def _scan(self):
+        text = self.text
+        pos = self.pos
+        loc = self.loc()
+        if pos >= len(text):
+            return Token("eof", None, loc)
+        c = text[pos]
+        if c in _IDENT_START:
+            end = pos + 1
+            while end < len(text) and text[end] in _IDENT_CHARS:
+                end += 1
+            self.pos = end
+            return Token("ident", text[pos:end], loc)
+        if c in _DIGITS:
+            return self._number(loc)
+        if c == '"':
+            value, cols = self._string(loc)
+            return Token("str", value, loc, cols)
+        if c == "$":
+            end = pos + 1
+            if end < len(text) and text[end] == "#":
+                self.pos = end + 1
+                return Token("nparams", None, loc)
+            if end < len(text) and text[end] in _DIGITS:
+                while end < len(text) and text[end] in _DIGITS:
+                    end += 1
+                self.pos = end
+                return Token("param", int(text[pos + 1:end]), loc)
+            if end < len(text) and text[end] in _IDENT_START:
+                while end < len(text) and text[end] in _IDENT_CHARS:
+                    end += 1
+                self.pos = end
+                return Token("var", text[pos + 1:end], loc)
+            raise LangError("'$' must be followed by a variable name or a parameter number", loc)
+        if c == "@":
+            end = pos + 1
+            while end < len(text) and text[end] in _IDENT_CHARS:
+                end += 1
+            self.pos = end
+            return Token("map", text[pos + 1:end], loc)
+        for op in _OP_START.get(c, ()):
+            if text.startswith(op, pos):
+                self.pos = pos + len(op)
+                return Token("op", op, loc)
+        if c == "'":
+            raise LangError("character literals are not supported; use a string (\"...\") or "
+                            "a number", loc)
+        raise LangError("unexpected character %r" % c, loc)
+
+    def _number(self, loc):
+        text = self.text
+        pos = self.pos
+        end = pos
+        while end < len(text) and (text[end] in _IDENT_CHARS):
+            end += 1
+        word = text[pos:end]
+        self.pos = end
+        clean = word.replace("_", "")
+        try:
+            low = clean.lower()
+            if low.startswith("0x"):
+                value = int(clean[2:], 16)
+            elif low.startswith("0b"):
+                value = int(clean[2:], 2)
+            elif "e" in low and low.split("e")[0].isdigit() and low.split("e")[1].isdigit():
+                base, exp = low.split("e")
+                value = int(base) * 10 ** int(exp)
+            elif len(clean) > 1 and clean[0] == "0" and clean.isdigit():
+                value = int(clean, 8)
+            else:
+                value = int(clean, 10)
+        except ValueError:
+            raise LangError("invalid number '%s'" % word, loc)
+        if value > U64_MAX:
+            raise LangError("number '%s' does not fit in 64 bits" % word, loc)
+        return Token("int", value, loc)
+
+    def _string(self, loc):
+        text = self.text
+        pos = self.pos + 1
+        out = []
+        cols = []
+        col0 = loc[1] - self.pos  # column of text[i] is col0 + i
+        while True:
+            if pos >= len(text) or text[pos] == "\n":
+                raise LangError("unterminated string", loc)
+            c = text[pos]
+            cols.extend([col0 + pos] * (len(out) + 1 - len(cols)))
+            if c == '"':
+                self.pos = pos + 1
+                return "".join(out), cols
+            if c != "\\":
+                out.append(c)
+                pos += 1
+                continue
+            if pos + 1 >= len(text):
+                raise LangError("unterminated string", loc)
+            e = text[pos + 1]
+            if e in _ESCAPES:
+                out.append(_ESCAPES[e])
+                pos += 2
+            elif e == "x":
+                digits = ""
+                i = pos + 2
+                while i < len(text) and len(digits) < 2 and text[i] in _HEX:
+                    digits += text[i]
+                    i += 1
+                if not digits:
+                    raise LangError("\\x needs hex digits", (loc[0], loc[1] + pos - self.pos))
+                out.append(chr(int(digits, 16)))
+                pos = i
+            elif e in "01234567":
+                digits = ""
+                i = pos + 1
+                while i < len(text) and len(digits) < 3 and text[i] in "01234567":
+                    digits += text[i]
+                    i += 1
+                out.append(chr(int(digits, 8) & 0xFF))
+                pos = i
+            else:
+                raise LangError("unknown escape sequence '\\%s' in string" % e,
+                                (loc[0], loc[1] + pos - self.pos))
+
+    # -- probe names ------------------------------------------------------------------------
+    def attach_point(self):
+        """Read a probe name (``provider:a:b``, ``BEGIN``...) as one 'attach' token.
+
+        A ``/`` belongs to the name when it starts or continues a path component (after a
+        ``:`` or inside a component that began with ``/`` or ``.``); otherwise it ends the
+        name, because it opens a predicate.  Quoted parts are kept as written.
+        """
+        assert not self.pending
+        self.skip_blanks()
+        text = self.text
+        start = self.pos
+        loc = self.loc()
+        if start >= len(text):
+            return Token("eof", None, loc)
+        c = text[start]
+        if not (c in _IDENT_CHARS or c in "*?\""):
+            return self._scan()
+        pos = start
+        seg_start = start
+        while pos < len(text):
+            c = text[pos]
+            if c in " \t\r\n,{;":
+                break
+            if c == '"':
+                end = text.find('"', pos + 1)
+                if end < 0 or "\n" in text[pos:end]:
+                    raise LangError("unterminated string in probe name", self.loc(pos))
+                pos = end + 1
+                continue
+            if c == "/":
+                if text.startswith("//", pos) or text.startswith("/*", pos):
+                    break
+                seg = text[seg_start:pos]
+                if not (pos == seg_start or seg[:1] in ("/", ".")):
+                    break
+            if c == ":":
+                seg_start = pos + 1
+            pos += 1
+        self.pos = pos
+        return Token("attach", text[start:pos], loc)

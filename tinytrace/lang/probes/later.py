@@ -1,0 +1,99 @@
+"""Probe kinds the language parses and checks but cannot attach yet: kprobe, kretprobe,
+uprobe, uretprobe, usdt, kfunc/kretfunc, watchpoint, iter.
+
+Their names are checked for shape here so that a script using them gets the same errors it
+will get once they work, and then one clear "not supported here yet" at the probe name.
+Their builtins (``argN``, ``retval``, ``func``) are declared so that using one in a
+tracepoint says where it belongs.
+"""
+from tinytrace.lang.probes.base import Provider
+from tinytrace.lang.source import LangError
+from tinytrace.lang.types import INT64, KSYM, UINT64, usym_type
+
+ARG_REGS = 6
+
+
+class _Later(Provider):
+    supported = False
+    shapes = ()           # accepted part counts
+    form = ""
+    builtins = ()
+
+    def parse(self, parts, loc):
+        if len(parts) not in self.shapes or not all(parts):
+            raise LangError("%s probes are written %s" % (self.name, self.form), loc)
+        return tuple(parts)
+
+    def expand(self, spec, env, loc):
+        raise LangError("%s probes are not supported here yet; tracepoints, raw tracepoints, "
+                        "profile, interval and software events are (see tinytrace -l)"
+                        % self.name, loc)
+
+    def builtin_names(self):
+        return self.builtins
+
+    def builtin_type(self, name, target, env):
+        if name not in self.builtins:
+            return None
+        if name == "retval":
+            return INT64
+        if name == "func":
+            return KSYM if self.name.startswith("k") else usym_type()
+        return UINT64
+
+
+_ARGS = tuple("arg%d" % i for i in range(ARG_REGS))
+
+
+class Kprobe(_Later):
+    shapes = (1, 2)
+    form = "kprobe:FUNCTION[+OFFSET] or kprobe:MODULE:FUNCTION"
+    builtins = _ARGS + ("func",)
+
+
+class Kretprobe(_Later):
+    shapes = (1, 2)
+    form = "kretprobe:FUNCTION"
+    builtins = ("retval", "func")
+
+
+class Uprobe(_Later):
+    shapes = (2, 3)
+    form = "uprobe:BINARY:FUNCTION or uprobe:BINARY:ADDRESS"
+    builtins = _ARGS + ("func",)
+
+
+class Uretprobe(_Later):
+    shapes = (2, 3)
+    form = "uretprobe:BINARY:FUNCTION"
+    builtins = ("retval", "func")
+
+
+class Usdt(_Later):
+    shapes = (2, 3)
+    form = "usdt:BINARY:[PROVIDER:]NAME"
+    builtins = tuple("arg%d" % i for i in range(12))
+
+
+class Kfunc(_Later):
+    shapes = (1, 2)
+    form = "kfunc:[MODULE:]FUNCTION"
+    builtins = ("args", "func")
+
+
+class Kretfunc(_Later):
+    shapes = (1, 2)
+    form = "kretfunc:[MODULE:]FUNCTION"
+    builtins = ("args", "retval", "func")
+
+
+class Watchpoint(_Later):
+    shapes = (3, 4)
+    form = "watchpoint:ADDRESS:LENGTH:MODE"
+    builtins = ()
+
+
+class Iter(_Later):
+    shapes = (1, 2)
+    form = "iter:NAME"
+    builtins = ()
