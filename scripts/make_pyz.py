@@ -115,8 +115,14 @@ def build(output, python="/usr/bin/env python3", compress=True, pyc=False, root=
     return count, os.path.getsize(output)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write("make_pyz: %s (-h for help)\n" % message)
+        sys.exit(2)
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Build tinytrace.pyz, a single-file zipapp of "
+    p = _Parser(description="Build tinytrace.pyz, a single-file zipapp of "
                                 "tinytrace (python3 tinytrace.pyz TOOL ...).")
     p.add_argument("-o", "--output", default=os.path.join(os.getcwd(), "tinytrace.pyz"),
                    help="where to write it (default: ./tinytrace.pyz)")
