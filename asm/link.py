@@ -110,7 +110,7 @@ def _map_fd(ref, maps, insn, index):
         _fail("unresolved map %r%s" % (ref, known), insn, index)
     value = maps[ref]
     fd = value if type(value) is int else getattr(value, "fd", value)
-    if type(fd) is not int or not -(1 << 31) <= fd < (1 << 32):
+    if type(fd) is not int or not 0 <= fd < (1 << 31):
         _fail("map %r resolves to %r, not a file descriptor" % (ref, value), insn, index)
     return fd & 0xffffffff
 

@@ -143,7 +143,7 @@ def _target(text, p):
 
 def _parse_call(text, p, label_names):
     m = p["rel"].match(text)
-    if m and text.lstrip()[:1] in "+-p":
+    if m:
         return Insn(op.CALL_OP, 0, op.PSEUDO_CALL, 0, _imm32(_int(m.group(1)), False))
     m = p["helper"].match(text)
     if m:

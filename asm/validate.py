@@ -60,10 +60,6 @@ S32_MIN, S32_MAX = -(1 << 31), (1 << 31) - 1
 S16_MIN, S16_MAX = -(1 << 15), (1 << 15) - 1
 
 
-def _reg_ok(r):
-    return type(r) is int and 0 <= r <= 10
-
-
 def _bad_reg(which, r):
     if type(r) is int:
         return "bad register: %s is r%d (registers are r0..r10)" % (which, r)
@@ -75,7 +71,7 @@ _R10 = "writes r10, the read-only frame pointer"
 
 def problem(insn):
     """Why ``insn`` is not a valid instruction, or None if it is."""
-    code, dst, src, off, imm, ref = insn[0], insn[1], insn[2], insn[3], insn[4], insn[5]
+    code, dst, src, off, imm = insn[0], insn[1], insn[2], insn[3], insn[4]
     kind = KIND.get(code) if type(code) is int else None
     if kind is None:
         if type(code) is int and 0 <= code <= 0xff:

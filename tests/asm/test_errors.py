@@ -101,6 +101,8 @@ def test_unresolved_map():
     assert "unresolved map 'counts' (known maps: other)" in str(e)
     e = fails(link, [LoadMapValue(R1, "cfg", 8), Exit()], {"cfg": "x"})
     assert "map 'cfg' resolves to 'x', not a file descriptor" in str(e)
+    e = fails(link, [LoadMapPtr(R1, "m"), Exit()], {"m": -1})    # e.g. a closed map
+    assert "map 'm' resolves to -1, not a file descriptor" in str(e)
 
 
 def test_duplicate_label():
