@@ -12,7 +12,6 @@ everything is released, exactly as for Ctrl-C (KeyboardInterrupt) or any excepti
 previous handlers come back when the block ends.  An ``atexit`` hook catches sessions that
 were never closed.
 """
-import signal
 import sys
 
 _open_sessions = []
@@ -165,6 +164,7 @@ class Session(object):
         raise Terminated(signum)
 
     def _install_signals(self):
+        import signal
         import threading
         if not self._handle_signals or threading.current_thread() is not threading.main_thread():
             return
@@ -178,6 +178,9 @@ class Session(object):
                 pass
 
     def _restore_signals(self):
+        if not self._old_handlers:
+            return
+        import signal
         while self._old_handlers:
             sig, old = self._old_handlers.popitem()
             try:

@@ -130,3 +130,21 @@ def test_describe_insn_without_assembler_output():
 def test_reason_is_made_printable():
     e = progs.VerifierError("p", errno.EACCES, "x", 0, "exit", progs._clean("bad\x1b[31m"))
     assert "\x1b" not in str(e)
+
+
+@pytest.mark.bpf
+def test_rejection_shows_the_assembler_text_and_comment():
+    asm = pytest.importorskip("tinytrace.asm")
+    # a map fd that is no map: refused before any instruction is walked
+    prog = [asm.Mov.Imm(asm.R0, 0), asm.LoadMapPtr(asm.R1, 0x7fffffff), asm.Exit()]
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(asm.link(prog), "socket_filter", "tt_src", source=prog)
+    assert "not pointing to valid bpf_map" in e.value.reason
+    # slot numbering counts the two slots of a 64-bit load; labels take none
+    prog2 = [asm.Mov.Imm(asm.R0, 0), asm.Label("here"), asm.LoadImm64(asm.R1, 1 << 40),
+             asm.Mov.Reg(asm.R0, asm.R3).with_comment("script.bt:3:5"), asm.Exit()]
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(asm.link(prog2), "socket_filter", "tt_src2", source=prog2)
+    assert e.value.index == 3
+    assert e.value.insn_text == "r0 = r3  ; script.bt:3:5"
+    assert "at insn 3: r0 = r3  ; script.bt:3:5" in str(e.value)

@@ -294,6 +294,8 @@ class RingBuffer(_Reader):
         self._mask = self.size - 1
         self._page = page
         self._lost_counter = lost_counter
+        from tinytrace.kernel import arch
+        self._ordered = arch.strongly_ordered()
         self._lost_seen = 0
         self._lost_checked = 0.0
         try:
@@ -328,34 +330,50 @@ class RingBuffer(_Reader):
         if cons >= prod:
             return 0
         fence = self._fence
-        fence()
+        fence()                    # producer position before the headers it covers
         hdr = self._hdr
         mask = self._mask
-        spans = []
+        data = self._data
         c = cons
-        while c < prod:
-            off = c & mask
-            h = hdr[off >> 2]
-            if h & RINGBUF_BUSY:
-                break
-            ln = h & 0x3FFFFFFF
-            if not h & RINGBUF_DISCARD:
-                spans.append((off + RINGBUF_HDR, ln))
-            c += (ln + RINGBUF_HDR + 7) & ~7
+        if self._ordered:
+            # TSO: each header load already precedes the payload loads after it
+            payloads = []
+            append = payloads.append
+            while c < prod:
+                off = c & mask
+                h = hdr[off >> 2]
+                if h & RINGBUF_BUSY:
+                    break
+                ln = h & 0x3FFFFFFF
+                if not h & RINGBUF_DISCARD:
+                    append(data[off + RINGBUF_HDR:off + RINGBUF_HDR + ln])
+                c += (ln + RINGBUF_HDR + 7) & ~7
+        else:
+            spans = []
+            while c < prod:
+                off = c & mask
+                h = hdr[off >> 2]
+                if h & RINGBUF_BUSY:
+                    break
+                ln = h & 0x3FFFFFFF
+                if not h & RINGBUF_DISCARD:
+                    spans.append((off + RINGBUF_HDR, ln))
+                c += (ln + RINGBUF_HDR + 7) & ~7
+            fence()                # headers seen committed before their payloads are read
+            payloads = [data[o:o + ln] for o, ln in spans]
         if c == cons:
             return 0
-        fence()                    # headers seen committed before their payloads are read
-        data = self._data
-        payloads = [data[o:o + ln] for o, ln in spans]
         fence()                    # payloads copied before the space is handed back
         cons_pos[0] = c
         on_event = self.on_event
-        for i, p in enumerate(payloads):
-            try:
+        i = 0
+        try:
+            for p in payloads:
                 on_event(p)
-            except BaseException:
-                self._pending.extend(payloads[i + 1:])
-                raise
+                i += 1
+        except BaseException:
+            self._pending.extend(payloads[i + 1:])
+            raise
         return len(payloads)
 
     def _read_lost_counter(self):

@@ -7,7 +7,6 @@ buffer; the log is parsed for the failing instruction (its index, shown with
 ``VerifierError`` carries both plus the whole log.
 """
 import errno as _errno
-import re
 import struct
 
 from tinytrace.errors import KernelError
@@ -201,23 +200,36 @@ def load(code, prog_type, name="", license="GPL", expected_attach_type=0, attach
 
 # -- the verifier log -----------------------------------------------------------------------
 
-_INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\)")
-_INSN_IN_TEXT = re.compile(r"\binsn (\d+)\b")
-_NOISE = re.compile(
-    r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
-    r"peak_states|mark_read|Live regs|-- END|func#\d+ @|from \d+ to \d+:|\d+: R\d|"
-    r"\d+: \(|;|R\d+[_=]|Func#|last_idx|regs=|parent |arg#\d|Validating|"
-    r"\d+:\s*$|mark_precise|caller passes|callee |returning from)")
+_patterns = None
+
+
+def _re():
+    """The log patterns, compiled on first use: ``re`` is not imported on the success path."""
+    global _patterns
+    if _patterns is None:
+        import re
+        _patterns = (
+            re.compile(r"^(\d+): \(([0-9a-f]{2})\)"),          # "12: (79) r0 = ..."
+            re.compile(r"\binsn (\d+)\b"),                       # "... from insn 4 to 2"
+            re.compile(                                           # lines that are not reasons
+                r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
+                r"peak_states|mark_read|Live regs|-- END|func#\d+ @|from \d+ to \d+:|\d+: R\d|"
+                r"\d+: \(|;|R\d+[_=]|Func#|last_idx|regs=|parent |arg#\d|Validating|"
+                r"\d+:\s*$|mark_precise|caller passes|callee |returning from)"),
+            re.compile(r"^\s*\d+:\s*"),
+        )
+    return _patterns
 
 
 def parse_log(log):
     """(failing instruction index or None, reason line) from a verifier log."""
+    insn_line, insn_in_text, noise, _ = _re()
     lines = [ln.rstrip() for ln in log.splitlines()]
     reason = None
     reason_at = len(lines)
     for i in range(len(lines) - 1, -1, -1):
         ln = lines[i].strip()
-        if not ln or _NOISE.match(ln):
+        if not ln or noise.match(ln):
             continue
         reason, reason_at = ln, i
         break
@@ -225,12 +237,12 @@ def parse_log(log):
         reason = ""
     index = None
     for i in range(reason_at - 1, -1, -1):
-        m = _INSN_LINE.match(lines[i].strip())
+        m = insn_line.match(lines[i].strip())
         if m:
             index = int(m.group(1))
             break
     if index is None:
-        m = _INSN_IN_TEXT.search(reason)
+        m = insn_in_text.search(reason)
         if m:
             index = int(m.group(1))
     return index, reason
@@ -269,7 +281,10 @@ def describe_insn(code, index, source=None):
                 end += 1
             text = disassemble(code[index * 8:end * 8])
         text = text.strip().splitlines()[0] if text.strip() else ""
-        text = re.sub(r"^\s*\d+:\s*", "", text)
+        text = _re()[3].sub("", text)
+        if "  ;" in text:  # the disassembler aligns comments in a column: one gap is enough
+            code_part, _, comment = text.partition(";")
+            text = "%s  ;%s" % (code_part.rstrip(), comment)
         if text:
             return text
     except Exception:

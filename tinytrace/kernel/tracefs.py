@@ -15,7 +15,6 @@ O_WRONLY|O_APPEND: Python's "a" mode adds O_CREAT, which tracefs refuses with EI
 truncates, which for kprobe_events would delete every probe.
 """
 import os
-import re
 
 from tinytrace.errors import KernelError, PrivilegeError, UserError
 
@@ -38,11 +37,26 @@ def _mounts():
             for line in f:
                 parts = line.split()
                 if len(parts) >= 3:
-                    mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[1])
-                    out.append((mp, parts[2]))
+                    out.append((_unescape(parts[1]), parts[2]))
     except OSError:
         pass
     return out
+
+
+def _unescape(text):
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes (\\040)."""
+    if "\\" not in text:
+        return text
+    out, i = [], 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and len(text[i + 1:i + 4]) == 3 and text[i + 1:i + 4].isdigit():
+            out.append(chr(int(text[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
 
 
 def find():
@@ -237,21 +251,33 @@ class EventFormat(object):
                                                         len(self.fields))
 
 
-_FIELD_LINE = re.compile(
-    r"^\s*field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
-    r"(?:\s*signed:(?P<signed>-?\d+);)?")
-_ARRAY = re.compile(r"^(?P<base>.*?)\s*\[(?P<len>[^\]]*)\]\s*$")
-_NAME = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$")
+_patterns = None
+
+
+def _re():
+    """Format-line patterns, compiled on first use (``re`` is not needed to find tracefs or
+    read an event id)."""
+    global _patterns
+    if _patterns is None:
+        import re
+        _patterns = (
+            re.compile(r"^\s*field:(?P<decl>[^;]*);\s*offset:(?P<off>\d+);\s*size:(?P<size>\d+);"
+                       r"(?:\s*signed:(?P<signed>-?\d+);)?"),
+            re.compile(r"^(?P<base>.*?)\s*\[(?P<len>[^\]]*)\]\s*$"),
+            re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*$"),
+        )
+    return _patterns
 
 
 def _decl(decl):
     """'const char * filename' -> (type, name, array_len_text or None)."""
+    _, array_re, name_re = _re()
     decl = decl.strip()
     arr = None
-    m = _ARRAY.match(decl)
+    m = array_re.match(decl)
     if m and not m.group("base").endswith(("__data_loc", "__rel_loc")):
         decl, arr = m.group("base"), m.group("len").strip()
-    m = _NAME.match(decl)
+    m = name_re.match(decl)
     if not m:
         return decl, "", arr
     return m.group("type").strip(), m.group("name"), arr
@@ -259,7 +285,7 @@ def _decl(decl):
 
 def parse_field(line):
     """A ``Field`` from one ``field:...`` line, or None for other lines."""
-    m = _FIELD_LINE.match(line)
+    m = _re()[0].match(line)
     if not m:
         return None
     offset, size = int(m.group("off")), int(m.group("size"))
