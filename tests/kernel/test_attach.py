@@ -137,3 +137,39 @@ def test_generic_perf_event_with_ioctl_path():
             assert a.link_fd == -1 and a.fd >= 0
             a.close()
             assert a.closed
+
+
+def _libc_path():
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6:
+                name = os.path.basename(parts[5])
+                if name.startswith("libc.so") or name.startswith("libc-"):
+                    return parts[5]
+    return None
+
+
+def test_uprobe_pmu_counts_exact_calls(tmp_path):
+    """The generic perf-event attach with a uprobe PMU event: open() in libc, per pid."""
+    f = features.probe()
+    if f.uprobe_pmu is None:
+        pytest.skip("no uprobe PMU")
+    libc_path = _libc_path()
+    if libc_path is None:
+        pytest.skip("libc not found in our mappings")
+    from tinytrace.kernel.elf import ElfFile
+    with ElfFile(libc_path) as elf:
+        try:
+            off = elf.symbol_offset("open64")
+        except Exception:
+            off = elf.symbol_offset("open")
+    with Opener(str(tmp_path / "f")) as w, maps.Map.create("array", 4, 8, 1) as m:
+        with progs.load(c.count_for_pid(m.fd, w.pid), "kprobe", "t_uprobe") as p:
+            attr = perf.probe_pmu(f.uprobe_pmu, libc_path, off)
+            with attach.perf_event(p, attr, cpu=0, pid=-1, target="uprobe:open") as a:
+                assert a.fd >= 0
+                w.open_files(17)
+                assert count(m) == 17
+            w.open_files(2)
+            assert count(m) == 17

@@ -219,3 +219,34 @@ def test_mount_needs_root(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(PrivilegeError, match="mount -t tracefs"):
         tracefs._mount()
+
+
+UNSHARE = "/usr/bin/unshare"
+
+MOUNT_CHILD = r"""
+import subprocess, sys
+sys.path.insert(0, %(root)r)
+for mp in ("/sys/kernel/tracing", "/sys/kernel/debug"):
+    subprocess.call(["umount", mp], stderr=subprocess.DEVNULL)
+from tinytrace.kernel import tracefs
+assert tracefs.find() is None, tracefs.find()
+r = tracefs.root()
+mounted = [l.split()[1] for l in open("/proc/mounts") if l.split()[2] == "tracefs"]
+print(r, mounted, tracefs.event_id("sched", "sched_switch") > 0)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(UNSHARE),
+                    reason="needs root and unshare(1)")
+def test_mounts_tracefs_when_absent():
+    """In a private mount namespace without tracefs, root() mounts it."""
+    import subprocess
+    import sys
+    root_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([UNSHARE, "-m", "--propagation", "private", sys.executable, "-c",
+                          MOUNT_CHILD % {"root": root_dir}], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    if out.returncode != 0 and "unshare failed" in out.stderr:
+        pytest.skip("cannot create a mount namespace here: " + out.stderr.strip())
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "%s ['%s'] True" % (tracefs.DEFAULT, tracefs.DEFAULT)
