@@ -55,7 +55,8 @@ def test_real_lookup_and_resolve():
     assert addr == by_name["schedule"] and addr > 0
     name, off, mod = k.resolve(addr + 3)
     assert (name, off, mod) == ("schedule", 3, None)
-    assert k.symbolize(addr + 0x10) == "schedule+0x10"
+    assert k.symbolize(addr + 0x10) == "schedule+16"
+    assert k.symbolize(addr + 0x10, hex_offset=True) == "schedule+0x10"
     assert k.symbolize(addr) == "schedule"
     assert k.lookup("no_such_kernel_symbol_xyz") is None
     assert k.resolve(0x1000) is None or k.resolve(0x1000)[1] >= 0
@@ -96,7 +97,7 @@ def test_modules_unsorted_tail():
     assert k.resolve(0xffffffffc0300010) == ("ext4_read", 0x10, "ext4")
     assert k.resolve(0xffffffffc0400008) == ("nf_ct_get", 8, "nf_conntrack")
     assert k.resolve(0xffffffffc0201004) == ("ftrace_trampoline", 4, "__builtin__ftrace")
-    assert k.symbolize(0xffffffffc0300010, module=True) == "ext4_read+0x10 [ext4]"
+    assert k.symbolize(0xffffffffc0300010, module=True) == "ext4_read+16 [ext4]"
     assert k.module_of(0xffffffffc0500010) == "bpf"
     assert k.resolve(0xffffffff81003100) == ("_etext", 0x100, None)
     assert k.lookup("helper") == 0xffffffff81001000

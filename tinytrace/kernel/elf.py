@@ -694,7 +694,8 @@ class ElfFile(object):
         self._addr_index = (array("Q", starts), ends, maxend, names, sources)
 
     def symbolize(self, vaddr):
-        """``(name, offset)`` of the symbol that holds virtual address ``vaddr``, or None."""
+        """``(name, offset)`` of the symbol that holds virtual address ``vaddr``, or None.
+        A symbol version suffix (``@@GLIBC_2.17``) is not part of the name returned."""
         if self._addr_index is None:
             self._build_addr_index()
         import bisect
@@ -705,9 +706,11 @@ class ElfFile(object):
                 src, nm = names[i]
                 strtab = sources[src]
                 end = strtab.find(b"\0", nm)
-                name = strtab[nm:end if end >= 0 else len(strtab)].decode("utf-8",
-                                                                          "surrogateescape")
-                return name, vaddr - starts[i]
+                raw = strtab[nm:end if end >= 0 else len(strtab)]
+                at = raw.find(b"@")     # "memcpy@@GLIBC_2.14" in a full symtab
+                if at > 0:
+                    raw = raw[:at]
+                return raw.decode("utf-8", "surrogateescape"), vaddr - starts[i]
             i -= 1
         return None
 

@@ -190,16 +190,17 @@ class KernelSymbols(object):
             pos = nl + 1
         return best if best is not None else ls
 
-    def symbolize(self, addr, offset=True, module=False):
-        """``"name+0x1a"`` (``offset``), ``"name"``, with ``" [module]"`` (``module``); a hex
-        address when nothing resolves."""
+    def symbolize(self, addr, offset=True, module=False, hex_offset=False):
+        """``"name+26"`` (bpftrace's decimal offset; ``hex_offset`` gives BCC's
+        ``"name+0x1a"``), ``"name"`` without ``offset``, with ``" [module]"`` (``module``);
+        a hex address when nothing resolves."""
         r = self.resolve(addr)
         if r is None:
             return "0x%x" % addr
         name, off, mod = r
         s = name
         if offset and off:
-            s += "+0x%x" % off
+            s += ("+0x%x" if hex_offset else "+%d") % off
         if module and mod:
             s += " [%s]" % mod
         return s
