@@ -1,0 +1,102 @@
+"""What every tool shares: BCC-style options, the interval loop, and output conventions.
+
+- ``ArgumentParser``: ``-h`` shows the description, the options and an ``examples:`` block, as
+  BCC tools do; a bad option is ONE line on stderr naming the option, and exit code 2.
+- ``add_json`` / ``json_mode``: every tool has ``--json`` (one JSON object per event or per
+  interval, see ``tinytrace.output.jsonl``).  In JSON mode stdout carries only JSON, so
+  informational lines ("Tracing ... Hit Ctrl-C to end.") go to stderr.
+- ``announce``: the "Tracing ..." line, printed only once every probe is attached (benchmarks
+  and tests wait for it to know tracing has started).
+- ``intervals``: BCC's ``interval``/``count`` loop, which ends on Ctrl-C after a last report.
+"""
+import argparse
+import sys
+import time
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with BCC's help layout (examples as an epilog) and one-line errors."""
+
+    def __init__(self, prog, description, examples, **kw):
+        super().__init__(prog="tinytrace " + prog, description=description,
+                         epilog="examples:\n" + examples.rstrip("\n"),
+                         formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+
+    def format_help(self):
+        text = super().format_help()
+        return text if text.endswith("\n") else text + "\n"
+
+    def error(self, message):
+        sys.stderr.write("%s: error: %s (see -h)\n" % (self.prog, message))
+        sys.exit(2)
+
+
+def positive_int(text):
+    """An argparse type: an integer > 0."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid positive integer: %r" % text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0, not %r" % text)
+    return value
+
+
+def nonneg_int(text):
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid integer: %r" % text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0, not %r" % text)
+    return value
+
+
+def add_json(parser):
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per event or per interval")
+
+
+def info(args, text):
+    """An informational line: stdout in text mode, stderr in JSON mode (stdout is data)."""
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def announce(args, text):
+    """The "Tracing ..." line; call it only after every probe is attached."""
+    info(args, text)
+
+
+def require_privileges():
+    """Fail early, in one line, when this process cannot trace at all."""
+    from tinytrace.privileges import can_trace
+    if not can_trace():
+        from tinytrace.errors import PrivilegeError
+        raise PrivilegeError("tracing needs root (or CAP_BPF and CAP_PERFMON); "
+                             "run this tool with sudo or as root")
+
+
+def intervals(interval, count, report, wait=None):
+    """Call ``report(last)`` every ``interval`` seconds, ``count`` times (None: until
+    Ctrl-C).  Ctrl-C ends the loop after one last report, as in BCC.  ``wait(seconds)``
+    replaces ``time.sleep`` for tools that poll an event reader meanwhile."""
+    wait = wait or time.sleep
+    done = 0
+    while True:
+        stop = False
+        try:
+            wait(interval)
+        except KeyboardInterrupt:
+            stop = True
+        done += 1
+        last = stop or (count is not None and done >= count)
+        report(last)
+        if last:
+            return
+
+
+def hhmmss():
+    return time.strftime("%H:%M:%S")
