@@ -168,3 +168,18 @@ def test_finaliser_frees_the_fd():
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unknown map kind"):
         Map.create("nope", 4, 4, 4)
+
+
+def test_clear_on_fd_arrays_deletes():
+    from tinytrace.kernel import perf
+    with Map.create("perf_event_array", 4, 4, 0) as m:
+        ev = perf.PerfEvent.open(perf.bpf_output(), cpu=0)
+        try:
+            m.update(0, ev.fd)
+            assert m.delete(0) is True         # a filled slot deletes once...
+            assert m.delete(0) is False        # ...and is then empty
+            m.update(0, ev.fd)
+            m.clear()                          # clear() deletes (writing zeros would fail)
+            assert m.delete(0) is False
+        finally:
+            ev.close()

@@ -12,6 +12,9 @@ it.  Lookups reuse one attribute block and one key/value buffer per map (see
 ``bpf.Prepared``), so reading a map in a loop allocates only the returned bytes.  ``items()``
 uses BPF_MAP_LOOKUP_BATCH (Linux 5.6+) when the kernel supports it for the map's type, and
 falls back to BPF_MAP_GET_NEXT_KEY plus one lookup per key.
+
+Those shared buffers make a ``Map`` object unsafe to use from several threads at once; the
+tracer reads maps from its one event-loop thread.
 """
 import errno as _errno
 import struct
@@ -23,8 +26,7 @@ from tinytrace.kernel.libc import OwnedFd, ffi
 _BYTEORDER = sys.byteorder
 
 PERCPU_KINDS = frozenset(("percpu_hash", "percpu_array", "lru_percpu_hash"))
-ARRAY_KINDS = frozenset(("array", "percpu_array", "perf_event_array", "prog_array",
-                         "cgroup_array", "array_of_maps"))
+_ZEROED_KINDS = frozenset(("array", "percpu_array"))  # no delete: clear() writes zeros
 _KIND_BY_NUMBER = {v: k for k, v in bpf.MAP_TYPES.items()}
 
 # Map kinds for which BPF_MAP_LOOKUP_BATCH turned out to be unsupported in this process.
@@ -296,7 +298,7 @@ class Map(OwnedFd):
 
     def clear(self):
         """Remove every element (array maps, which cannot delete, are zeroed instead)."""
-        if self.kind in ARRAY_KINDS:
+        if self.kind in _ZEROED_KINDS:
             zero = self._value(bytes(self.value_size))
             for i in range(self.max_entries):
                 ops = self._ops or self._prepare()

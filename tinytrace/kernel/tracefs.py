@@ -11,8 +11,8 @@ Format files are parsed into ``Field`` objects using the kernel's own ``offset``
 record; ``__rel_loc`` ones (5.18+) count it from the end of the field itself.
 
 Writing (kprobe_events and friends) goes through ``write()``, which opens with
-O_WRONLY|O_APPEND: Python's "a" mode adds O_CREAT, which tracefs refuses with EINVAL, and "w"
-truncates, which for kprobe_events would delete every probe.
+O_WRONLY|O_APPEND: Python's "a" mode seeks to the end after opening, which tracefs refuses
+with EINVAL, and "w" truncates, which for kprobe_events would delete every probe.
 """
 import os
 
