@@ -99,6 +99,18 @@ def test_syscall_numbers(mach, bpf, perf):
     assert arch.syscall_nr("perf_event_open", mach) == perf
 
 
+def test_32_bit_userland_on_64_bit_kernel(monkeypatch):
+    assert arch.userland("aarch64", 4) == "arm"
+    assert arch.userland("aarch64", 8) == "aarch64"
+    assert arch.userland("ppc64le", 4) == "ppc"
+    assert arch.userland("arm", 4) == "arm"
+    monkeypatch.setattr(arch, "_is_x32", lambda: False)
+    assert arch.userland("x86_64", 4) == "i386"
+    monkeypatch.setattr(arch, "_is_x32", lambda: True)
+    assert arch.userland("x86_64", 4) == "x86_64"
+    assert arch.syscall_nr("bpf", arch.userland("aarch64", 4)) == 386
+
+
 def test_mips_numbers_follow_the_process_abi(monkeypatch):
     monkeypatch.setattr(arch, "mips_abi", lambda: "o32")
     assert (arch.syscall_nr("bpf", "mips"), arch.syscall_nr("perf_event_open", "mips")) == \

@@ -64,13 +64,38 @@ def _uname_machine():
 
 
 def machine():
-    """The normalised machine name: x86_64, aarch64, arm, riscv64, ppc64le, s390x, mips,
-    loongarch64 (plus i386, ppc64, ppc).  Cached; a machine we have no table for keeps its
-    ``uname -m`` spelling so error messages can name it."""
+    """The normalised machine name *of this process's userland*: x86_64, aarch64, arm,
+    riscv64, ppc64le, s390x, mips, loongarch64 (plus i386, ppc64, ppc).  Cached; a machine we
+    have no table for keeps its ``uname -m`` spelling so error messages can name it.
+
+    ``uname -m`` names the kernel.  A 32-bit userland on a 64-bit kernel (Raspberry Pi OS
+    32-bit on a 64-bit Pi kernel, i386 containers on x86_64) enters the kernel through the
+    compat syscall table, so such a process must use the 32-bit numbers."""
     global _machine
     if _machine is None:
-        _machine = normalise(_uname_machine())
+        _machine = userland(normalise(_uname_machine()))
     return _machine
+
+
+_COMPAT = {"aarch64": "arm", "x86_64": "i386", "ppc64le": "ppc", "ppc64": "ppc"}
+
+
+def userland(mach, pointer_size=None):
+    """``mach`` (a kernel machine name) as seen by a process with ``pointer_size``-byte
+    pointers (default: this one)."""
+    if pointer_size is None:
+        import struct
+        pointer_size = struct.calcsize("P")
+    if pointer_size == 4 and mach in _COMPAT:
+        if mach == "x86_64" and _is_x32():
+            return mach     # x32 is not supported; keep the name for the error message
+        return _COMPAT[mach]
+    return mach
+
+
+def _is_x32():
+    import sysconfig
+    return "x32" in str(sysconfig.get_config_var("MULTIARCH") or "")
 
 
 def normalise(raw):
