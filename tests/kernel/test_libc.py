@@ -107,7 +107,7 @@ def test_32_bit_userland_on_64_bit_kernel(monkeypatch):
     monkeypatch.setattr(arch, "_is_x32", lambda: False)
     assert arch.userland("x86_64", 4) == "i386"
     monkeypatch.setattr(arch, "_is_x32", lambda: True)
-    assert arch.userland("x86_64", 4) == "x86_64"
+    assert arch.userland("x86_64", 4) == "x32"
     assert arch.syscall_nr("bpf", arch.userland("aarch64", 4)) == 386
 
 

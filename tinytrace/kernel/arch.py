@@ -88,7 +88,7 @@ def userland(mach, pointer_size=None):
         pointer_size = struct.calcsize("P")
     if pointer_size == 4 and mach in _COMPAT:
         if mach == "x86_64" and _is_x32():
-            return mach     # x32 is not supported; keep the name for the error message
+            return "x32"    # not supported: syscall_nr() will say so
         return _COMPAT[mach]
     return mach
 
