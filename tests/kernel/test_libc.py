@@ -111,6 +111,15 @@ def test_32_bit_userland_on_64_bit_kernel(monkeypatch):
     assert arch.syscall_nr("bpf", arch.userland("aarch64", 4)) == 386
 
 
+def test_kernel_long_size():
+    assert arch.kernel_long_size("x86_64") == 8
+    assert arch.kernel_long_size("aarch64") == 8
+    assert arch.kernel_long_size("armv7l") == 4
+    assert arch.kernel_long_size("mips64") == 8
+    assert arch.kernel_long_size("mips") == 4
+    assert arch.kernel_long_size("riscv64") == 8
+
+
 def test_mips_numbers_follow_the_process_abi(monkeypatch):
     monkeypatch.setattr(arch, "mips_abi", lambda: "o32")
     assert (arch.syscall_nr("bpf", "mips"), arch.syscall_nr("perf_event_open", "mips")) == \

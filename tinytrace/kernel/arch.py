@@ -111,6 +111,19 @@ def normalise(raw):
     return m
 
 
+_KERNEL_64 = frozenset(("x86_64", "aarch64", "riscv64", "ppc64le", "ppc64", "s390x",
+                        "loongarch64"))
+
+
+def kernel_long_size(raw=None):
+    """sizeof(long) in the *kernel* (8 on a 64-bit kernel even under a 32-bit userland): the
+    size of the ring buffer's ``unsigned long`` consumer/producer positions."""
+    raw = (_uname_machine() if raw is None else raw).strip().lower()
+    if raw.startswith("mips64"):
+        return 8
+    return 8 if normalise(raw) in _KERNEL_64 else 4
+
+
 def mips_abi():
     """'o32', 'n32' or 'n64' for this process (see the module docstring)."""
     import struct

@@ -140,6 +140,7 @@ class PerfBuffer(_Reader):
         self._rings = []
         self._by_fd = {}
         self.pages = pages
+        self._torn = struct.calcsize("P") < 8
         if cpus is None:
             from tinytrace.kernel import arch
             cpus = arch.online_cpus()
@@ -188,6 +189,11 @@ class PerfBuffer(_Reader):
     def _drain_ring(self, ring):
         meta = ring.meta
         head = meta[0]
+        if self._torn:
+            # a 32-bit process reads the u64 head in two halves: read until it is stable
+            again = meta[0]
+            while again != head:
+                head, again = again, meta[0]
         tail = meta[1]
         if head == tail:
             return 0
@@ -309,8 +315,13 @@ class RingBuffer(_Reader):
             from tinytrace.errors import KernelError
             raise KernelError("cannot map the BPF ring buffer (%d bytes): %s"
                               % (self.size, e.strerror))
-        self._cons_pos = ffi.cast("uint64_t *", self._cons)
-        self._prod_pos = ffi.cast("uint64_t *", self._prod)
+        from tinytrace.kernel import arch
+        # consumer_pos/producer_pos are the kernel's unsigned long
+        pos_type = "uint64_t *" if arch.kernel_long_size() == 8 else "uint32_t *"
+        self._posmask = (1 << 64) - 1 if pos_type == "uint64_t *" else (1 << 32) - 1
+        self._torn = pos_type == "uint64_t *" and struct.calcsize("P") < 8
+        self._cons_pos = ffi.cast(pos_type, self._cons)
+        self._prod_pos = ffi.cast(pos_type, self._prod)
         self._hdr = ffi.cast("uint32_t *", self._prod + page)
         self._data = ffi.buffer(self._prod + page, 2 * self.size)
         self._ep.register(map.fileno(), select.EPOLLIN)
@@ -326,8 +337,16 @@ class RingBuffer(_Reader):
     def _drain_ring(self):
         cons_pos = self._cons_pos
         cons = cons_pos[0]
-        prod = self._prod_pos[0]
-        if cons >= prod:
+        prod_pos = self._prod_pos
+        prod = prod_pos[0]
+        if self._torn:
+            again = prod_pos[0]
+            while again != prod:
+                prod, again = again, prod_pos[0]
+        # positions only grow, modulo 2^bits of the kernel's unsigned long: work with the
+        # distance, so a 32-bit kernel's wrap-around at 4 GiB is harmless
+        avail = (prod - cons) & self._posmask
+        if not avail:
             return 0
         fence = self._fence
         fence()                    # producer position before the headers it covers
@@ -335,6 +354,7 @@ class RingBuffer(_Reader):
         mask = self._mask
         data = self._data
         c = cons
+        prod = cons + avail        # unwrapped end; only ``& mask`` of positions is used below
         if self._ordered:
             # TSO: each header load already precedes the payload loads after it
             payloads = []
@@ -364,7 +384,7 @@ class RingBuffer(_Reader):
         if c == cons:
             return 0
         fence()                    # payloads copied before the space is handed back
-        cons_pos[0] = c
+        cons_pos[0] = c & self._posmask
         on_event = self.on_event
         i = 0
         try:
