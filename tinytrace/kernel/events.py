@@ -83,14 +83,15 @@ class _Reader(object):
                 self.on_lost(n)
 
     def _deliver_pending(self):
-        delivered = 0
+        pend, self._pending = self._pending, []
         on_event = self.on_event
-        pend = self._pending
-        while pend:
-            data = pend.pop(0)
-            on_event(data)
-            delivered += 1
-        return delivered
+        for i, data in enumerate(pend):
+            try:
+                on_event(data)
+            except BaseException:
+                self._pending = pend[i + 1:] + self._pending
+                raise
+        return len(pend)
 
     def poll(self, timeout_ms=None):
         """Wait up to ``timeout_ms`` for records and deliver them; returns the count."""
