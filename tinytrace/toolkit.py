@@ -79,22 +79,84 @@ def require_privileges():
                              "run this tool with sudo or as root")
 
 
-def intervals(interval, count, report, wait=None):
+class Stopper(object):
+    """Ctrl-C (SIGINT) ends a run at a safe point.
+
+    While the tool waits (for events, or for the next interval) the signal interrupts the
+    wait at once; while it handles events or prints a report, the signal only sets
+    ``stopped`` and the run ends when that work is done -- an event being printed is never
+    cut in half, and the last report is always complete.
+    """
+
+    def __init__(self):
+        self.stopped = False
+        self._waiting = False
+        self._old = None
+
+    def __enter__(self):
+        import signal
+        self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+        signal.signal(signal.SIGINT, self._old)
+        return False
+
+    def _handler(self, signum, frame):
+        self.stopped = True
+        if self._waiting:
+            raise KeyboardInterrupt
+
+    def sleep(self, seconds):
+        """Sleep; returns False when Ctrl-C came (before or during the sleep)."""
+        if self.stopped:
+            return False
+        self._waiting = True
+        try:
+            time.sleep(seconds)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._waiting = False
+        return not self.stopped
+
+    def wait_readable(self, fd, timeout=None):
+        """Wait until ``fd`` is readable (or ``timeout`` seconds pass); False on Ctrl-C."""
+        import select
+        if self.stopped:
+            return False
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        self._waiting = True
+        try:
+            p.poll(None if timeout is None else int(timeout * 1000))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._waiting = False
+        return not self.stopped
+
+    def follow(self, reader, until=None):
+        """Hand events from ``reader`` to its callback until Ctrl-C (or until ``until()``
+        is true after a batch), then deliver what is still buffered."""
+        while self.wait_readable(reader.fileno()):
+            reader.drain()
+            if until is not None and until():
+                break
+        reader.drain()
+
+
+def intervals(interval, count, report, stopper):
     """Call ``report(last)`` every ``interval`` seconds, ``count`` times (None: until
-    Ctrl-C).  Ctrl-C ends the loop after one last report, as in BCC.  ``wait(seconds)``
-    replaces ``time.sleep`` for tools that poll an event reader meanwhile."""
-    wait = wait or time.sleep
+    Ctrl-C).  Ctrl-C ends the loop after one last report, as in BCC."""
     done = 0
     while True:
-        stop = False
-        try:
-            wait(interval)
-        except KeyboardInterrupt:
-            stop = True
+        stop = not stopper.sleep(interval)
         done += 1
         last = stop or (count is not None and done >= count)
         report(last)
-        if last:
+        if last or stopper.stopped:
             return
 
 

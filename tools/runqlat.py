@@ -322,7 +322,7 @@ def main(argv):
     from tinytrace.session import Session
     opts = parse_args(argv)
     toolkit.require_privileges()
-    with Session() as session:
+    with Session() as session, toolkit.Stopper() as stopper:
         rq = Runqlat(session, opts)
         toolkit.announce(opts, "Tracing run queue latency... Hit Ctrl-C to end.")
         interval = opts.interval if opts.interval is not None else 99999999
@@ -330,5 +330,5 @@ def main(argv):
         def one_report(last):
             report(opts, rq.take(), sys.stdout)
 
-        toolkit.intervals(interval, opts.count, one_report)
+        toolkit.intervals(interval, opts.count, one_report, stopper)
     return 0
