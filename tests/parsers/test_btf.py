@@ -198,6 +198,7 @@ def test_vmlinux_singleton_and_cache(tmp_path, monkeypatch):
     if not os.path.exists(btf.VMLINUX):
         pytest.skip("kernel has no BTF")
     monkeypatch.setenv("TINYTRACE_CACHE_DIR", str(tmp_path))
+    plain = btf.load(btf.VMLINUX, cache=False)
     a = btf.load(btf.VMLINUX)
     files = os.listdir(str(tmp_path))
     assert len(files) == 1 and files[0].startswith("btf-index-")
@@ -208,6 +209,13 @@ def test_vmlinux_singleton_and_cache(tmp_path, monkeypatch):
     b = btf.load(btf.VMLINUX)
     assert b.member("task_struct", "pid").bit_offset == a.member("task_struct", "pid").bit_offset
     assert list(b._offs) == list(a._offs)
+    # The cached name index gives the same answers as the byte search.
+    assert b._sorted is not None and plain._sorted is None
+    import random
+    rnd = random.Random(3)
+    names = [plain.type(t).name for t in rnd.sample(range(1, plain.last_id + 1), 400)]
+    for n in [x for x in names if x] + ["task_struct", "int", "no_such_type_xyz", "a"]:
+        assert b.ids_named(n) == plain.ids_named(n), n
 
 
 def test_corrupt_or_unwritable_cache_is_ignored(tmp_path, monkeypatch):

@@ -52,7 +52,7 @@ _QUALIFIER_WORDS = {KIND_CONST: "const", KIND_VOLATILE: "volatile", KIND_RESTRIC
 
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 
-CACHE_FORMAT = b"TTBTFIX2"
+CACHE_FORMAT = b"TTBTFIX3"
 
 
 class BtfError(KernelError):
@@ -306,12 +306,15 @@ class Btf(object):
         self._objs = {}
         if index is None:
             index = self._scan()
-        self._offs, self._names = index
+        self._offs, self._names = index[0], index[1]
+        # Ids of the named types sorted by name: kept in the cache file, so that a name
+        # lookup is a binary search instead of a scan of the string section.
+        self._sorted = index[2] if len(index) > 2 else None
         self._names_bytes = None
         self._by_name_off = None
         self._memo = {}
 
-    # -- the header index ----------------------------------------------------------------------
+    # -- the header index --------------------------------------------------------------------------
 
     def _scan(self):
         """One pass over the type headers: the offset (in 4-byte words) and the name offset
@@ -376,7 +379,7 @@ class Btf(object):
             self._names_bytes = self._names.tobytes()
         return self._names_bytes
 
-    # -- strings ---------------------------------------------------------------------------------
+    # -- strings -----------------------------------------------------------------------------------
 
     def string(self, off):
         """The string at offset ``off`` (offsets below the base's string size are the
@@ -410,7 +413,7 @@ class Btf(object):
                 at = s.find(pat, at + 1)
         return out
 
-    # -- types -----------------------------------------------------------------------------------
+    # -- types -------------------------------------------------------------------------------------
 
     def type(self, tid):
         """The ``BtfType`` with id ``tid`` (0 is void: returns None)."""
@@ -434,6 +437,42 @@ class Btf(object):
         self._objs[tid] = t
         return t
 
+    def _name_bytes(self, k):
+        off = self._names[k]
+        if off < self._str_base:
+            return self.base.string(off).encode("utf-8", "surrogateescape")
+        s = self._strings
+        off -= self._str_base
+        end = s.find(b"\0", off)
+        return s[off:end if end >= 0 else len(s)]
+
+    def build_name_index(self):
+        """Sort the named types by name (once; ~25 ms for vmlinux) for binary-search
+        lookups.  ``load`` does it when it writes the cache file."""
+        if self._sorted is None:
+            from array import array
+            names = self._names
+            key = self._name_bytes
+            self._sorted = array("I", sorted((k for k in range(len(names)) if names[k]),
+                                             key=key))
+        return self._sorted
+
+    def _ids_by_index(self, raw):
+        srt = self._sorted
+        key = self._name_bytes
+        lo, hi = 0, len(srt)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if key(srt[mid]) < raw:
+                lo = mid + 1
+            else:
+                hi = mid
+        out = []
+        while lo < len(srt) and key(srt[lo]) == raw:
+            out.append(self.first_id + srt[lo])
+            lo += 1
+        return out
+
     def ids_named(self, name):
         """Ids of every type (in this blob and its base) whose name is ``name``."""
         hit = self._memo.get(name)
@@ -442,6 +481,12 @@ class Btf(object):
         out = []
         if self.base is not None:
             out.extend(self.base.ids_named(name))
+        if self._sorted is not None:
+            out = sorted(set(out + self._ids_by_index(name.encode("utf-8",
+                                                                  "surrogateescape"))))
+            if len(self._memo) < 4096:
+                self._memo[name] = out
+            return out
         mine = []
         offs = self._string_offsets(name, True)
         if self.base is not None:
@@ -553,7 +598,7 @@ class Btf(object):
                 continue
             raise BtfError("%s: %s has no size" % (self.name, self.type_name(t)))
 
-    # -- members ---------------------------------------------------------------------------------
+    # -- members -----------------------------------------------------------------------------------
 
     def members(self, struct_type):
         """Direct members of a struct/union (given as type, id or name)."""
@@ -622,7 +667,7 @@ class Btf(object):
                     return [""] + names, m.bit_offset + off, bits, tid
         return None
 
-    # -- enums -----------------------------------------------------------------------------------
+    # -- enums -------------------------------------------------------------------------------------
 
     def enum_value(self, name):
         """``(value, enum type)`` of enumerator ``name`` in any enum, or None."""
@@ -700,7 +745,7 @@ class Btf(object):
             t = self.resolve(enum)
         return dict(t.values)
 
-    # -- functions and tracepoints ------------------------------------------------------------------
+    # -- functions and tracepoints -----------------------------------------------------------------
 
     def func(self, name):
         """The FUNC type of kernel function ``name`` (its ``.type`` is the FUNC_PROTO)."""
@@ -747,7 +792,7 @@ class Btf(object):
             out = self.base.names_with_prefix(prefix, kind) + out
         return out
 
-    # -- type names ----------------------------------------------------------------------------------
+    # -- type names --------------------------------------------------------------------------------
 
     def type_name(self, t, name=""):
         """A C spelling of a type: ``struct task_struct *``, ``unsigned int``, ``char[16]``,
@@ -822,7 +867,7 @@ def _u32_indexes(words, value):
     return u32_indexes(words, value)
 
 
-# -- loading, caching ---------------------------------------------------------------------------------
+# -- loading, caching --------------------------------------------------------------------------
 
 _vmlinux = None
 _modules = {}
@@ -871,7 +916,7 @@ def load(path, base=None, cache=True, name=None):
     import os
     name = name or os.path.basename(path)
     try:
-        with __import__("io").open(path, "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
             st = os.fstat(f.fileno())
     except OSError as e:
@@ -911,7 +956,7 @@ def cache_dir():
 def _kernel_build_id():
     """The running kernel's build id from /sys/kernel/notes, or ""."""
     try:
-        with __import__("io").open("/sys/kernel/notes", "rb") as f:
+        with open("/sys/kernel/notes", "rb") as f:
             data = f.read()
     except OSError:
         return ""
@@ -927,12 +972,13 @@ def _kernel_build_id():
 def _cache_key(path, st, data):
     import os
     bid = _kernel_build_id() if os.path.abspath(path) == VMLINUX else ""
-    # size, mtime and build id identify the file; the first and last KiB guard against a
-    # file replaced in place with the same size within one mtime tick.
+    # The running kernel's build id names its BTF exactly (sysfs mtimes change at every
+    # boot, so they are left out then); other files go by size and mtime.  A CRC of the
+    # first and last KiB guards against a file rewritten in place.
     import zlib
     probe = zlib.crc32(bytes(data[:1024]) + bytes(data[-1024:]))
-    text = "%s|%d|%d|%s|%08x" % (os.path.abspath(path), st.st_size, st.st_mtime_ns, bid,
-                                 probe)
+    text = "%s|%d|%s|%s|%08x" % (os.path.abspath(path), st.st_size,
+                                 "-" if bid else str(st.st_mtime_ns), bid, probe)
     return text
 
 
@@ -948,7 +994,7 @@ def _cache_read(key):
     import sys
     p = _cache_path(key)
     try:
-        with __import__("io").open(p, "rb") as f:
+        with open(p, "rb") as f:
             blob = f.read()
     except OSError:
         return None
@@ -957,15 +1003,19 @@ def _cache_read(key):
     if not blob.startswith(head) or len(blob) < len(head) + 5:
         return None
     pos = len(head)
-    order = blob[pos:pos + 1]
-    n = struct.unpack_from("<I", blob, pos + 1)[0]
-    pos += 5
-    if len(blob) != pos + 8 * n or order != (b"L" if sys.byteorder == "little" else b"B"):
+    if len(blob) < pos + 9:
         return None
-    offs, names = array("I"), array("I")
+    order = blob[pos:pos + 1]
+    n, m = struct.unpack_from("<II", blob, pos + 1)
+    pos += 9
+    if len(blob) != pos + 8 * n + 4 * m or \
+            order != (b"L" if sys.byteorder == "little" else b"B"):
+        return None
+    offs, names, srt = array("I"), array("I"), array("I")
     offs.frombytes(blob[pos:pos + 4 * n])
-    names.frombytes(blob[pos + 4 * n:])
-    return offs, names
+    names.frombytes(blob[pos + 4 * n:pos + 8 * n])
+    srt.frombytes(blob[pos + 8 * n:])
+    return offs, names, srt
 
 
 def _cache_write(key, b):
@@ -976,9 +1026,11 @@ def _cache_write(key, b):
     try:
         os.makedirs(d, exist_ok=True)
         kb = key.encode()
+        srt = b.build_name_index()
         blob = (CACHE_FORMAT + struct.pack("<I", len(kb)) + kb +
                 (b"L" if sys.byteorder == "little" else b"B") +
-                struct.pack("<I", len(b._offs)) + b._offs.tobytes() + b._names.tobytes())
+                struct.pack("<II", len(b._offs), len(srt)) + b._offs.tobytes() +
+                b._names.tobytes() + srt.tobytes())
         fd, tmp = tempfile.mkstemp(prefix=".btf-index-", dir=d)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -997,7 +1049,7 @@ def _cache_write(key, b):
             if n.startswith(prefix) and os.path.join(d, n) != final:
                 full = os.path.join(d, n)
                 try:
-                    with __import__("io").open(full, "rb") as f:
+                    with open(full, "rb") as f:
                         head = f.read(len(CACHE_FORMAT) + 4 + len(kb))
                     other = head[len(CACHE_FORMAT) + 4:].decode("utf-8", "replace")
                     if other.split("|")[0] == key.split("|")[0]:

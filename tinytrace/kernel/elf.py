@@ -204,7 +204,8 @@ class ElfFile(object):
                 self._map = mmap.mmap(fd, 0, mmap.MAP_PRIVATE, mmap.PROT_READ)
             except (OSError, ValueError):
                 # Not mappable (a pipe, procfs, an odd filesystem): read it instead.
-                with __import__("io").open(fd, "rb", closefd=False) as f:
+                import io
+                with io.open(fd, "rb", closefd=False) as f:
                     return f.read()
             return self._map
         finally:
@@ -556,7 +557,8 @@ class ElfFile(object):
                                for i in range(0, len(raw) - entsize + 1, entsize)])
         words = array("I")
         words.frombytes(raw)
-        if (self.endian == "<") != (__import__("sys").byteorder == "little"):
+        import sys
+        if (self.endian == "<") != (sys.byteorder == "little"):
             words.byteswap()
         return words[0::entsize // 4]
 

@@ -180,9 +180,9 @@ class KernelSymbols(object):
         for _ in range(32):
             if pos >= len(data) or self._addr_at(pos) != addr:
                 break
-            t = data[pos + self._width + 1:pos + self._width + 2]
-            if best is None or (t == b"T" and data[best + self._width + 1:
-                                                  best + self._width + 2] != b"T"):
+            w = self._width
+            t = data[pos + w + 1:pos + w + 2]
+            if best is None or (t == b"T" and data[best + w + 1:best + w + 2] != b"T"):
                 best = pos
             nl = data.find(b"\n", pos)
             if nl < 0:
