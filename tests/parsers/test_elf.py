@@ -237,6 +237,7 @@ def test_synthetic_layouts(bits, endian):
     assert f.symbolize(0x11060) is None                 # past func_b, no symbol
     assert f.symbolize(0x2200c) == ("var", 4)
     assert f.symbolize(0x11205) == ("exported", 5)
+    assert f.functions() == ["exported", "func_a", "func_b"]
     names = {s.name for s in f.symbols()}
     assert {"func_a", "func_b", "label", "var", "undef", "exported"} <= names
 

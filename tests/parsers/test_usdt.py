@@ -82,6 +82,8 @@ def test_semaphore_address_in_a_live_process():
                 if "libc" in f.read():
                     break
             time.sleep(0.02)
+        found = dict(usdt.process_probes(proc.pid))
+        assert os.path.realpath(path) in [os.path.realpath(k) for k in found]
         (p,) = usdt.find(path, "python", "gc__start")
         addr = usdt.semaphore_address(proc.pid, p)
         assert addr == p.semaphore                     # non-PIE: the link address

@@ -272,4 +272,26 @@ def test_shared_per_pid():
 def test_missing_process():
     from tinytrace.errors import UserError
     with pytest.raises(UserError, match="memory map of PID"):
-        usyms.UserSymbols(2 ** 22 + 4321)
+        usyms.ProcMaps(2 ** 22 + 4321)
+    gone = usyms.UserSymbols(2 ** 22 + 4321)
+    assert gone.exited and gone.symbolize(0x401000, module=True) == "0x401000 ([unknown])"
+
+
+def test_exec_in_the_same_pid_is_noticed(monkeypatch):
+    monkeypatch.setattr(usyms, "_CHECK_EVERY", 0.0)
+    p = subprocess.Popen([BASH, "-c", "read x; exec %s -c 'import sys; sys.stdin.read()'" % (
+        PY311 if os.path.exists(PY311) else "python3")], stdin=subprocess.PIPE)
+    try:
+        wait_mapped(p.pid, "libc")
+        first = usyms.for_pid(p.pid)
+        assert usyms.for_pid(p.pid) is first          # same image: reused
+        p.stdin.write(b"go\n")
+        p.stdin.flush()
+        deadline = time.time() + 10
+        while "python" not in os.readlink("/proc/%d/exe" % p.pid) and time.time() < deadline:
+            time.sleep(0.02)
+        assert usyms.for_pid(p.pid) is not first      # exec'd: a new symbolizer
+    finally:
+        p.kill()
+        p.wait()
+        usyms.forget(p.pid)

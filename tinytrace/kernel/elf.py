@@ -545,6 +545,15 @@ class ElfFile(object):
                                                  kind))
         return out
 
+    def functions(self):
+        """Sorted names of the functions defined in the file (both tables, versions
+        stripped): what a ``uprobe:FILE:pattern*`` wildcard is matched against."""
+        names = set()
+        for sym in self.symbols():
+            if sym.type in (STT_FUNC, STT_GNU_IFUNC) and sym.defined and sym.value:
+                names.add(sym.name.split("@")[0])
+        return sorted(names)
+
     def _name_column(self, sec):
         """The st_name field of every entry of one symbol table, as an array of u32."""
         from array import array

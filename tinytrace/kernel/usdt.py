@@ -509,6 +509,23 @@ def find(path, provider=None, name=None):
     return out
 
 
+def process_probes(pid):
+    """``(path, probes)`` for every mapped ELF file of process ``pid`` that has USDT probes
+    (the executable and its libraries; paths usable from here, see ``ldcache``)."""
+    from tinytrace.kernel import elf as elfmod
+    from tinytrace.kernel.ldcache import mapped_files, _in_root
+    out = []
+    for path in mapped_files(pid):
+        p = _in_root(path, pid)
+        try:
+            ps = probes(p)
+        except (elfmod.ElfError, OSError):
+            continue
+        if ps:
+            out.append((p, ps))
+    return out
+
+
 def semaphore_address(pid, probe):
     """Where ``probe``'s semaphore lives in process ``pid`` (for writes through
     /proc/PID/mem), or None when the file is not mapped there."""

@@ -175,7 +175,15 @@ class UserSymbols(object):
 
     def __init__(self, pid, maps_text=None):
         self.pid = pid
-        self.maps = ProcMaps(pid, maps_text)
+        try:
+            self.maps = ProcMaps(pid, maps_text)
+            self.exited = False
+        except UserError:
+            # Gone already (short-lived processes often are by the time their stacks are
+            # printed): every address prints as hex, as other tracers do.
+            self.maps = ProcMaps(pid, text="")
+            self.exited = True
+        self.identity = _identity(pid)
         self._ns_same = None
         self._vdso = None
         self._perf_map = None
@@ -403,16 +411,44 @@ def _load_perf_map(pid):
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
+def _identity(pid):
+    """What tells a process apart from a later one with the same PID, or from itself before
+    an exec: its start time and the executable's inode."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            stat = f.read()
+        start = stat[stat.rfind(b")") + 2:].split()[19]
+    except (OSError, IndexError):
+        return None
+    try:
+        ino = os.stat("/proc/%d/exe" % pid).st_ino
+    except OSError:
+        ino = None
+    return start, ino
+
+
 _per_pid = {}
+_CHECK_EVERY = 1.0
 
 
 def for_pid(pid):
-    """A shared ``UserSymbols`` per PID (maps re-read on demand)."""
-    s = _per_pid.get(pid)
-    if s is None:
-        if len(_per_pid) > 256:
-            _per_pid.clear()
-        s = _per_pid[pid] = UserSymbols(pid)
+    """A shared ``UserSymbols`` per PID (maps re-read on demand).  At most once a second it
+    checks that the PID still names the same process image (not a reused PID, not an exec
+    since) and starts afresh when it does not."""
+    import time
+    now = time.monotonic()
+    hit = _per_pid.get(pid)
+    if hit is not None:
+        s, checked = hit
+        if now - checked < _CHECK_EVERY:
+            return s
+        if s.exited or _identity(pid) == s.identity:
+            _per_pid[pid] = (s, now)
+            return s
+    if len(_per_pid) > 256:
+        _per_pid.clear()
+    s = UserSymbols(pid)
+    _per_pid[pid] = (s, now)
     return s
 
 
