@@ -441,3 +441,27 @@ def test_enumerator_named_by_a_string_tail_among_many():
     v, t = x.enum_value("ON")
     assert v == 77 and t.name == "sw"
     assert x.enum_value("MODE_3_ON")[0] == 3
+
+
+def test_split_btf_over_the_running_kernel(vm, tmp_path):
+    """A module-style blob on top of the real vmlinux: its ids and strings continue the
+    kernel's, and it may point at kernel types and at kernel strings."""
+    mod = BtfBuilder()
+    mod.types, mod.strings = [], bytearray()
+    mod.first_id = vm.last_id + 1
+    mod.str_base = len(vm._strings)
+    mod._str_index = {"": 0, "pid": vm._string_offsets("pid")[0]}
+    task = vm.find("task_struct", "struct").id
+    int_id = vm.find("int", "int").id
+    # member "pid" names a vmlinux string, so the struct's name is this blob's string 0
+    first = mod.struct("first_in_blob", 4, [("pid", int_id, 0)])
+    ptr = mod.ptr(task)
+    st = mod.struct("my_mod_state", 16, [("owner", ptr, 0), ("pid", int_id, 64)])
+    p = tmp_path / "my_mod"
+    p.write_bytes(mod.build())
+    m = btf.load(str(p), base=vm, cache=False)
+    assert m.first_id == vm.last_id + 1 and m.find("my_mod_state").id == st
+    assert m.type_name(m.member("my_mod_state", "owner").type_id) == "struct task_struct *"
+    assert m.member("my_mod_state", "pid").offset == 8          # name from vmlinux strings
+    assert m.find("task_struct").id == task
+    assert m.find("first_in_blob").id == first and mod.s("first_in_blob") == mod.str_base

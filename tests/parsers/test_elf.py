@@ -167,6 +167,23 @@ def test_open_caches_by_inode(tmp_path):
     assert b is not a and b.build_id == a.build_id
 
 
+def test_open_cache_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(elf, "CACHE_LIMIT", 3)
+    elf.clear_cache()
+    paths = []
+    for i in range(5):
+        p = tmp_path / ("f%d" % i)
+        p.write_bytes(_image(64, "<"))
+        paths.append(str(p))
+    first = elf.open(paths[0])
+    for p in paths[1:]:
+        elf.open(p)
+    assert len(elf._cache) == 3
+    assert elf.open(paths[0]) is not first        # evicted, parsed again
+    assert elf.open(paths[-1]) is elf.open(paths[-1])
+    elf.clear_cache()
+
+
 def test_not_elf(tmp_path):
     p = tmp_path / "x"
     p.write_bytes(b"#!/bin/sh\necho hi\n" * 4)

@@ -306,6 +306,9 @@ class Btf(object):
         self._objs = {}
         if index is None:
             index = self._scan()
+        elif len(index[0]) != len(index[1]) or (
+                len(index[0]) and index[0][-1] * 4 + 12 > len(self._types)):
+            raise BtfError("%s: BTF index does not fit the data" % name)
         self._offs, self._names = index[0], index[1]
         # Ids of the named types sorted by name: kept in the cache file, so that a name
         # lookup is a binary search instead of a scan of the string section.
@@ -397,8 +400,8 @@ class Btf(object):
         s = self._strings
         out = []
         if exact_start:
-            if s.startswith(raw + b"\0"):
-                out.append(0)
+            if s.startswith(raw + b"\0"):        # split BTF: no empty string first
+                out.append(self._str_base)
             pat = b"\0" + raw + b"\0"
             at = s.find(pat)
             while at >= 0:

@@ -764,21 +764,28 @@ def ppc64_local_entry_offset(st_other):
 
 
 _cache = {}
+# Each mapping keeps a file descriptor open (mmap holds a duplicate), and a tracer needs
+# its descriptors for perf events: keep at most this many files, least recently used out.
+CACHE_LIMIT = 64
 
 
 def open(path):  # noqa: A001 - the module's natural verb
     """A shared ``ElfFile`` for ``path``, re-read when the file changes (keyed by device,
-    inode, size and mtime)."""
+    inode, size and mtime).  Do not close it: others may hold it."""
     import os
     try:
         st = os.stat(path)
     except OSError as e:
         raise ElfError("%s: %s" % (path, e.strerror or e))
     key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-    f = _cache.get(key)
+    f = _cache.pop(key, None)
     if f is None:
         f = ElfFile(path)
-        _cache[key] = f
+        while len(_cache) >= CACHE_LIMIT:
+            # Dropped, not closed: a caller may still use it; the mapping goes with the
+            # last reference.
+            _cache.pop(next(iter(_cache)))
+    _cache[key] = f             # (re)inserted last: most recently used
     return f
 
 
