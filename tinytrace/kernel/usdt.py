@@ -206,12 +206,14 @@ def _x86_size(name):
     return 8
 
 
+# Patterns are kept as strings: ``re`` compiles (and caches) them on first use, so importing
+# this module costs nothing until an argument is decoded.
 # disp(%base,%index,scale), with the displacement a number, a symbol, or both in either
 # order ("40+CheckpointStats(%rip)", "counter+8(%rip)").
-_X86_MEM = re.compile(r"^(?:(?P<disp>%s)\+?(?=[A-Za-z_.(]))?"
+_X86_MEM = (r"^(?:(?P<disp>%s)\+?(?=[A-Za-z_.(]))?"
                       r"(?:(?P<sym>[A-Za-z_.][\w.$@]*)(?P<symoff>[-+]\d+)?)?"
                       r"\((?P<base>%%\w+)?(?:,(?P<index>%%\w+)(?:,(?P<scale>\d+))?)?\)$" % _NUM)
-_X86_SYM = re.compile(r"^(?P<sym>[A-Za-z_.][\w.$@]*)(?P<symoff>[-+]\d+)?$")
+_X86_SYM = (r"^(?P<sym>[A-Za-z_.][\w.$@]*)(?P<symoff>[-+]\d+)?$")
 
 
 def _parse_x86(arg, op, regs, arch):
@@ -228,7 +230,7 @@ def _parse_x86(arg, op, regs, arch):
         arg.kind = KIND_REG
         _set_reg(arg, regs, name, arch)
         return arg.size or _x86_size(name)
-    m = _X86_MEM.match(op)
+    m = re.match(_X86_MEM, op)
     if m:
         base = m.group("base")
         disp = _int(m.group("disp")) if m.group("disp") else 0
@@ -247,7 +249,7 @@ def _parse_x86(arg, op, regs, arch):
             _set_reg(arg, regs, m.group("index")[1:], arch, index=True)
             arg.scale = int(m.group("scale")) if m.group("scale") else 1
         return
-    m = _X86_SYM.match(op)
+    m = re.match(_X86_SYM, op)
     if m:
         arg.kind, arg.symbol = KIND_GLOBAL, m.group("sym")
         arg.offset = int(m.group("symoff")) if m.group("symoff") else 0
@@ -259,11 +261,11 @@ def _parse_x86(arg, op, regs, arch):
     raise UsdtError("cannot decode USDT argument %r" % arg.text)
 
 
-_ARM_MEM = re.compile(r"^\[\s*(?P<base>\w+)\s*(?:,\s*#?(?P<off>%s)\s*)?\]$" % _NUM)
+_ARM_MEM = (r"^\[\s*(?P<base>\w+)\s*(?:,\s*#?(?P<off>%s)\s*)?\]$" % _NUM)
 
 
 def _parse_arm64(arg, op, regs, arch):
-    m = _ARM_MEM.match(op)
+    m = re.match(_ARM_MEM, op)
     if m:
         arg.kind = KIND_MEM
         _set_reg(arg, regs, m.group("base"), arch)
@@ -280,11 +282,11 @@ def _parse_arm64(arg, op, regs, arch):
     raise UsdtError("cannot decode USDT argument %r" % arg.text)
 
 
-_RISCV_MEM = re.compile(r"^(?P<off>%s)?\((?P<base>\w+)\)$" % _NUM)
+_RISCV_MEM = (r"^(?P<off>%s)?\((?P<base>\w+)\)$" % _NUM)
 
 
 def _parse_riscv(arg, op, regs, arch):
-    m = _RISCV_MEM.match(op)
+    m = re.match(_RISCV_MEM, op)
     if m:
         arg.kind = KIND_MEM
         _set_reg(arg, regs, m.group("base"), arch)
@@ -301,8 +303,8 @@ def _parse_riscv(arg, op, regs, arch):
 
 
 _PPC_REG = r"(?:%r)?([12]?\d|3[01])"
-_PPC_MEM = re.compile(r"^(?P<off>%s)\(%s\)$" % (_NUM, _PPC_REG))
-_PPC_IDX = re.compile(r"^%s,%s$" % (_PPC_REG, _PPC_REG))
+_PPC_MEM = (r"^(?P<off>%s)\(%s\)$" % (_NUM, _PPC_REG))
+_PPC_IDX = (r"^%s,%s$" % (_PPC_REG, _PPC_REG))
 
 
 def _parse_ppc(arg, op, regs, arch):
@@ -311,12 +313,12 @@ def _parse_ppc(arg, op, regs, arch):
     if c:
         arg.kind, arg.value = KIND_CONST, _int(c.group(1))
         return
-    m = _PPC_MEM.match(op)
+    m = re.match(_PPC_MEM, op)
     if m:
         arg.kind, arg.offset = KIND_MEM, _int(m.group("off"))
         _set_reg(arg, regs, "r" + m.group(2), arch)
         return
-    m = _PPC_IDX.match(op)
+    m = re.match(_PPC_IDX, op)
     if m:
         arg.kind = KIND_MEM
         _set_reg(arg, regs, "r" + m.group(1), arch)
@@ -330,11 +332,11 @@ def _parse_ppc(arg, op, regs, arch):
     raise UsdtError("cannot decode USDT argument %r" % arg.text)
 
 
-_S390_MEM = re.compile(r"^(?P<off>%s)?\(%%(?P<base>r\d+)(?:,%%(?P<index>r\d+))?\)$" % _NUM)
+_S390_MEM = (r"^(?P<off>%s)?\(%%(?P<base>r\d+)(?:,%%(?P<index>r\d+))?\)$" % _NUM)
 
 
 def _parse_s390(arg, op, regs, arch):
-    m = _S390_MEM.match(op)
+    m = re.match(_S390_MEM, op)
     if m:
         arg.kind = KIND_MEM
         arg.offset = _int(m.group("off")) if m.group("off") else 0
