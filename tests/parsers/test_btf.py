@@ -465,3 +465,37 @@ def test_split_btf_over_the_running_kernel(vm, tmp_path):
     assert m.member("my_mod_state", "pid").offset == 8          # name from vmlinux strings
     assert m.find("task_struct").id == task
     assert m.find("first_in_blob").id == first and mod.s("first_in_blob") == mod.str_base
+
+
+def test_cache_directories(monkeypatch, tmp_path):
+    monkeypatch.delenv("TINYTRACE_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", "/nonexistent/xdg")
+    assert btf._cache_dirs() == ["/nonexistent/xdg/tinytrace",
+                                 "/tmp/tinytrace-%d" % os.geteuid()]
+    monkeypatch.setenv("TINYTRACE_CACHE_DIR", str(tmp_path))
+    assert btf._cache_dirs() == [str(tmp_path)]
+    d = tmp_path / "private"
+    d.mkdir(mode=0o700)
+    assert btf._private_enough(str(d))
+    os.chmod(str(d), 0o777)
+    assert not btf._private_enough(str(d))
+    f = tmp_path / "plain"
+    f.write_text("x")
+    assert not btf._private_enough(str(f))
+
+
+def test_cache_written_to_the_first_directory_that_works(monkeypatch, tmp_path):
+    if not os.path.exists(btf.VMLINUX):
+        pytest.skip("kernel has no BTF")
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    good = tmp_path / "good"
+    monkeypatch.setattr(btf, "_cache_dirs", lambda: [str(blocked / "sub"), str(good)])
+    btf.load(btf.VMLINUX)
+    (name,) = os.listdir(str(good))
+    assert name.startswith("btf-index-") and (os.stat(str(good / name)).st_mode & 0o077) == 0
+
+    def no_scan(self):
+        raise AssertionError("scanned although a cache exists")
+    monkeypatch.setattr(btf.Btf, "_scan", no_scan)
+    assert btf.load(btf.VMLINUX).find("task_struct") is not None

@@ -956,6 +956,30 @@ def cache_dir():
     return os.path.join(os.path.expanduser("~"), ".cache", "tinytrace")
 
 
+def _cache_dirs():
+    """Directories to try, in order: ``cache_dir()``, then (unless the user chose one) a
+    private directory in /tmp -- boards often have a read-only root but a writable tmpfs,
+    which lasts exactly as long as the running kernel's BTF does."""
+    import os
+    dirs = [cache_dir()]
+    if not os.environ.get("TINYTRACE_CACHE_DIR"):
+        dirs.append("/tmp/tinytrace-%d" % os.geteuid())
+    return dirs
+
+
+def _private_enough(d):
+    """A cache directory must not be writable by anyone else: the index decides which
+    bytes are read as which struct."""
+    import os
+    import stat
+    try:
+        st = os.lstat(d)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and \
+        not st.st_mode & 0o022
+
+
 def _kernel_build_id():
     """The running kernel's build id from /sys/kernel/notes, or ""."""
     try:
@@ -985,17 +1009,25 @@ def _cache_key(path, st, data):
     return text
 
 
-def _cache_path(key):
-    import os
+def _cache_name(key):
     import zlib
-    tag = "%08x" % zlib.crc32(key.encode())
-    return os.path.join(cache_dir(), "btf-index-%s.bin" % tag)
+    return "btf-index-%08x.bin" % zlib.crc32(key.encode())
 
 
 def _cache_read(key):
+    import os
+    for d in _cache_dirs():
+        if not _private_enough(d) and d.startswith("/tmp/"):
+            continue
+        index = _cache_read_file(os.path.join(d, _cache_name(key)), key)
+        if index is not None:
+            return index
+    return None
+
+
+def _cache_read_file(p, key):
     from array import array
     import sys
-    p = _cache_path(key)
     try:
         with open(p, "rb") as f:
             blob = f.read()
@@ -1003,10 +1035,8 @@ def _cache_read(key):
         return None
     kb = key.encode()
     head = CACHE_FORMAT + struct.pack("<I", len(kb)) + kb
-    if not blob.startswith(head) or len(blob) < len(head) + 5:
-        return None
     pos = len(head)
-    if len(blob) < pos + 9:
+    if not blob.startswith(head) or len(blob) < pos + 9:
         return None
     order = blob[pos:pos + 1]
     n, m = struct.unpack_from("<II", blob, pos + 1)
@@ -1022,23 +1052,32 @@ def _cache_read(key):
 
 
 def _cache_write(key, b):
-    import os
+    """Write the index into the first cache directory that takes it; False if none."""
     import sys
+    kb = key.encode()
+    srt = b.build_name_index()
+    blob = (CACHE_FORMAT + struct.pack("<I", len(kb)) + kb +
+            (b"L" if sys.byteorder == "little" else b"B") +
+            struct.pack("<II", len(b._offs), len(srt)) + b._offs.tobytes() +
+            b._names.tobytes() + srt.tobytes())
+    for d in _cache_dirs():
+        if _cache_write_dir(d, key, blob):
+            return True
+    return False
+
+
+def _cache_write_dir(d, key, blob):
+    import os
     import tempfile
-    d = cache_dir()
     try:
-        os.makedirs(d, exist_ok=True)
-        kb = key.encode()
-        srt = b.build_name_index()
-        blob = (CACHE_FORMAT + struct.pack("<I", len(kb)) + kb +
-                (b"L" if sys.byteorder == "little" else b"B") +
-                struct.pack("<II", len(b._offs), len(srt)) + b._offs.tobytes() +
-                b._names.tobytes() + srt.tobytes())
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        if d.startswith("/tmp/") and not _private_enough(d):
+            return False
         fd, tmp = tempfile.mkstemp(prefix=".btf-index-", dir=d)
+        final = os.path.join(d, _cache_name(key))
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
-            final = _cache_path(key)
             os.replace(tmp, final)
         except BaseException:
             try:
@@ -1046,19 +1085,21 @@ def _cache_write(key, b):
             except OSError:
                 pass
             raise
-        # Drop indexes of other BTF versions of the same file (an older kernel).
-        prefix = "btf-index-"
+        # Drop indexes made for other versions of the same file (an older kernel).
+        path = key.split("|")[0]
         for n in os.listdir(d):
-            if n.startswith(prefix) and os.path.join(d, n) != final:
-                full = os.path.join(d, n)
-                try:
-                    with open(full, "rb") as f:
-                        head = f.read(len(CACHE_FORMAT) + 4 + len(kb))
-                    other = head[len(CACHE_FORMAT) + 4:].decode("utf-8", "replace")
-                    if other.split("|")[0] == key.split("|")[0]:
-                        os.unlink(full)
-                except OSError:
-                    pass
+            full = os.path.join(d, n)
+            if not n.startswith("btf-index-") or full == final:
+                continue
+            try:
+                with open(full, "rb") as f:
+                    head = f.read(len(CACHE_FORMAT) + 4 + 4096)
+                klen = struct.unpack_from("<I", head, len(CACHE_FORMAT))[0]
+                other = head[len(CACHE_FORMAT) + 4:len(CACHE_FORMAT) + 4 + klen]
+                if other.decode("utf-8", "replace").split("|")[0] == path:
+                    os.unlink(full)
+            except (OSError, struct.error):
+                pass
     except OSError:
         return False
     return True
