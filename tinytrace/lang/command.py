@@ -222,6 +222,22 @@ def main(argv):
         from tinytrace.errors import UserError
         raise UserError("-p %d: no such process" % o.pid)
     text, filename = read_program(o)
+    try:
+        return _run(o, text, filename)
+    except (AssertionError, AttributeError, KeyError, IndexError, TypeError, ValueError,
+            NameError) as e:
+        # A bug of ours, never the user's: one line, not a traceback (unless asked for).
+        if os.environ.get("TINYTRACE_DEBUG"):
+            raise
+        from tinytrace.errors import TinytraceError
+        if isinstance(e, TinytraceError):
+            raise
+        from tinytrace.errors import KernelError
+        raise KernelError("internal compiler error (%s: %s); please report it with the "
+                          "program (TINYTRACE_DEBUG=1 shows where)" % (type(e).__name__, e))
+
+
+def _run(o, text, filename):
     from tinytrace.lang import compiler
     # cpid is a placeholder until the command is started (after the checks pass)
     env = make_env(o, cpid=0 if o.command is not None else None)

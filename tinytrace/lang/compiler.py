@@ -1,10 +1,16 @@
 """The compiler driver: text -> checked tree -> BPF programs, one pass after another.
 
 ``check(text, filename, env)`` parses and analyses (no kernel needed beyond tracefs);
-``compile_program(...)`` also generates code.  Every ``LangError`` leaves here as a
-``tinytrace.errors.SourceError`` pointing into the user's text.
+``compile_program(src, prog, env)`` generates code for every probe (one program per group
+of targets that can share one), allocates registers, checks the 512-byte stack, and
+returns a ``Compiled``: the programs, the maps they need and the events they send.
+Every ``LangError`` leaves here as a ``SourceError`` pointing into the user's text.
 """
+import time
+
 from tinytrace.lang.source import LangError, Source
+
+STACK_LIMIT = 512
 
 
 def check(text, filename, env):
@@ -18,3 +24,216 @@ def check(text, filename, env):
     except LangError as err:
         raise src.convert(err)
     return src, prog
+
+
+class ProgramCode:
+    """One BPF program: ``code`` (Insn/Label list over r0-r10, comments are text), where it
+    attaches (``provider``, ``targets``), and ``locs`` (slot index -> source location)."""
+
+    def __init__(self, name, probe, ap, targets, code, locs, stack, spills):
+        self.name = name
+        self.probe = probe
+        self.ap = ap
+        self.provider = ap.provider
+        self.targets = targets
+        self.code = code
+        self.locs = locs
+        self.stack = stack
+        self.spills = spills
+
+    @property
+    def prog_type(self):
+        return self.provider.prog_type
+
+    @property
+    def run_at(self):
+        return getattr(self.provider, "run_at", None)
+
+    def loc_of_slot(self, slot):
+        """The source location of the instruction at ``slot`` (or the nearest before)."""
+        best = None
+        for s, loc in self.locs:
+            if s > slot:
+                break
+            best = loc
+        return best
+
+
+class Compiled:
+    def __init__(self, source, program, env, target):
+        self.source = source
+        self.program = program
+        self.env = env
+        self.target = target
+        self.start_ns = time.monotonic_ns() if hasattr(time, "monotonic_ns") else \
+            int(time.monotonic() * 1e9)
+        self.programs = []
+        self.maps = {}          # asm name -> MapSpec
+        self.events = []
+        self.probe_names = {}   # probe id -> name
+        self._probe_ids = {}
+        self.scratch_total = 0
+        self.zero_size = 0
+        self.uses_lost = False
+        self.uses_stacks = False
+
+    # -- used by the code generator ---------------------------------------------------------
+    def map_spec(self, info):
+        from tinytrace.lang.layout import asm_name, user_map_spec
+        name = asm_name(info.name)
+        spec = self.maps.get(name)
+        if spec is None:
+            spec = user_map_spec(info)
+            self.maps[name] = spec
+        return spec
+
+    def add_event(self, kind, arg_types, data, loc):
+        from tinytrace.lang.layout import EventSpec
+        spec = EventSpec(len(self.events), kind, arg_types, data, loc)
+        self.events.append(spec)
+        return spec
+
+    def probe_name_for(self, target):
+        pid = self._probe_ids.get(target.name)
+        if pid is None:
+            from tinytrace.lang.codegen import PROBE_ID_BASE
+            if target.provider.ctx_is_record:
+                pid = target.provider.event_id(target, self.env)
+            else:
+                pid = PROBE_ID_BASE + len(self._probe_ids)
+            self._probe_ids[target.name] = pid
+            self.probe_names[pid] = target.name
+        return pid
+
+    def need_zero(self, size):
+        self.zero_size = max(self.zero_size, size)
+
+    # -- results ----------------------------------------------------------------------------
+    def internal_maps(self):
+        """MapSpecs of the maps the programs use besides the user's."""
+        from tinytrace.lang.layout import (MAX_STACK_DEPTH, RINGBUF_SIZE, STACK_MAP_ENTRIES,
+                                           MapSpec)
+        out = []
+        if self.events:
+            if self.target.ringbuf:
+                out.append(MapSpec("out", "ringbuf", 0, 0, RINGBUF_SIZE, kernel_name="tt_out"))
+            else:
+                out.append(MapSpec("out", "perf_event_array", 4, 4, 0, kernel_name="tt_out"))
+        if self.scratch_total:
+            out.append(MapSpec("scratch", "percpu_array", 4, self.scratch_total, 1,
+                               kernel_name="tt_scratch"))
+        if self.zero_size:
+            out.append(MapSpec("zero", "array", 4, self.zero_size, 1, kernel_name="tt_zero"))
+        if self.uses_lost:
+            out.append(MapSpec("lost", "percpu_array", 4, 8, 1, kernel_name="tt_lost"))
+        if self.uses_stacks:
+            out.append(MapSpec("stacks", "stack_trace", 4, 8 * MAX_STACK_DEPTH,
+                               STACK_MAP_ENTRIES, kernel_name="tt_stacks"))
+        return out
+
+    def all_maps(self):
+        return list(self.maps.values()) + self.internal_maps()
+
+    @property
+    def attach_count(self):
+        return sum(len(p.targets) for p in self.programs)
+
+
+def compile_program(src, prog, env, target=None):
+    """Generate the BPF programs of an analysed ``prog``; returns a ``Compiled``."""
+    from tinytrace.lang.codegen import Target
+    if target is None:
+        target = Target.probe()
+    comp = Compiled(src, prog, env, target)
+    try:
+        if not target.percpu:
+            raise LangError("this kernel has no per-CPU maps (Linux 4.6+), which "
+                            "aggregations need", prog.loc)
+        # every user map exists even if no program touches it (print/clear from user space)
+        for info in prog.maps.values():
+            comp.map_spec(info)
+        for probe in prog.probes:
+            for gi, (ap, targets) in enumerate(probe.groups):
+                comp.programs.append(_compile_one(comp, probe, ap, targets,
+                                                  len(comp.programs)))
+    except LangError as err:
+        raise src.convert(err)
+    return comp
+
+
+def _compile_one(comp, probe, ap, targets, index):
+    from tinytrace.lang.codegen import ProgramGen
+    from tinytrace.lang.ir import prune
+    from tinytrace.lang.regalloc import allocate
+    gen = ProgramGen(comp, probe, ap, targets, index)
+    gen.scratch_base = comp.scratch_total
+    code = prune(gen.generate())
+    comp.scratch_total += gen.scratch.peak
+    frame = gen.stack.peak
+    if frame > STACK_LIMIT:
+        loc, peak, what = max(gen.stmt_peaks, key=lambda p: p[1])
+        raise LangError("%s needs %d bytes of BPF stack and the limit is %d; use fewer or "
+                        "smaller values (strings, tuples) in one statement"
+                        % (what, peak, STACK_LIMIT), loc)
+    res = allocate(code, frame)
+    stack = frame + 8 * res.spill_slots
+    if stack > STACK_LIMIT:
+        raise LangError("this probe needs %d bytes of BPF stack (%d for spilled registers) "
+                        "and the limit is %d; split it into smaller statements"
+                        % (stack, 8 * res.spill_slots, STACK_LIMIT), probe.loc)
+    final, locs = _finish(res.code, comp.source)
+    return ProgramCode(_prog_name(targets[0].name, index), probe, ap, targets, final, locs,
+                       stack, res.spill_slots)
+
+
+def _prog_name(name, index):
+    tail = name.split(":")[-1] or name.split(":")[0]
+    tail = "".join(c if c.isalnum() or c == "_" else "_" for c in tail)
+    return tail[:15] or "tt_prog%d" % index
+
+
+def _finish(code, source):
+    """Comments become text (the source line at each change of location); returns the
+    code and the (slot, loc) list."""
+    from tinytrace.asm import Insn, Label
+    from tinytrace.asm import opcodes as op
+    out = []
+    locs = []
+    slot = 0
+    last = None
+    for x in code:
+        if type(x) is Label:
+            out.append(x)
+            continue
+        loc = x[6]
+        comment = None
+        if loc is not None and loc != last:
+            locs.append((slot, loc))
+            text = source.line(loc[0]) or ""
+            text = " ".join(text.split())
+            if len(text) > 60:
+                text = text[:57] + "..."
+            comment = "%d:%d %s" % (loc[0], loc[1], text)
+            last = loc
+        out.append(Insn(x[0], x[1], x[2], x[3], x[4], x[5], comment))
+        slot += 2 if x[0] == op.LD_IMM64 else 1
+    return out, locs
+
+
+def dump(src, prog, env, out, target=None):
+    """``-d``: the assembly of every program, with the maps it uses; loads nothing."""
+    from tinytrace.asm import disassemble
+    comp = compile_program(src, prog, env, target)
+    for spec in comp.all_maps():
+        out.write("; map %s: %s key %d value %d entries %d\n" % (
+            spec.name, spec.kind, spec.key_size, spec.value_size, spec.max_entries))
+    for p in comp.programs:
+        names = ", ".join(t.name for t in p.targets[:4])
+        if len(p.targets) > 4:
+            names += ", ... (%d targets)" % len(p.targets)
+        out.write("\n; program %s (%s): %s; %d bytes of stack\n" % (
+            p.name, p.prog_type, names, p.stack))
+        out.write(disassemble(p.code))
+        out.write("\n")
+    out.flush()
+    return 0

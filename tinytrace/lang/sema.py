@@ -126,20 +126,18 @@ class Sema:
             self._group_targets(probe)
 
     def _group_targets(self, probe):
-        """Split each probe's targets into groups that can share one program."""
-        groups = []
+        """Split a probe's targets into groups that can share one program: same provider
+        and same ``group_key`` (the layout of what the program reads)."""
+        by_key = {}
+        order = []
         for ap in probe.points:
-            by_key = {}
-            order = []
             for t in ap.targets:
-                key = ap.provider.group_key(t, probe.used)
+                key = (ap.provider.name, ap.provider.group_key(t, probe.used))
                 if key not in by_key:
-                    by_key[key] = []
+                    by_key[key] = (ap, [])
                     order.append(key)
-                by_key[key].append(t)
-            for key in order:
-                groups.append((ap, by_key[key]))
-        probe.groups = groups
+                by_key[key][1].append(t)
+        probe.groups = [by_key[k] for k in order]
 
     # -- probe names -----------------------------------------------------------------------
     def resolve_probes(self):

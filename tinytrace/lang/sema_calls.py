@@ -403,6 +403,9 @@ def _strncmp(sema, e):
 
 def _strcontains(sema, e):
     _arity(e, 2)
+    if not isinstance(e.args[1], ast.Str):
+        raise LangError("strcontains(): the string to look for must be a literal",
+                        e.args[1].loc)
     for i in (0, 1):
         a = e.args[i] = sema.expr(e.args[i])
         if a.ty is not UNKNOWN and not isinstance(a.ty, StrT):

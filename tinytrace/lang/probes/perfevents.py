@@ -59,10 +59,15 @@ class _PerfEvents(Provider):
                 if fnmatch.fnmatchcase("%s:%s:" % (self.name, e), pattern)]
 
     def attach(self, session, prog, targets, env):
+        from tinytrace.kernel import attach, perf
         out = []
         for t in targets:
             config, count = t.parts
-            out.extend(attach_perf(prog, self.perf_type, config, count, False, True))
+            if self.perf_type == PERF_TYPE_SOFTWARE:
+                attr = perf.software(config, sample_period=count)
+            else:
+                attr = perf.hardware(config, sample_period=count)
+            out.append(attach.per_cpu(prog, attr, target=t.name))
         return out
 
 
@@ -76,15 +81,3 @@ class Hardware(_PerfEvents):
     table = HARDWARE
     aliases = HARDWARE_ALIASES
     perf_type = PERF_TYPE_HARDWARE
-
-
-def attach_software(prog, event, value, freq, all_cpus):
-    config = SOFTWARE[event][0]
-    return attach_perf(prog, PERF_TYPE_SOFTWARE, config, value, freq, all_cpus)
-
-
-def attach_perf(prog, perf_type, config, value, freq, all_cpus):
-    """Open one perf event per CPU (or on the first online CPU only) and attach ``prog``.
-    ``value`` is a sample period, or a frequency in Hz when ``freq``."""
-    from tinytrace.lang.runtime_attach import perf_event_attach
-    return perf_event_attach(prog, perf_type, config, value, freq, all_cpus)

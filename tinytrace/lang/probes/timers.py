@@ -48,12 +48,18 @@ class _Timer(Provider):
         return [f for f in forms if fnmatch.fnmatchcase(f, pattern)]
 
     def attach(self, session, prog, targets, env):
-        from tinytrace.lang.probes.perfevents import attach_software
+        from tinytrace.kernel import arch, attach
         out = []
         for t in targets:
             mode, value = t.parts
-            out.extend(attach_software(prog, "cpu-clock", value, mode == "freq",
-                                       self.all_cpus))
+            if self.all_cpus:
+                if mode == "freq":
+                    out.append(attach.profile(prog, frequency=value))
+                else:
+                    out.append(attach.profile(prog, period_ns=value))
+            else:
+                period = value if mode == "period" else max(1, 10 ** 9 // value)
+                out.append(attach.interval(prog, period, cpu=arch.online_cpus()[0]))
         return out
 
 

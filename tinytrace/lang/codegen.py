@@ -1,0 +1,895 @@
+"""Code generation: one checked probe (and one group of its targets) -> BPF instructions.
+
+The generator walks the tree once.  Scalars (integers, pointers, small opaque values) are
+computed into virtual registers (``value``); everything else is written straight to where
+it is needed (``store``: a map key, an event, a variable) so nothing is copied twice.
+Conditions compile to jumps (``branch``), so ``&&``/``||`` short-circuit and ``if (a < b)``
+costs one compare.  Memory for temporaries comes from two arenas that are reset after each
+statement, so slots are reused: the stack for small objects, a per-CPU scratch map value for
+big ones (strings, events, large keys).  Variables of scalar type live in registers.
+
+Per-event cost matters (benchmarks compare it with bpftrace): tracepoint fields are loaded
+straight from the context, aggregations update per-CPU values in place through one lookup,
+and builtins call exactly one helper each.
+"""
+from tinytrace.lang import ast
+from tinytrace.lang.ir import FP, R1, Builder
+from tinytrace.lang.layout import EventSpec, asm_name
+from tinytrace.lang.source import LangError
+from tinytrace.lang.types import (
+    INT64, UINT32, UINT64, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, RecordT, StrT, TupleT,
+    hist_buckets, lhist_buckets, common_int)
+
+STACK_LIMIT = 512
+STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
+BPF_ANY, BPF_NOEXIST = 0, 1
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
+BPF_F_USER_STACK = 1 << 8
+PROBE_ID_BASE = 1 << 20     # ids of non-tracepoint probes (tracepoints use their event id)
+
+
+class Imm:
+    """A constant operand."""
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __repr__(self):
+        return "Imm(%d)" % self.value
+
+
+class Mem:
+    """A place in memory: ``base`` register (r10 or a pointer register) + ``off``."""
+    __slots__ = ("base", "off")
+
+    def __init__(self, base, off):
+        self.base = base
+        self.off = off
+
+    def at(self, delta):
+        return Mem(self.base, self.off + delta)
+
+    def __repr__(self):
+        return "Mem(r%d%+d)" % (self.base, self.off)
+
+
+class Arena:
+    """A bump allocator with marks, for stack or scratch space; ``peak`` is its size."""
+
+    def __init__(self):
+        self.top = 0
+        self.peak = 0
+
+    def alloc(self, size):
+        size = (size + 7) // 8 * 8
+        start = self.top
+        self.top += size
+        if self.top > self.peak:
+            self.peak = self.top
+        return start
+
+    def mark(self):
+        return self.top
+
+    def release(self, mark):
+        self.top = mark
+
+
+class Target:
+    """What the kernel supports, as far as code generation cares."""
+
+    def __init__(self, ringbuf=True, atomics=True, probe_read_kernel=True, v4=True,
+                 bounded_loops=True, percpu=True):
+        self.ringbuf = ringbuf
+        self.atomics = atomics
+        self.probe_read_kernel = probe_read_kernel
+        self.v4 = v4                # sdiv/smod, sign-extending loads (Linux 6.6)
+        self.bounded_loops = bounded_loops
+        self.percpu = percpu
+
+    @classmethod
+    def probe(cls):
+        """From the running kernel (``tinytrace.kernel.features``); modern defaults when
+        bpf() is not usable (e.g. ``-d`` as an ordinary user)."""
+        try:
+            from tinytrace.kernel import bpf, features
+            f = features.probe()
+            version = bpf.kernel_version()
+            return cls(ringbuf=bool(f.ringbuf), atomics=bool(f.atomics),
+                       probe_read_kernel=bool(f.probe_read_kernel),
+                       v4=tuple(version[:2]) >= (6, 6),
+                       bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps))
+        except Exception:
+            return cls()
+
+    def read_helper(self, user, string):
+        if not self.probe_read_kernel:
+            return "probe_read_str" if string else "probe_read"
+        return "probe_read_%s%s" % ("user" if user else "kernel", "_str" if string else "")
+
+
+class ProgramGen:
+    def __init__(self, comp, probe, ap, targets, index):
+        self.comp = comp
+        self.probe = probe
+        self.ap = ap
+        self.provider = ap.provider
+        self.targets = targets
+        self.b = Builder("L")
+        self.stack = Arena()
+        self.scratch = Arena()
+        self.scratch_base = 0
+        self.scratch_reg = self.b.vreg()
+        self.scratch_used = False
+        self.index = index
+        self.ctx = self.b.vreg()
+        self.exit_label = "exit"
+        self.loop_labels = []
+        self.vars = {}
+        self.stmt_peaks = []
+        self._zero_key = None
+
+    # -- driver -----------------------------------------------------------------------------
+    def generate(self):
+        b = self.b
+        b.loc = self.probe.loc
+        body_start = len(b.code)
+        b.mov(self.ctx, R1)
+        self._zero_key = Mem(FP, -(self.stack.alloc(8) + 8))
+        self._declare_vars()
+        if self.probe.pred is not None:
+            b.loc = self.probe.pred.loc
+            self.branch(self.probe.pred, self.exit_label, False)
+        self.block(self.probe.body)
+        b.loc = self.probe.loc
+        b.place(self.exit_label)
+        b.exit(0)
+        if self.scratch_used:
+            self._insert_scratch_prologue(body_start + 1)
+        return b.code
+
+    def _insert_scratch_prologue(self, at):
+        """scratch = lookup(scratch, 0); if NULL: return -- placed right after ctx is saved."""
+        saved = self.b.code
+        self.b.code = []
+        self.b.loc = self.probe.loc
+        key = self._zero_u32_key()
+        ptr = self.b.call("map_lookup_elem", ("map", "scratch"), self._ptr(key))
+        self.b.mov(self.scratch_reg, ptr)
+        self.b.jump("==", self.scratch_reg, self.exit_label, imm=0)
+        pro = self.b.code
+        self.b.code = saved[:at] + pro + saved[at:]
+
+    def _zero_u32_key(self):
+        """An 8-byte zero on the stack (the key of one-element arrays).  Its slot is
+        reserved before anything else; it is written where used, so it is initialised on
+        every path."""
+        self.b.store_imm(self._zero_key.base, self._zero_key.off, 0, 8)
+        return self._zero_key
+
+    def _declare_vars(self):
+        """Scalar variables get a register, others permanent memory.  A variable that
+        some path could read before assigning starts at zero (the verifier rejects reads
+        of uninitialised registers and stack)."""
+        assigned_first = _assigned_before_use(self.probe)
+        for name, info in sorted(self.probe.vars.items()):
+            ty = info.ty
+            if ty.scalar and not isinstance(ty, (StrT, TupleT, BufT)):
+                r = self.b.vreg()
+                if name not in assigned_first:
+                    self.b.movi(r, 0)
+                self.vars[name] = r
+            else:
+                m = self.alloc(ty.size, permanent=True)
+                if name not in assigned_first:
+                    self.zero(m, ty.size)
+                self.vars[name] = m
+
+    # -- memory -----------------------------------------------------------------------------
+    def alloc(self, size, permanent=False):
+        """Memory for a temporary (or, with ``permanent``, for a variable)."""
+        if size > STACK_OBJECT_MAX:
+            self.scratch_used = True
+            start = self.scratch.alloc(size)
+            return Mem(self.scratch_reg, self.scratch_base + start)
+        start = self.stack.alloc(size)
+        return Mem(FP, -(start + ((size + 7) // 8 * 8)))
+
+    def _ptr(self, mem):
+        r = self.b.vreg()
+        self.b.addr(r, mem.base, mem.off)
+        return r
+
+    def copy(self, dst, src, size):
+        """Copy ``size`` bytes with the widest loads and stores both places' alignment
+        allows (the verifier refuses misaligned stack access)."""
+        b = self.b
+        t = b.vreg()
+        off = 0
+        while off < size:
+            for chunk in (8, 4, 2, 1):
+                if size - off >= chunk and (dst.off + off) % chunk == 0 and \
+                        (src.off + off) % chunk == 0:
+                    break
+            b.load(t, src.base, src.off + off, chunk)
+            b.store(dst.base, dst.off + off, t, chunk)
+            off += chunk
+
+    def zero(self, dst, size, start=0):
+        """Zero bytes ``start`` to ``size`` of ``dst``."""
+        b = self.b
+        off = start
+        while off < size:
+            for chunk in (8, 4, 2, 1):
+                if size - off >= chunk and (dst.off + off) % chunk == 0:
+                    break
+            b.store_imm(dst.base, dst.off + off, 0, chunk)
+            off += chunk
+
+    def store_bytes(self, dst, data, size):
+        """Write constant bytes (zero-padded to ``size``)."""
+        import struct
+        import sys
+        data = bytes(data[:size]) + bytes(max(0, size - len(data)))
+        b = self.b
+        fmt = "<" if sys.byteorder == "little" else ">"
+        off = 0
+        while off < size:
+            for chunk, code in ((4, "I"), (2, "H"), (1, "B")):
+                if size - off >= chunk and (dst.off + off) % chunk == 0:
+                    break
+            v = struct.unpack(fmt + code, data[off:off + chunk])[0]
+            b.store_imm(dst.base, dst.off + off, v, chunk)
+            off += chunk
+
+    # -- statements -------------------------------------------------------------------------
+    def block(self, block):
+        for s in block.stmts:
+            self.stmt(s)
+
+    def stmt(self, s):
+        b = self.b
+        b.loc = s.loc
+        smark, xmark = self.stack.mark(), self.scratch.mark()
+        before = self.stack.peak
+        self.stack.peak = smark
+        try:
+            self._stmt(s)
+        finally:
+            self.stmt_peaks.append((s.loc, self.stack.peak, _describe_stmt(s)))
+            self.stack.peak = max(before, self.stack.peak)
+            self.stack.release(smark)
+            self.scratch.release(xmark)
+
+    def _stmt(self, s):
+        if isinstance(s, ast.ExprStmt):
+            e = s.expr
+            if isinstance(e, ast.Call):
+                from tinytrace.lang import codegen_calls
+                codegen_calls.statement(self, e)
+            elif isinstance(e, ast.IncDec):
+                self.incdec(e, want_value=False)
+            else:
+                raise AssertionError(e)
+        elif isinstance(s, ast.Assign):
+            self.assign(s)
+        elif isinstance(s, ast.If):
+            self.if_stmt(s)
+        elif isinstance(s, ast.Unroll):
+            for _ in range(s.times):
+                self.block(s.body)
+        elif isinstance(s, ast.While):
+            self.while_stmt(s)
+        elif isinstance(s, ast.Jump):
+            if s.kind == "return":
+                self.b.goto(self.exit_label)
+            elif s.kind == "break":
+                self.b.goto(self.loop_labels[-1][1])
+            else:
+                self.b.goto(self.loop_labels[-1][0])
+        elif isinstance(s, ast.Block):
+            self.block(s)
+        else:
+            raise AssertionError(s)
+
+    def if_stmt(self, s):
+        b = self.b
+        else_label = b.new_label("else")
+        end_label = b.new_label("fi")
+        self.branch(s.cond, else_label, False)
+        self.block(s.then)
+        if s.orelse is not None:
+            b.goto(end_label)
+        b.place(else_label)
+        if isinstance(s.orelse, ast.If):
+            self.stmt(s.orelse)
+        elif s.orelse is not None:
+            self.block(s.orelse)
+        if s.orelse is not None:
+            b.place(end_label)
+
+    def while_stmt(self, s):
+        if not self.comp.target.bounded_loops:
+            raise LangError("while loops need a kernel with bounded loops (Linux 5.3 or "
+                            "later); use unroll(N) instead", s.loc)
+        b = self.b
+        top = b.new_label("while")
+        end = b.new_label("wend")
+        b.place(top)
+        self.branch(s.cond, end, False)
+        self.loop_labels.append((top, end))
+        self.block(s.body)
+        self.loop_labels.pop()
+        b.goto(top)
+        b.place(end)
+
+    def assign(self, s):
+        target = s.target
+        if s.op != "=":
+            self.compound(s)
+            return
+        if isinstance(target, ast.Var):
+            slot = self.vars[target.name]
+            ty = target.info.ty
+            if isinstance(slot, Mem):
+                self.store(s.value, slot, ty)
+            else:
+                v = self.convert(self.value(s.value), s.value.ty, ty)
+                self.set_reg(slot, v)
+            return
+        from tinytrace.lang import codegen_maps
+        if isinstance(s.value, ast.Call) and isinstance(s.value.ty, AggT):
+            codegen_maps.aggregate(self, target, s.value)
+        else:
+            codegen_maps.assign(self, target, s.value)
+
+    def compound(self, s):
+        target = s.target
+        op = s.op[:-1]
+        if isinstance(target, ast.Var):
+            slot = self.vars[target.name]
+            ty = target.info.ty
+            rhs = self.value(s.value)
+            res = self.arith(op, slot, ty, rhs, s.value.ty, ty, ty)
+            self.set_reg(slot, res)
+            return
+        from tinytrace.lang import codegen_maps
+        codegen_maps.update(self, target, op, s.value, want_value=False)
+
+    def incdec(self, e, want_value):
+        op = "+" if e.op == "++" else "-"
+        t = e.target
+        if isinstance(t, ast.Var):
+            slot = self.vars[t.name]
+            ty = t.info.ty
+            old = None
+            if want_value and not e.prefix:
+                old = self.b.vreg()
+                self.b.mov(old, slot)
+            res = self.arith(op, slot, ty, Imm(1), INT64, ty, ty)
+            self.set_reg(slot, res)
+            return old if old is not None else slot
+        from tinytrace.lang import codegen_maps
+        one = ast.Int(1, e.loc)
+        one.ty = INT64
+        return codegen_maps.update(self, t, op, one, want_value=want_value,
+                                   postfix=not e.prefix)
+
+    def set_reg(self, reg, v):
+        if isinstance(v, Imm):
+            self.b.movi(reg, v.value)
+        else:
+            self.b.mov(reg, v)
+
+    # -- scalar values ----------------------------------------------------------------------
+    def reg(self, v):
+        """Materialise an operand in a (fresh if constant) register."""
+        if isinstance(v, Imm):
+            r = self.b.vreg()
+            self.b.movi(r, v.value)
+            return r
+        return v
+
+    def value(self, e):
+        """The value of a scalar expression: a register or an ``Imm``."""
+        method = getattr(self, "_v_" + type(e).__name__, None)
+        if method is None:
+            raise AssertionError("no scalar value for %s" % type(e).__name__)
+        return method(e)
+
+    def _v_Int(self, e):
+        return Imm(e.value)
+
+    def _v_Var(self, e):
+        slot = self.vars[e.name]
+        if isinstance(slot, Mem):
+            return self.load_scalar(slot, e.info.ty)
+        return slot
+
+    def _v_Builtin(self, e):
+        from tinytrace.lang import codegen_builtins
+        return codegen_builtins.value(self, e)
+
+    def _v_MapRef(self, e):
+        from tinytrace.lang import codegen_maps
+        return codegen_maps.read_scalar(self, e)
+
+    def _v_Call(self, e):
+        from tinytrace.lang import codegen_calls
+        return codegen_calls.value(self, e)
+
+    def _v_IncDec(self, e):
+        return self.incdec(e, want_value=True)
+
+    def _v_Cast(self, e):
+        v = self.value(e.expr)
+        src = e.expr.ty
+        if isinstance(src, PtrT):
+            src = UINT64
+        dst = e.ty
+        if isinstance(dst, PtrT):
+            return v
+        return self.convert(v, src, dst)
+
+    def _v_Field(self, e):
+        base = e.expr
+        if isinstance(base, ast.Builtin) and base.name == "args":
+            from tinytrace.lang import codegen_builtins
+            return codegen_builtins.args_field_value(self, e)
+        mem = self.addr(base)
+        off = base.ty.offsets[e.field]
+        return self.load_scalar(mem.at(off), e.ty)
+
+    def _v_Index(self, e):
+        base_ty = e.expr.ty
+        if isinstance(base_ty, PtrT):
+            return self.deref(e.expr, e.index, e.ty, base_ty.user)
+        mem = self.addr(e.expr)
+        elem = e.ty
+        if isinstance(e.index, ast.Int):
+            return self.load_scalar(mem.at(e.index.value * elem.size), elem)
+        # variable index: bounds-checked pointer arithmetic
+        count = base_ty.count if isinstance(base_ty, ArrayT) else base_ty.size
+        idx = self.reg(self.convert(self.value(e.index), e.index.ty, UINT64))
+        res = self.b.vreg()
+        self.b.movi(res, 0)
+        out = self.b.new_label("idx")
+        self.b.jump(">=", idx, out, imm=count)
+        p = self._ptr(mem)
+        scaled = self.b.vreg()
+        self.b.mov(scaled, idx)
+        if elem.size > 1:
+            self.b.alu("*", scaled, imm=elem.size)
+        self.b.alu("+", p, src=scaled)
+        self.b.load(res, p, 0, elem.size)
+        self._canonical(res, elem)
+        self.b.place(out)
+        return res
+
+    def _v_Unop(self, e):
+        b = self.b
+        if e.op == "!":
+            return self.bool_value(e)
+        if e.op == "*":
+            ty = e.operand.ty
+            return self.deref(e.operand, None, e.ty, ty.user)
+        v = self.value(e.operand)
+        rty = e.ty
+        v = self.convert(v, e.operand.ty, rty)
+        r = b.vreg()
+        self.set_reg(r, v)
+        if e.op == "-":
+            b.neg(r)
+        else:
+            b.alu("^", r, imm=-1)
+        self._canonical(r, rty)
+        return r
+
+    def _v_Binop(self, e):
+        op = e.op
+        if op in ("&&", "||") or op in ("==", "!=", "<", "<=", ">", ">="):
+            return self.bool_value(e)
+        lt, rt = e.left.ty, e.right.ty
+        if isinstance(e.ty, PtrT):
+            # pointer +/- integer: scaled by the pointee's size
+            ptr_left = isinstance(lt, PtrT)
+            p = self.value(e.left if ptr_left else e.right)
+            i = self.value(e.right if ptr_left else e.left)
+            ity = rt if ptr_left else lt
+            scale = e.ty.pointee.size if e.ty.pointee is not None and e.ty.pointee.size else 1
+            i = self.convert(i, ity, INT64)
+            if scale != 1:
+                i = self.arith("*", i, INT64, Imm(scale), INT64, INT64, INT64)
+            return self.arith(op, p, UINT64, i, INT64, UINT64, UINT64)
+        lv = self.value(e.left)
+        rv = self.value(e.right)
+        return self.arith(op, lv, lt, rv, rt, e.opty, e.ty)
+
+    def _v_Ternary(self, e):
+        b = self.b
+        res = b.vreg()
+        els = b.new_label("else")
+        end = b.new_label("fi")
+        self.branch(e.cond, els, False)
+        self.set_reg(res, self.convert(self.value(e.then), e.then.ty, e.ty))
+        b.goto(end)
+        b.place(els)
+        self.set_reg(res, self.convert(self.value(e.orelse), e.orelse.ty, e.ty))
+        b.place(end)
+        return res
+
+    def bool_value(self, e):
+        b = self.b
+        res = b.vreg()
+        b.movi(res, 0)
+        end = b.new_label("b")
+        self.branch(e, end, False)
+        b.movi(res, 1)
+        b.place(end)
+        return res
+
+    # -- integer arithmetic -----------------------------------------------------------------
+    def _canonical(self, reg, ty):
+        """Bring ``reg`` to the canonical 64-bit form of integer type ``ty``."""
+        if isinstance(ty, IntT) and ty.bits < 64:
+            if ty.signed:
+                self.b.sign_extend(reg, ty.bits)
+            else:
+                self.b.zero_extend(reg, ty.bits)
+
+    def convert(self, v, src, dst):
+        """Convert a canonical value of ``src`` to canonical ``dst`` (C conversion)."""
+        if not (isinstance(dst, IntT) and isinstance(src, (IntT, PtrT))):
+            return v
+        if isinstance(src, PtrT):
+            src = UINT64
+        if isinstance(v, Imm):
+            return Imm(dst.wrap(v.value))
+        if dst.bits == 64 or (dst.bits >= src.bits and dst.signed == src.signed) or \
+                (dst.bits > src.bits and not src.signed):
+            return v
+        r = self.b.vreg()
+        self.b.mov(r, v)
+        self._canonical(r, dst)
+        return r
+
+    def arith(self, op, a, aty, bv, bty, opty, rty):
+        """``a op b`` computed in ``opty``, result canonical in ``rty``."""
+        b = self.b
+        if isinstance(aty, PtrT):
+            aty = UINT64
+        if isinstance(bty, PtrT):
+            bty = UINT64
+        if op in ("<<", ">>"):
+            a = self.convert(a, aty, opty)
+            bv = self.convert(bv, bty, UINT64)
+        else:
+            a = self.convert(a, aty, opty)
+            bv = self.convert(bv, bty, opty)
+        if isinstance(a, Imm) and isinstance(bv, Imm):
+            from tinytrace.lang.sema import _fold
+            folded = _fold(op, opty, a.value, bv.value)
+            if folded is not None:
+                return Imm(rty.wrap(folded))
+        signed = opty.signed
+        if isinstance(a, Imm) and op in ("+", "*", "&", "|", "^"):
+            a, bv = bv, a
+        r = b.vreg()
+        self.set_reg(r, a)
+        if op in ("/", "%") and signed:
+            self._signed_divmod(op, r, bv)
+        else:
+            name = op
+            if op == ">>" and signed:
+                name = "s>>"
+            if isinstance(bv, Imm):
+                imm = bv.value
+                if op in ("<<", ">>"):
+                    imm &= 63
+                if -(1 << 31) <= imm < (1 << 31):
+                    b.alu(name, r, imm=imm)
+                else:
+                    b.alu(name, r, src=self.reg(bv))
+            else:
+                b.alu(name, r, src=bv)
+        self._canonical(r, rty)
+        return r
+
+    def _signed_divmod(self, op, r, bv):
+        b = self.b
+        if self.comp.target.v4:
+            if isinstance(bv, Imm) and -(1 << 31) <= bv.value < (1 << 31):
+                b.alu(op, r, imm=bv.value, signed=True)
+            else:
+                b.alu(op, r, src=self.reg(bv), signed=True)
+            return
+        # |a| op |b|, then the sign: quotient negative when the signs differ, remainder
+        # takes the dividend's sign.
+        d = b.vreg()
+        self.set_reg(d, bv)
+        neg = b.vreg()
+        b.movi(neg, 0)
+        l1 = b.new_label("sd")
+        b.jump(">=", r, l1, imm=0, signed=True)
+        b.neg(r)
+        b.movi(neg, 1)
+        b.place(l1)
+        l2 = b.new_label("sd")
+        b.jump(">=", d, l2, imm=0, signed=True)
+        b.neg(d)
+        if op == "/":
+            b.alu("^", neg, imm=1)
+        b.place(l2)
+        b.alu(op, r, src=d)
+        l3 = b.new_label("sd")
+        b.jump("==", neg, l3, imm=0)
+        b.neg(r)
+        b.place(l3)
+
+    # -- conditions -------------------------------------------------------------------------
+    def branch(self, e, label, when):
+        """Jump to ``label`` if ``e`` is true (``when``) / false (not ``when``)."""
+        b = self.b
+        if isinstance(e, ast.Int):
+            if bool(e.value) == when:
+                b.goto(label)
+            return
+        if isinstance(e, ast.Unop) and e.op == "!":
+            self.branch(e.operand, label, not when)
+            return
+        if isinstance(e, ast.Binop):
+            op = e.op
+            if op == "&&" or op == "||":
+                short = (op == "||")   # the value that decides without the right side
+                if short == when:
+                    self.branch(e.left, label, when)
+                    self.branch(e.right, label, when)
+                else:
+                    skip = b.new_label("sc")
+                    self.branch(e.left, skip, short)
+                    self.branch(e.right, label, when)
+                    b.place(skip)
+                return
+            if op in ("==", "!=", "<", "<=", ">", ">="):
+                if isinstance(e.opty, StrT):
+                    from tinytrace.lang import codegen_calls
+                    eq = codegen_calls.string_equal(self, e.left, e.right)
+                    want_eq = (op == "==") == when
+                    b.jump("!=" if want_eq else "==", eq, label, imm=0)
+                    return
+                if isinstance(e.opty, OpaqueT):
+                    lv, rv = self.value(e.left), self.value(e.right)
+                    self._cmp_jump(op if when else _NEG[op], lv, rv, False, label)
+                    return
+                ty = e.opty
+                lv = self.convert(self.value(e.left), e.left.ty, ty)
+                rv = self.convert(self.value(e.right), e.right.ty, ty)
+                self._cmp_jump(op if when else _NEG[op], lv, rv, ty.signed, label)
+                return
+        v = self.value(e)
+        if isinstance(v, Imm):
+            if bool(v.value) == when:
+                b.goto(label)
+            return
+        b.jump("!=" if when else "==", v, label, imm=0)
+
+    def _cmp_jump(self, op, lv, rv, signed, label):
+        b = self.b
+        if isinstance(lv, Imm) and not isinstance(rv, Imm):
+            lv, rv = rv, lv
+            op = _SWAP[op]
+        if isinstance(lv, Imm):
+            lv = self.reg(lv)
+        if isinstance(rv, Imm):
+            b.jump(op, lv, label, imm=rv.value if -(1 << 31) <= rv.value < (1 << 31)
+                   else rv.value - (1 << 64) if rv.value >= (1 << 63) else rv.value,
+                   signed=signed)
+        else:
+            b.jump(op, lv, label, b=rv, signed=signed)
+
+    # -- memory-valued expressions ----------------------------------------------------------
+    def load_scalar(self, mem, ty):
+        r = self.b.vreg()
+        size = ty.size if ty.size in (1, 2, 4, 8) else 8
+        self.b.load(r, mem.base, mem.off, size)
+        self._canonical(r, ty)
+        return r
+
+    def addr(self, e):
+        """The memory holding the value of a non-scalar expression (computed into a
+        temporary unless it already lives somewhere)."""
+        if isinstance(e, ast.Var):
+            slot = self.vars[e.name]
+            if isinstance(slot, Mem):
+                return slot
+        m = self.alloc(e.ty.size)
+        self.store(e, m, e.ty)
+        return m
+
+    def store(self, e, dst, ty, clean=True):
+        """Write the value of ``e`` to ``dst`` as type ``ty`` (the destination's type: a
+        map key or value, a variable, an event slot).  ``clean``: bytes past a string's
+        end are zeroed (map keys and values must compare equal byte for byte)."""
+        ety = e.ty
+        if isinstance(ty, IntT) and isinstance(e, ast.Field) and isinstance(ety, IntT) and \
+                ety.size == ty.size and e.field is not None and \
+                isinstance(e.expr, ast.Builtin) and e.expr.name == "args" and \
+                e.field.offset % ty.size == 0:
+            # a record field stored at its own width: no need to canonicalise it
+            r = self.b.vreg()
+            self.b.load(r, self.ctx, e.field.offset, ty.size)
+            self.b.store(dst.base, dst.off, r, ty.size)
+            return
+        if isinstance(ty, (IntT, PtrT)) or (isinstance(ty, OpaqueT) and ty.size <= 8
+                                            and ty.what not in ("usym", "ustack")):
+            v = self.value(e)
+            if isinstance(ty, IntT):
+                v = self.convert(v, ety, ty)
+            size = ty.size if ty.size in (1, 2, 4, 8) else 8
+            if isinstance(v, Imm) and -(1 << 31) <= v.value < (1 << 31):
+                self.b.store_imm(dst.base, dst.off, v.value, size)
+            else:
+                self.b.store(dst.base, dst.off, self.reg(v), size)
+            return
+        if isinstance(e, ast.Str):
+            self.store_bytes(dst, e.value.encode("utf-8", "surrogateescape"), ty.size)
+            return
+        if isinstance(e, ast.Tuple):
+            for i, x in enumerate(e.elems):
+                ety_i = ty.elems[i] if isinstance(ty, TupleT) else x.ty
+                self.store(x, dst.at(ty.offsets[i]), ety_i, clean)
+            if clean:
+                self._zero_tuple_padding(dst, ty)
+            return
+        if isinstance(e, ast.Var):
+            slot = self.vars[e.name]
+            self.copy_value(dst, ty, slot, e.info.ty, clean)
+            return
+        if isinstance(e, ast.Ternary):
+            b = self.b
+            els = b.new_label("else")
+            end = b.new_label("fi")
+            self.branch(e.cond, els, False)
+            self.store(e.then, dst, ty, clean)
+            b.goto(end)
+            b.place(els)
+            self.store(e.orelse, dst, ty, clean)
+            b.place(end)
+            return
+        if isinstance(e, ast.Builtin):
+            from tinytrace.lang import codegen_builtins
+            codegen_builtins.store(self, e, dst, ty, clean)
+            return
+        if isinstance(e, ast.Field):
+            base = e.expr
+            if isinstance(base, ast.Builtin) and base.name == "args":
+                from tinytrace.lang import codegen_builtins
+                codegen_builtins.args_field_store(self, e, dst, ty, clean)
+                return
+            src = self.addr(base)
+            self.copy_value(dst, ty, src.at(base.ty.offsets[e.field]), ety, clean)
+            return
+        if isinstance(e, ast.MapRef):
+            from tinytrace.lang import codegen_maps
+            codegen_maps.read_into(self, e, dst, ty, clean)
+            return
+        if isinstance(e, ast.Call):
+            from tinytrace.lang import codegen_calls
+            codegen_calls.store(self, e, dst, ty, clean)
+            return
+        raise AssertionError("cannot store %s" % type(e).__name__)
+
+    def copy_value(self, dst, dty, src, sty, clean):
+        """Copy a value of type ``sty`` at ``src`` into ``dst`` typed ``dty``."""
+        if isinstance(src, int):  # a scalar variable's register
+            self.b.store(dst.base, dst.off, src, dty.size if dty.size in (1, 2, 4, 8) else 8)
+            return
+        if isinstance(dty, TupleT) and isinstance(sty, TupleT) and dty != sty:
+            for i, (de, se) in enumerate(zip(dty.elems, sty.elems)):
+                d = dst.at(dty.offsets[i])
+                s = src.at(sty.offsets[i])
+                if isinstance(de, IntT):
+                    v = self.convert(self.load_scalar(s, se), se, de)
+                    self.b.store(d.base, d.off, v, de.size)
+                else:
+                    self.copy_value(d, de, s, se, clean)
+            if clean:
+                self._zero_tuple_padding(dst, dty)
+            return
+        n = min(dty.size, sty.size)
+        self.copy(dst, src, n)
+        if dty.size > n and clean:
+            self.zero(dst, dty.size, n)
+
+    def _zero_tuple_padding(self, dst, ty):
+        end = 0
+        for off, e in zip(ty.offsets, ty.elems):
+            if off > end:
+                self.zero(dst.at(end), off - end)
+            end = off + e.size
+        if ty.size > end:
+            self.zero(dst.at(end), ty.size - end)
+
+    def deref(self, ptr_expr, index_expr, ty, user):
+        """``*p`` or ``p[i]``: read one value through a pointer with probe_read."""
+        b = self.b
+        p = self.reg(self.value(ptr_expr))
+        if index_expr is not None:
+            idx = self.convert(self.value(index_expr), index_expr.ty, INT64)
+            scaled = self.arith("*", idx, INT64, Imm(ty.size), INT64, INT64, INT64)
+            p = self.arith("+", p, UINT64, scaled, INT64, UINT64, UINT64)
+            p = self.reg(p)
+        m = self.alloc(8)
+        b.store_imm(m.base, m.off, 0, 8)
+        b.call(self.comp.target.read_helper(user, False), self._ptr(m), ("imm", ty.size), p)
+        return self.load_scalar(m, ty)
+
+    # -- events -----------------------------------------------------------------------------
+    def event(self, kind, arg_types, data=None, loc=None):
+        """Register an event kind; returns its spec (the caller fills the arguments)."""
+        return self.comp.add_event(kind, arg_types, data, loc)
+
+    def send(self, mem, size):
+        """Send ``size`` bytes at ``mem`` to user space; count a loss when there's no room."""
+        b = self.b
+        ptr = self._ptr(mem)
+        if self.comp.target.ringbuf:
+            r = b.call("ringbuf_output", ("map", "out"), ptr, ("imm", size), ("imm", 0))
+        else:
+            r = b.call("perf_event_output", self.ctx, ("map", "out"),
+                       ("imm", BPF_F_CURRENT_CPU), ptr, ("imm", size))
+        ok = b.new_label("sent")
+        b.jump("==", r, ok, imm=0)
+        key = self._zero_u32_key()
+        cnt = b.call("map_lookup_elem", ("map", "lost"), self._ptr(key))
+        b.jump("==", cnt, ok, imm=0)
+        one = b.vreg()
+        b.movi(one, 1)
+        b.atomic_add(cnt, 0, one, 8) if self.comp.target.atomics else self._add_mem(cnt, one)
+        self.comp.uses_lost = True
+        b.place(ok)
+
+    def _add_mem(self, ptr, v):
+        t = self.b.vreg()
+        self.b.load(t, ptr, 0, 8)
+        self.b.alu("+", t, src=v)
+        self.b.store(ptr, 0, t, 8)
+
+
+_NEG = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _assigned_before_use(probe):
+    """Variables whose first mention is a plain assignment at the top level of the probe
+    (so every path assigns them before any read)."""
+    seen = set()
+    first = set()
+    if probe.pred is not None:
+        for n in ast.walk(probe.pred):
+            if isinstance(n, ast.Var):
+                seen.add(n.name)
+    for s in probe.body.stmts:
+        if isinstance(s, ast.Assign) and s.op == "=" and isinstance(s.target, ast.Var):
+            name = s.target.name
+            mentioned = set(n.name for n in ast.walk(s.value) if isinstance(n, ast.Var))
+            if name not in seen and name not in mentioned:
+                first.add(name)
+            seen.update(mentioned)
+            seen.add(name)
+            continue
+        for n in ast.walk(s):
+            if isinstance(n, ast.Var):
+                seen.add(n.name)
+    return first
+
+
+def _describe_stmt(s):
+    if isinstance(s, ast.Assign):
+        t = s.target
+        name = "$" + t.name if isinstance(t, ast.Var) else "@" + t.name
+        return "the assignment to %s" % name
+    if isinstance(s, ast.ExprStmt) and isinstance(s.expr, ast.Call):
+        return "%s()" % s.expr.name
+    return "this statement"

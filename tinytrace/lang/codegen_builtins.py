@@ -1,0 +1,166 @@
+"""Code for builtin variables and tracepoint fields (``args->x``).
+
+Each builtin costs one helper call at most; tracepoint fields are loaded straight from the
+context with aligned loads (the verifier allows reads of the record, not a copy).
+"""
+from tinytrace.lang.codegen import Imm, Mem, PROBE_ID_BASE, BPF_F_USER_STACK
+from tinytrace.lang.types import ArrayT, IntT, PtrT, StrT, UINT64
+
+_SIMPLE = {
+    "nsecs": "ktime_get_ns",
+    "cgroup": "get_current_cgroup_id",
+    "rand": "get_prandom_u32",
+    "curtask": "get_current_task",
+    "jiffies": "jiffies64",
+    "numaid": "get_numa_node_id",
+    "cpu": "get_smp_processor_id",
+}
+
+
+def value(gen, e):
+    b = gen.b
+    name = e.name
+    helper = _SIMPLE.get(name)
+    if helper is not None:
+        return b.call(helper)
+    if name in ("pid", "tid"):
+        r = b.call("get_current_pid_tgid")
+        if name == "pid":
+            b.alu(">>", r, imm=32)
+        else:
+            b.zero_extend(r, 32)
+        return r
+    if name in ("uid", "gid", "username"):
+        r = b.call("get_current_uid_gid")
+        if name == "gid":
+            b.alu(">>", r, imm=32)
+        else:
+            b.zero_extend(r, 32)
+        return r
+    if name == "elapsed":
+        r = b.call("ktime_get_ns")
+        return gen.arith("-", r, UINT64, Imm(gen.comp.start_ns), UINT64, UINT64, UINT64)
+    if name == "cpid":
+        return Imm(gen.comp.env.cpid or 0)
+    if name == "probe":
+        return probe_id(gen)
+    if name == "kstack":
+        return stack_id(gen, e.ty, user=False)
+    if name.startswith("arg") and name[3:].isdigit():
+        r = b.vreg()
+        b.load(r, gen.ctx, 8 * int(name[3:]), 8)
+        return r
+    raise AssertionError("builtin %s has no scalar code" % name)
+
+
+def probe_id(gen):
+    """The probe's id: a tracepoint record's ``common_type`` (its event id), so one program
+    serves many tracepoints; otherwise a constant."""
+    if gen.provider.ctx_is_record:
+        r = gen.b.vreg()
+        gen.b.load(r, gen.ctx, 0, 2)
+        for t in gen.targets:
+            gen.comp.probe_name_for(t)
+        return r
+    return Imm(gen.comp.probe_name_for(gen.targets[0]))
+
+
+def stack_id(gen, ty, user):
+    b = gen.b
+    gen.comp.uses_stacks = True
+    r = b.call("get_stackid", gen.ctx, ("map", "stacks"),
+               ("imm", BPF_F_USER_STACK if user else 0))
+    return r
+
+
+def store(gen, e, dst, ty, clean):
+    b = gen.b
+    name = e.name
+    if name == "comm":
+        n = min(16, ty.size)
+        b.call("get_current_comm", gen._ptr(dst), ("imm", n))
+        if clean and ty.size > n:
+            gen.zero(dst, ty.size, n)
+        return
+    if name == "ustack":
+        sid = stack_id(gen, ty, user=True)
+        b.store(dst.base, dst.off, sid, 8)
+        pid = value(gen, _Fake("pid"))
+        b.store(dst.base, dst.off + 8, pid, 8)
+        return
+    raise AssertionError("builtin %s cannot be stored" % name)
+
+
+class _Fake:
+    def __init__(self, name):
+        self.name = name
+
+
+# -- tracepoint fields ----------------------------------------------------------------------
+
+def _ctx_chunks(field_off, size):
+    """(position, size) of the aligned loads that cover ``size`` bytes at ``field_off``."""
+    pos = 0
+    while pos < size:
+        for c in (8, 4, 2, 1):
+            if (field_off + pos) % c == 0 and pos % c == 0 and size - pos >= c:
+                yield pos, c
+                pos += c
+                break
+
+
+def args_field_value(gen, e):
+    f = e.field
+    ty = e.ty
+    b = gen.b
+    size = f.size if f.size in (1, 2, 4, 8) else 8
+    r = b.vreg()
+    if f.offset % size == 0:
+        b.load(r, gen.ctx, f.offset, size)
+    else:
+        m = gen.alloc(8)
+        b.store_imm(m.base, m.off, 0, 8)
+        src = b.vreg()
+        b.addr(src, gen.ctx, f.offset)
+        b.call(gen.comp.target.read_helper(False, False), gen._ptr(m), ("imm", size), src)
+        b.load(r, m.base, m.off, size)
+    if isinstance(ty, IntT):
+        gen._canonical(r, IntT(size * 8, ty.signed) if size * 8 != ty.bits else ty)
+        if size * 8 != ty.bits:
+            gen._canonical(r, ty)
+    return r
+
+
+def args_field_store(gen, e, dst, ty, clean):
+    f = e.field
+    b = gen.b
+    if f.data_loc:
+        loc = b.vreg()
+        b.load(loc, gen.ctx, f.offset, 4)
+        b.alu("&", loc, imm=0xFFFF)
+        if f.data_loc == "rel":
+            b.alu("+", loc, imm=f.offset + 4)
+        src = b.vreg()
+        b.mov(src, gen.ctx)
+        b.alu("+", src, src=loc)
+        if clean:
+            gen.zero(dst, ty.size)
+        b.call(gen.comp.target.read_helper(False, True), gen._ptr(dst), ("imm", ty.size), src)
+        return
+    fty = e.ty
+    if isinstance(fty, (StrT, ArrayT)):
+        n = min(f.size, ty.size)
+        t = b.vreg()
+        for pos, c in _ctx_chunks(f.offset, n):
+            b.load(t, gen.ctx, f.offset + pos, c)
+            b.store(dst.base, dst.off + pos, t, c)
+        if isinstance(ty, StrT) and n == ty.size and isinstance(fty, StrT):
+            # a full char array may lack its NUL: the last byte of the copy ends the string
+            b.store_imm(dst.base, dst.off + n - 1, 0, 1) if f.size > ty.size else None
+        if clean and ty.size > n:
+            gen.zero(dst, ty.size, n)
+        return
+    v = args_field_value(gen, e)
+    if isinstance(ty, IntT):
+        v = gen.convert(v, fty if isinstance(fty, IntT) else UINT64, ty)
+    b.store(dst.base, dst.off, gen.reg(v), ty.size if ty.size in (1, 2, 4, 8) else 8)

@@ -1,0 +1,420 @@
+"""Running a compiled program: maps, loading, attaching, events, and the printout at exit.
+
+Order of a run, as bpftrace does it: create the maps, load every program (a verifier
+rejection is reported at the source line that produced the failing instruction), attach
+every probe, print "Attaching N probes...", run BEGIN, let the ``-c`` command go, then read
+events until ``exit()``, Ctrl-C, the end of the command / ``-p`` process, or SIGTERM.
+Then the probes are detached, END runs, the last events are read, and every map is printed
+(sorted by name) after two newlines.  Everything the kernel hands back is owned by one
+``tinytrace.session.Session`` and released on the way out, whatever happens.
+"""
+import os
+import sys
+
+from tinytrace.errors import KernelError, UserError
+
+POLL_MS = 200
+
+
+def run(o, env, src, prog):
+    """Compile, load, attach and trace; returns the exit code."""
+    child = None
+    if o.command is not None:
+        child = HeldChild(o.command)
+        env.cpid = child.pid
+    try:
+        from tinytrace.lang import compiler
+        comp = compiler.compile_program(src, prog, env)
+        out = _open_output(o.output)
+        try:
+            return Runtime(comp, o, out).run(child)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    finally:
+        if child is not None:
+            child.finish()
+
+
+def _open_output(path):
+    if path is None:
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8", errors="surrogateescape")
+    except OSError as e:
+        raise UserError("cannot write %s: %s" % (path, e.strerror))
+
+
+class HeldChild:
+    """The ``-c`` command: forked at once, held before exec until the probes are attached
+    (so its first system calls are traced), then released."""
+
+    def __init__(self, command):
+        import shlex
+        import shutil
+        try:
+            args = shlex.split(command)
+        except ValueError as e:
+            raise UserError("-c: %s" % e)
+        if not args:
+            raise UserError("-c needs a command")
+        if shutil.which(args[0]) is None:
+            raise UserError("-c: command not found: %s" % args[0])
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: wait for the go, then exec
+            try:
+                os.close(w)
+                go = os.read(r, 1)
+                if go == b"x":
+                    os.execvp(args[0], args)
+            except OSError as e:
+                os.write(2, ("tinytrace: cannot run %s: %s\n" % (args[0], e.strerror)).encode())
+            finally:
+                os._exit(127)
+        os.close(r)
+        self.pid = pid
+        self._go = w
+        self.status = None
+
+    def release(self):
+        if self._go is not None:
+            os.write(self._go, b"x")
+            os.close(self._go)
+            self._go = None
+
+    def exited(self):
+        if self.status is not None:
+            return True
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
+            return False
+        self.status = status
+        return True
+
+    def finish(self):
+        """Reap the child; one that was never released (or still runs) is killed."""
+        if self.status is not None:
+            return
+        if self._go is not None:
+            os.close(self._go)
+            self._go = None
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                import signal
+                os.kill(self.pid, signal.SIGKILL)
+                pid, status = os.waitpid(self.pid, 0)
+            self.status = status
+        except ChildProcessError:
+            pass
+
+
+class Runtime:
+    def __init__(self, comp, options, out):
+        self.comp = comp
+        self.o = options
+        self.out = out
+        self.json = options.format == "json"
+        self.maps = {}
+        self.loaded = []           # (ProgramCode, Program)
+        self.attachments = []
+        self.reader = None
+        self.done = False
+        self.exit_code = 0
+        self.lost = 0
+        self._handlers = None
+        self._decoders = None
+
+    # -- set-up -----------------------------------------------------------------------------
+    def run(self, child):
+        from tinytrace.session import Session
+        with Session() as s:
+            self.session = s
+            self._create_maps(s)
+            self._load(s)
+            self._open_events(s)
+            self._attach(s)
+            self._write(self._attached_text(self.comp.attach_count))
+            self.out.flush()
+            self._run_special("start")
+            if child is not None:
+                child.release()
+            try:
+                self._loop(child)
+            except KeyboardInterrupt:
+                pass
+            self._detach()
+            self._run_special("exit")
+            self._drain()
+            self._print_all_maps()
+        return self.exit_code
+
+    def _create_maps(self, s):
+        for spec in self.comp.all_maps():
+            try:
+                self.maps[spec.name] = s.map(spec.kind, spec.key_size, spec.value_size,
+                                             spec.max_entries, name=spec.kernel_name)
+            except OSError as e:
+                raise KernelError("cannot create map %s (%s, %d entries): %s" % (
+                    spec.name, spec.kind, spec.max_entries, e.strerror or e))
+
+    def _load(self, s):
+        from tinytrace.asm import link
+        from tinytrace.kernel import progs
+        for p in self.comp.programs:
+            code = link(p.code, self.maps)
+            try:
+                prog = s.load(code, p.prog_type, p.name)
+            except progs.VerifierError as e:
+                raise self._verifier_error(p, e)
+            self.loaded.append((p, prog))
+
+    def _verifier_error(self, p, e):
+        src = self.comp.source
+        loc = p.loc_of_slot(e.index) if e.index is not None else None
+        names = ", ".join(t.name for t in p.targets[:3])
+        lines = []
+        if loc is not None:
+            lines.append("%s:%d:%d: error: the BPF verifier rejected the program of %s"
+                         % (src.filename, loc[0], loc[1], names))
+            text = src.line(loc[0])
+            if text is not None:
+                from tinytrace.lang.source import _visible
+                lines.append(_visible(text))
+                lines.append(" " * (loc[1] - 1) + "^")
+        else:
+            lines.append("%s: error: the BPF verifier rejected the program of %s"
+                         % (src.filename, names))
+        if e.index is not None:
+            lines.append("  at insn %d: %s" % (e.index, e.insn_text or "?"))
+        lines.append("  reason: %s" % (e.reason or "(the verifier gave none)"))
+        if self.o.verbose and e.log:
+            lines.append("verifier log:")
+            lines.append(e.log.rstrip("\n"))
+        elif not self.o.verbose:
+            lines.append("  (-v shows the verifier's whole log)")
+        return KernelError("\n".join(lines))
+
+    def _open_events(self, s):
+        from tinytrace.kernel import events
+        outmap = self.maps.get("out")
+        if outmap is None:
+            return
+        if outmap.kind == "ringbuf":
+            lost = self.maps.get("lost")
+            self.reader = s.add(events.RingBuffer(
+                outmap, self._on_event, self._on_lost,
+                lost_counter=(lost, 0) if lost is not None else None))
+        else:
+            self.reader = s.add(events.PerfBuffer(outmap, self._on_event, self._on_lost))
+
+    def _attach(self, s):
+        for p, prog in self.loaded:
+            if p.run_at is not None:
+                continue
+            try:
+                got = p.provider.attach(s, prog, p.targets, self.comp.env)
+            except OSError as e:
+                raise KernelError("cannot attach %s: %s" % (
+                    p.targets[0].name, e.strerror or e))
+            for a in got:
+                self.attachments.append(s.add(a))
+
+    def _detach(self):
+        for a in self.attachments:
+            try:
+                self.session.discard(a)
+            except Exception:
+                pass
+        self.attachments = []
+
+    def _run_special(self, when):
+        for p, prog in self.loaded:
+            if p.run_at == when:
+                prog.test_run(ctx=bytes(8))
+                self._drain()
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _loop(self, child):
+        pid = self.o.pid
+        while not self.done:
+            if self.reader is not None:
+                self.reader.poll(POLL_MS)
+            else:
+                import time
+                time.sleep(POLL_MS / 1000.0)
+            self.out.flush()
+            if child is not None and child.exited():
+                break
+            if pid is not None and not _alive(pid):
+                break
+
+    def _drain(self):
+        if self.reader is not None:
+            self.reader.drain()
+        self.out.flush()
+
+    def _on_lost(self, n):
+        from tinytrace.output import bpftrace as bt
+        self.lost += n
+        self._write(bt.lost_events_json(n) if self.json else bt.lost_events_text(n))
+
+    def _on_event(self, data):
+        eid = int.from_bytes(bytes(data[:8]), sys.byteorder)
+        if self._handlers is None:
+            self._prepare_handlers()
+        if eid >= len(self._handlers):
+            return
+        self._handlers[eid](data)
+
+    # -- events -----------------------------------------------------------------------------
+    def decoders(self):
+        if self._decoders is None:
+            from tinytrace.lang.decode import Context, Decoders
+            self._decoders = Decoders(Context(self.comp.probe_names, self.maps.get("stacks")))
+        return self._decoders
+
+    def _prepare_handlers(self):
+        self._handlers = [self._handler(spec) for spec in self.comp.events]
+
+    def _args(self, spec):
+        dec = self.decoders()
+        parts = [(o, dec.get(t)) for o, t in zip(spec.layout.offsets[1:],
+                                                  spec.layout.elems[1:])]
+        return lambda data: [f(data, o) for o, f in parts]
+
+    def _handler(self, spec):
+        from tinytrace.output import bpftrace as bt
+        kind = spec.kind
+        args = self._args(spec)
+        js = self.json
+        if kind in ("printf", "cat", "system"):
+            fmt = spec.data
+            escape = not js
+
+            def printf(data):
+                text = fmt.format(args(data), escape=escape)
+                if kind == "printf":
+                    self._write(bt.printf_json(text) if js else text)
+                elif kind == "cat":
+                    self._cat(text)
+                else:
+                    self._system(text)
+            return printf
+        if kind == "print_value":
+            return lambda data: self._write(
+                bt.value_json(args(data)[0]) if js else bt.value_text(args(data)[0]))
+        if kind == "print_map":
+            d = spec.data
+            return lambda data: self._print_map(d["map"], d["top"], d["div"])
+        if kind == "clear":
+            name = spec.data["map"]
+            return lambda data: self._clear(name)
+        if kind == "zero":
+            name = spec.data["map"]
+            return lambda data: self._zero(name)
+        if kind == "exit":
+            def exit_(data):
+                self.done = True
+                self.exit_code = args(data)[0] & 0xFF
+            return exit_
+        if kind == "time":
+            fmt = spec.data["format"]
+
+            def time_(data):
+                from tinytrace.output.timefmt import bpftrace_time
+                text = bpftrace_time(fmt)
+                self._write(bt.message_json("time", text) if js else text)
+            return time_
+        if kind == "join":
+            sep = spec.data["sep"]
+
+            def join(data):
+                vals = args(data)
+                n = vals[0]
+                parts = [v.decode("utf-8", "surrogateescape") for v in vals[1:1 + n]]
+                text = sep.join(parts)
+                if js:
+                    self._write(bt.message_json("join", text))
+                else:
+                    from tinytrace.output.escape import escape
+                    self._write(escape(text) + "\n")
+            return join
+        raise AssertionError(kind)
+
+    def _write(self, text):
+        self.out.write(text)
+
+    def _cat(self, path):
+        from tinytrace.output import bpftrace as bt
+        try:
+            with open(path, "rb") as f:
+                data = f.read(1 << 20)
+            text = data.decode("utf-8", "surrogateescape")
+        except OSError as e:
+            sys.stderr.write("tinytrace: cat: cannot read %s: %s\n" % (path, e.strerror))
+            return
+        self._write(bt.message_json("cat", text) if self.json else text)
+
+    def _system(self, command):
+        import subprocess
+        from tinytrace.output import bpftrace as bt
+        self.out.flush()
+        r = subprocess.run(command, shell=True, stdout=subprocess.PIPE)
+        text = r.stdout.decode("utf-8", "surrogateescape")
+        self._write(bt.message_json("syscall", text) if self.json else text)
+
+    # -- maps -------------------------------------------------------------------------------
+    def _user_spec(self, name):
+        from tinytrace.lang.layout import asm_name
+        return self.comp.maps[asm_name(name)]
+
+    def _clear(self, name):
+        self.maps[self._user_spec(name).name].clear()
+
+    def _zero(self, name):
+        spec = self._user_spec(name)
+        m = self.maps[spec.name]
+        zero = bytes(spec.value_size)
+        for k in list(m.keys()):
+            try:
+                m.update(k, zero)
+            except OSError:
+                pass
+
+    def _print_all_maps(self):
+        from tinytrace.output import bpftrace as bt
+        self._write(bt.EXIT_PREAMBLE)
+        for name in sorted(self.comp.program.maps):
+            self._print_map(name, 0, 1)
+        self.out.flush()
+
+    def _print_map(self, name, top, div):
+        from tinytrace.lang.mapread import read_map
+        from tinytrace.output import bpftrace as bt
+        spec = self._user_spec(name)
+        entries, kind, extra = read_map(self.maps[spec.name], spec, self.decoders())
+        display = "@" + name
+        if self.json:
+            text = bt.map_json(display, entries, kind, top=top, div=div,
+                               keyed=not spec.info.keyless, **extra)
+        else:
+            text = bt.map_text(display, entries, kind, top=top, div=div, **extra)
+        self._write(text)
+
+    def _attached_text(self, n):
+        if self.o.quiet:
+            return ""
+        from tinytrace.output import bpftrace as bt
+        return bt.attached_probes_json(n) if self.json else bt.attached_probes_text(n)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
