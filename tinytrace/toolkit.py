@@ -72,11 +72,16 @@ def announce(args, text):
 
 def require_privileges():
     """Fail early, in one line, when this process cannot trace at all."""
+    import os
     from tinytrace.privileges import can_trace
-    if not can_trace():
-        from tinytrace.errors import PrivilegeError
-        raise PrivilegeError("tracing needs root (or CAP_BPF and CAP_PERFMON); "
-                             "run this tool with sudo or as root")
+    if can_trace():
+        return
+    from tinytrace.errors import PrivilegeError
+    if os.geteuid() == 0:
+        raise PrivilegeError("tracing needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN), which "
+                             "this root process lacks; run it with those capabilities")
+    raise PrivilegeError("tracing needs root (or CAP_BPF and CAP_PERFMON); "
+                         "run this tool with sudo or as root")
 
 
 class Stopper(object):
