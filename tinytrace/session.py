@@ -47,6 +47,7 @@ class Session(object):
         self._handle_signals = handle_signals
         self._old_handlers = {}
         self._deferred = None
+        self._wakeup = None      # (read fd, write fd) of the signal wakeup pipe
         global _atexit_installed
         if not _atexit_installed:
             import atexit
@@ -176,8 +177,53 @@ class Session(object):
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
             except (ValueError, OSError):
                 pass
+        # Ctrl-C must stop us even when started with SIGINT ignored (a background job of a
+        # non-interactive shell), as `kill -INT` stops bpftrace
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            self._old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT,
+                                                              signal.default_int_handler)
+        self._install_wakeup(signal)
+
+    def _install_wakeup(self, signal):
+        """Point signal.set_wakeup_fd at a pipe the event readers watch, so a signal that
+        lands just before epoll_wait() starts still wakes it (see tinytrace.kernel.events)."""
+        import os
+        r, w = os.pipe()
+        for fd in (r, w):
+            os.set_blocking(fd, False)
+        try:
+            old = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        except (ValueError, OSError):
+            os.close(r)
+            os.close(w)
+            return
+        if old != -1:  # somebody else's wakeup fd: leave theirs in place
+            signal.set_wakeup_fd(old)
+            os.close(r)
+            os.close(w)
+            return
+        self._wakeup = (r, w)
+        from tinytrace.kernel import events
+        events.set_signal_wakeup(r)
+
+    def _remove_wakeup(self):
+        if self._wakeup is None:
+            return
+        import os
+        import signal
+        r, w = self._wakeup
+        self._wakeup = None
+        try:
+            signal.set_wakeup_fd(-1)
+        except (ValueError, OSError):
+            pass
+        from tinytrace.kernel import events
+        events.set_signal_wakeup(-1)
+        os.close(r)
+        os.close(w)
 
     def _restore_signals(self):
+        self._remove_wakeup()
         if not self._old_handlers:
             return
         import signal

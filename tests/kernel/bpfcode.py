@@ -128,11 +128,18 @@ def _pid_guard(tgid, skip):
                 jne_imm(0, tgid, skip))
 
 
-def emit_pid_and_mode_perf(map_fd, tgid):
-    """sys_enter_openat program: perf_event_output({u64 pid_tgid, u64 mode}) for ``tgid``."""
+def load_field(dst, src, off, size):
+    """dst = the ``size``-byte unsigned field at src + off (size 4 or 8)."""
+    return ldx_dw(dst, src, off) if size == 8 else ldx_w(dst, src, off)
+
+
+def emit_pid_and_mode_perf(map_fd, tgid, mode=(40, 8)):
+    """sys_enter_openat program: perf_event_output({u64 pid_tgid, u64 mode}) for ``tgid``.
+    ``mode`` is the (offset, size) of the tracepoint's mode field (from its format file:
+    syscall arguments are longs, 4 bytes on 32-bit kernels)."""
     body = join(
         stx_dw(10, -16, 7),
-        ldx_dw(1, 6, 40),                    # the tracepoint's "mode" field
+        load_field(1, 6, mode[0], mode[1]),  # the tracepoint's "mode" field
         stx_dw(10, -8, 1),
         mov64_reg(1, 6),
         ld_map_fd(2, map_fd),
@@ -160,13 +167,13 @@ def _bump_counter(counter_fd):
     )
 
 
-def emit_pid_and_mode_ringbuf(ring_fd, tgid, lost_fd):
+def emit_pid_and_mode_ringbuf(ring_fd, tgid, lost_fd, mode=(40, 8)):
     """sys_enter_openat program: bpf_ringbuf_output({u64 pid_tgid, u64 mode}); on failure
-    count the loss in array ``lost_fd`` key 0."""
+    count the loss in array ``lost_fd`` key 0.  ``mode`` as for the perf variant."""
     bump = _bump_counter(lost_fd)
     body = join(
         stx_dw(10, -16, 7),
-        ldx_dw(1, 6, 40),
+        load_field(1, 6, mode[0], mode[1]),
         stx_dw(10, -8, 1),
         ld_map_fd(1, ring_fd),
         mov64_reg(2, 10),

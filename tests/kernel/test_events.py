@@ -13,8 +13,11 @@ pytestmark = pytest.mark.bpf
 
 @pytest.fixture
 def openat():
+    """The (offset, size) of sys_enter_openat's mode field, from its format file."""
     if tracefs.find() is None or not tracefs.exists("syscalls", "sys_enter_openat"):
         pytest.skip("no syscalls:sys_enter_openat tracepoint")
+    f = tracefs.event_format("syscalls", "sys_enter_openat").field("mode")
+    return f.offset, f.size
 
 
 def need_ringbuf():
@@ -41,7 +44,8 @@ def test_perf_buffer_delivers_every_event(tmp_path, openat):
     with Opener(str(tmp_path / "f")) as w, \
             maps.Map.create("perf_event_array", 4, 4, 0, name="t_pb") as m:
         with events.PerfBuffer(m, recs.append, pages=8) as r, \
-                progs.load(c.emit_pid_and_mode_perf(m.fd, w.pid), "tracepoint", "t_pbout") as p, \
+                progs.load(c.emit_pid_and_mode_perf(m.fd, w.pid, mode=openat), "tracepoint",
+                           "t_pbout") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             w.open_files(n, mode_base=0o100)
             poll_until(r, n, lambda: len(recs))
@@ -64,7 +68,7 @@ def test_ringbuf_delivers_every_event_in_order(tmp_path, openat):
             maps.Map.create("ringbuf", 0, 0, 1 << 16, name="t_rb") as rb, \
             maps.Map.create("array", 4, 8, 1, name="t_rblost") as lost:
         with events.RingBuffer(rb, recs.append, lost_counter=(lost, 0)) as r, \
-                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd), "tracepoint",
+                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd, mode=openat), "tracepoint",
                            "t_rbout") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             w.open_files(n, mode_base=0o200)
@@ -86,7 +90,7 @@ def test_ringbuf_records_wrap_around(tmp_path, openat):
             maps.Map.create("ringbuf", 0, 0, page, name="t_rbwrap") as rb, \
             maps.Map.create("array", 4, 8, 1) as lost:
         with events.RingBuffer(rb, recs.append, lost_counter=(lost, 0)) as r, \
-                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd), "tracepoint",
+                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd, mode=openat), "tracepoint",
                            "t_rbwrap") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             total = 0
@@ -102,7 +106,8 @@ def test_perf_buffer_wraps_around(tmp_path, openat):
     recs = []
     with Opener(str(tmp_path / "f")) as w, maps.Map.create("perf_event_array", 4, 4, 0) as m:
         with events.PerfBuffer(m, recs.append, pages=1) as r, \
-                progs.load(c.emit_pid_and_mode_perf(m.fd, w.pid), "tracepoint", "t_pbwrap") as p, \
+                progs.load(c.emit_pid_and_mode_perf(m.fd, w.pid, mode=openat), "tracepoint",
+                           "t_pbwrap") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             for rnd in range(20):       # 20 x 50 x 32-byte records, 1-page rings
                 w.open_files(50, mode_base=rnd * 50)
@@ -170,7 +175,7 @@ def test_callback_exception_keeps_the_rest(tmp_path, openat):
     with Opener(str(tmp_path / "f")) as w, maps.Map.create("ringbuf", 0, 0, 1 << 16) as rb, \
             maps.Map.create("array", 4, 8, 1) as lost:
         with events.RingBuffer(rb, on_event) as r, \
-                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd), "tracepoint",
+                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd, mode=openat), "tracepoint",
                            "t_rbexc") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             w.open_files(10)
@@ -219,11 +224,11 @@ def test_weakly_ordered_machine_paths(tmp_path, openat, monkeypatch, kind):
         if kind == "ringbuf":
             out = maps.Map.create("ringbuf", 0, 0, 1 << 16)
             r = events.RingBuffer(out, recs.append)
-            code = c.emit_pid_and_mode_ringbuf(out.fd, w.pid, lost.fd)
+            code = c.emit_pid_and_mode_ringbuf(out.fd, w.pid, lost.fd, mode=openat)
         else:
             out = maps.Map.create("perf_event_array", 4, 4, 0)
             r = events.PerfBuffer(out, recs.append, pages=4)
-            code = c.emit_pid_and_mode_perf(out.fd, w.pid)
+            code = c.emit_pid_and_mode_perf(out.fd, w.pid, mode=openat)
         with out, r, progs.load(code, "tracepoint", "t_weak") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             w.open_files(n, mode_base=0)
@@ -245,7 +250,7 @@ def test_ringbuf_with_32_bit_kernel_positions(tmp_path, openat, monkeypatch):
             maps.Map.create("ringbuf", 0, 0, perf.page_size()) as rb, \
             maps.Map.create("array", 4, 8, 1) as lost:
         with events.RingBuffer(rb, recs.append) as r, \
-                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd), "tracepoint",
+                progs.load(c.emit_pid_and_mode_ringbuf(rb.fd, w.pid, lost.fd, mode=openat), "tracepoint",
                            "t_rb32") as p, \
                 attach.tracepoint(p, "syscalls", "sys_enter_openat"):
             assert r._posmask == 0xFFFFFFFF

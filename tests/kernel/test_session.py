@@ -135,10 +135,12 @@ base = set(os.listdir("/proc/self/fd"))
 try:
     with Session() as s:
         build_everything(s)
+        r = s.output(lambda d: None, size=1 << 16)
         print("ready", len(s.objects), flush=True)
         if sys.argv[1] == "raise":
             raise RuntimeError("boom")
-        time.sleep(60)
+        for _ in range(60):
+            r.poll(None)                 # the tracer's wait: blocks until a signal
 finally:
     now = set(os.listdir("/proc/self/fd"))
     print("leaked", len(now - base), flush=True)
@@ -169,3 +171,28 @@ def test_child_cleans_up_on_every_way_out(how, code):
     assert "leaked 0" in out, out + err
     assert rc == code, err
     assert tracefs_state() == before
+
+
+@pytest.mark.bpf
+def test_a_signal_wakes_a_blocking_poll():
+    """The C-level handler writes to the session's wakeup pipe; readers watch it, so a signal
+    landing just before epoll_wait() starts cannot be slept through."""
+    with Session() as s:
+        assert s._wakeup is not None
+        r = s.output(lambda d: None, size=1 << 16)
+        rfd, wfd = s._wakeup
+        os.write(wfd, b"\x02")          # what the C handler writes for SIGINT
+        assert r.poll(30000) == 0        # returns (instead of waiting 30 s) ...
+        with pytest.raises(BlockingIOError):
+            os.read(rfd, 1)              # ... having drained the pipe
+    assert signal.set_wakeup_fd(-1) == -1    # restored
+
+
+def test_sigint_works_even_when_ignored_at_start():
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with Session():
+            assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)

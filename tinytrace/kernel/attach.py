@@ -12,6 +12,7 @@ counters) are per CPU, so ``per_cpu()`` opens one on each online CPU.
 Every function returns an object with ``close()`` (and context-manager support) that detaches.
 """
 import errno as _errno
+import os
 
 from tinytrace.kernel import bpf, perf
 from tinytrace.kernel.libc import OwnedFd
@@ -52,7 +53,6 @@ class PerfAttachment(Attachment):
         self.cpu = cpu
 
     def _release(self):
-        import os
         try:
             perf.disable(self.fd)
         except OSError:
@@ -107,16 +107,15 @@ def attach_to_event(prog, event_fd, target="", cpu=-1, link=None):
     try:
         if link is None:
             link = _use_links()
-        if link:
-            link_fd = bpf.link_create(pfd, event_fd, bpf.ATTACH_TYPES["perf_event"])
-        else:
-            try:
+        try:
+            if link:
+                link_fd = bpf.link_create(pfd, event_fd, bpf.ATTACH_TYPES["perf_event"])
+            else:
                 perf.set_bpf(event_fd, pfd)
-            except OSError as e:
-                raise _attach_error(e, target)
+        except OSError as e:
+            raise _attach_error(e, target)
         perf.enable(event_fd)
     except BaseException:
-        import os
         if link_fd >= 0:
             os.close(link_fd)
         os.close(event_fd)
@@ -125,13 +124,24 @@ def attach_to_event(prog, event_fd, target="", cpu=-1, link=None):
 
 
 def _attach_error(e, target):
+    """A clear error for a refused attachment (e is an OSError or BpfError)."""
     from tinytrace.errors import KernelError
-    if e.errno == _errno.EEXIST:
+    err = e.errno
+    if err == _errno.EEXIST:
         return KernelError("attaching to %s: a BPF program is already attached there" % target)
-    if e.errno in (_errno.EPERM, _errno.EACCES):
+    if err == _errno.EACCES and bpf._privileged():
+        # the kernel compares the furthest context offset the program reads with the size of
+        # the event's record (tracepoint fields differ between 32- and 64-bit kernels)
+        return KernelError("attaching to %s: the program reads past the end of the event's "
+                           "record (check field offsets against the tracepoint's format file)"
+                           % target)
+    if err in (_errno.EPERM, _errno.EACCES):
         from tinytrace import privileges
-        return privileges.error("PERF_EVENT_IOC_SET_BPF", e.errno)
-    return KernelError("attaching to %s: %s" % (target, e.strerror))
+        return privileges.error("attaching to %s" % target, err)
+    if err == _errno.EINVAL:
+        return KernelError("attaching to %s: the kernel refused it (EINVAL): the program's "
+                           "type does not fit this event" % target)
+    return KernelError("attaching to %s: %s" % (target, os.strerror(err)))
 
 
 def perf_event(prog, attr, cpu=0, pid=-1, group_fd=-1, target="", link=None):

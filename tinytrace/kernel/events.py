@@ -25,10 +25,17 @@ twice in a row, so a record that wraps is still contiguous.  Each record starts 
 records it could not reserve; a program that wants losses reported increments a counter
 (``lost_counter=(map, key)``: a u64 in an array or hash map) that the reader watches.
 
+Signals: a signal that arrives just before epoll_wait() starts would not interrupt it, and
+a blocking ``poll()`` would sleep through Ctrl-C.  ``set_signal_wakeup(fd)`` (called by
+``tinytrace.session.Session``, which points ``signal.set_wakeup_fd`` at a pipe) names an fd
+the C-level signal handler writes to; every reader watches it, so epoll returns and the
+Python-level handler runs (raising KeyboardInterrupt or the session's Terminated).
+
 Memory ordering: the head/producer position is read, then ``libc.fence()`` (a no-op on
 x86/s390x, a real barrier elsewhere), then the data; and the data is copied out before the
 fence that precedes publishing the new tail/consumer position.
 """
+import os
 import select
 import struct
 import time
@@ -60,6 +67,23 @@ class _Ring(object):
         self.mask = size - 1
 
 
+_wakeup_fd = -1
+
+
+def set_signal_wakeup(fd):
+    """Make every reader's poll() also wake when ``fd`` becomes readable (-1: none)."""
+    global _wakeup_fd
+    _wakeup_fd = fd
+
+
+def _drain_fd(fd):
+    try:
+        while os.read(fd, 512):
+            pass
+    except OSError:   # EAGAIN (empty, non-blocking) or closed
+        pass
+
+
 class _Reader(object):
     """Shared bits: callbacks, epoll, lost counting, close."""
 
@@ -72,6 +96,7 @@ class _Reader(object):
         self._pending = []   # records copied out but not yet delivered (a callback raised)
         self._owns_map = False
         self._fence = libc.get_fence()
+        self._watched = -1   # the signal wakeup fd registered in our epoll set
 
     def fileno(self):
         return self._ep.fileno()
@@ -99,11 +124,32 @@ class _Reader(object):
         if n:
             timeout_ms = 0
         t = -1 if timeout_ms is None or timeout_ms < 0 else timeout_ms / 1000.0
+        if self._watched != _wakeup_fd:
+            self._watch(_wakeup_fd)
         ready = self._ep.poll(t)
         if ready:
-            n += self._read_ready([fd for fd, _ in ready])
+            fds = [fd for fd, _ in ready]
+            if self._watched >= 0 and self._watched in fds:
+                _drain_fd(self._watched)   # a signal: its Python handler runs right after this
+                fds.remove(self._watched)
+            if fds:
+                n += self._read_ready(fds)
         n += self._after_poll()
         return n
+
+    def _watch(self, fd):
+        if self._watched >= 0:
+            try:
+                self._ep.unregister(self._watched)
+            except (OSError, ValueError):
+                pass
+        self._watched = -1
+        if fd >= 0:
+            try:
+                self._ep.register(fd, select.EPOLLIN)
+                self._watched = fd
+            except (OSError, ValueError):
+                pass
 
     def drain(self):
         """Deliver everything available now, without waiting."""
@@ -157,7 +203,6 @@ class PerfBuffer(_Reader):
                     base = libc.mmap(length, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED,
                                      fd)
                 except OSError as e:
-                    import os
                     os.close(fd)
                     from tinytrace.errors import KernelError
                     raise KernelError("cannot map the perf buffer of CPU %d (%d pages): %s"
@@ -257,7 +302,6 @@ class PerfBuffer(_Reader):
 
     def close(self):
         rings, self._rings = getattr(self, "_rings", []), []
-        import os
         for ring in rings:
             try:
                 self._ep.unregister(ring.fd)
