@@ -80,7 +80,8 @@ class Target:
     """What the kernel supports, as far as code generation cares."""
 
     def __init__(self, ringbuf=True, atomics=True, probe_read_kernel=True, v4=True,
-                 bounded_loops=True, percpu=True):
+                 bounded_loops=True, percpu=True, cookies=True):
+        self.cookies = cookies      # BPF links with a cookie per perf event (Linux 5.15)
         self.ringbuf = ringbuf
         self.atomics = atomics
         self.probe_read_kernel = probe_read_kernel
@@ -99,7 +100,8 @@ class Target:
             return cls(ringbuf=bool(f.ringbuf), atomics=bool(f.atomics),
                        probe_read_kernel=bool(f.probe_read_kernel),
                        v4=tuple(version[:2]) >= (6, 6),
-                       bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps))
+                       bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
+                       cookies=bool(f.perf_link))
         except Exception:
             return cls()
 
@@ -129,6 +131,7 @@ class ProgramGen:
         self.vars = {}
         self.stmt_peaks = []
         self._zero_key = None
+        self.cookies = None   # {target name: probe id} when ``probe`` reads the cookie
 
     # -- driver -----------------------------------------------------------------------------
     def generate(self):
@@ -715,7 +718,7 @@ class ProgramGen:
         if isinstance(ty, IntT) and isinstance(e, ast.Field) and isinstance(ety, IntT) and \
                 ety.size == ty.size and e.field is not None and \
                 isinstance(e.expr, ast.Builtin) and e.expr.name == "args" and \
-                e.field.offset % ty.size == 0:
+                e.field.offset % ty.size == 0 and e.field.offset >= 8:
             # a record field stored at its own width: no need to canonicalise it
             r = self.b.vreg()
             self.b.load(r, self.ctx, e.field.offset, ty.size)

@@ -30,7 +30,8 @@ class ProgramCode:
     """One BPF program: ``code`` (Insn/Label list over r0-r10, comments are text), where it
     attaches (``provider``, ``targets``), and ``locs`` (slot index -> source location)."""
 
-    def __init__(self, name, probe, ap, targets, code, locs, stack, spills):
+    def __init__(self, name, probe, ap, targets, code, locs, stack, spills, cookies=None):
+        self.cookies = cookies
         self.name = name
         self.probe = probe
         self.ap = ap
@@ -153,9 +154,15 @@ def compile_program(src, prog, env, target=None):
         for info in prog.maps.values():
             comp.map_spec(info)
         for probe in prog.probes:
-            for gi, (ap, targets) in enumerate(probe.groups):
-                comp.programs.append(_compile_one(comp, probe, ap, targets,
-                                                  len(comp.programs)))
+            for ap, targets in probe.groups:
+                if "probe" in probe.used and len(targets) > 1 and not (
+                        target.cookies and ap.provider.ctx_is_record):
+                    groups = [[t] for t in targets]   # ``probe`` is a constant in each
+                else:
+                    groups = [targets]
+                for ts in groups:
+                    comp.programs.append(_compile_one(comp, probe, ap, ts,
+                                                      len(comp.programs)))
     except LangError as err:
         raise src.convert(err)
     return comp
@@ -183,7 +190,7 @@ def _compile_one(comp, probe, ap, targets, index):
                         % (stack, 8 * res.spill_slots, STACK_LIMIT), probe.loc)
     final, locs = _finish(res.code, comp.source)
     return ProgramCode(_prog_name(targets[0].name, index), probe, ap, targets, final, locs,
-                       stack, res.spill_slots)
+                       stack, res.spill_slots, gen.cookies)
 
 
 def _prog_name(name, index):

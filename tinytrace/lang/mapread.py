@@ -48,7 +48,9 @@ def read_map(m, spec, decoders):
             words = [_words(v, n) for v in per_cpu]
             value = _combine(kind, words, signed)
             if value is None:
-                continue
+                if info.keyless:
+                    continue       # the one array element, never updated
+                value = _EMPTY[kind](n)   # a key whose value was zero()ed
             entries.append((_key(kraw, key_dec, multi), value))
         return entries, kind, extra
     kind = "int" if isinstance(value_ty, (IntT, PtrT)) else "value"
@@ -56,6 +58,11 @@ def read_map(m, spec, decoders):
     for kraw, vraw in items:
         entries.append((_key(kraw, key_dec, multi), vdec(vraw, 0)))
     return entries, kind, extra
+
+
+_EMPTY = {"count": lambda n: 0, "sum": lambda n: 0, "min": lambda n: 0, "max": lambda n: 0,
+          "avg": lambda n: (0, 0), "stats": lambda n: (0, 0), "hist": lambda n: [0] * n,
+          "lhist": lambda n: [0] * n}
 
 
 def _key(raw, dec, multi):

@@ -261,6 +261,10 @@ def _delete(sema, e):
 
 
 def _has_key(sema, e):
+    if len(e.args) == 1 and isinstance(e.args[0], ast.MapRef) and e.args[0].keys:
+        sema._map(e.args[0])   # already rewritten by an earlier round
+        e.ty = BOOL
+        return
     _arity(e, 2)
     m = _map_arg(sema, e, 0)
     key = e.args[1]

@@ -73,7 +73,7 @@ class Provider:
         return [t.name for t in targets]
 
     # -- run time --------------------------------------------------------------------------
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
         raise NotImplementedError
 
     def list(self, pattern, env):

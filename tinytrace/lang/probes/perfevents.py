@@ -58,7 +58,7 @@ class _PerfEvents(Provider):
         return ["%s:%s:" % (self.name, e) for e in sorted(self.table)
                 if fnmatch.fnmatchcase("%s:%s:" % (self.name, e), pattern)]
 
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
         from tinytrace.kernel import attach, perf
         out = []
         for t in targets:

@@ -43,11 +43,7 @@ class RawTracepoint(Provider):
             return UINT64
         return None
 
-    def group_key(self, target, used):
-        # probe is a constant in a raw tracepoint program: one program per name then.
-        return (target.name,) if "probe" in used else ()
-
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
         from tinytrace.kernel import attach
         return [attach.raw_tracepoint(prog, t.parts[0]) for t in targets]
 

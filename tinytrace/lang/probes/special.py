@@ -12,7 +12,7 @@ class _Special(Provider):
         import fnmatch
         return [self.name] if fnmatch.fnmatchcase(self.name, pattern) else []
 
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
         return []  # nothing to attach: the runtime runs the program itself
 
 

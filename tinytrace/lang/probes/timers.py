@@ -47,7 +47,7 @@ class _Timer(Provider):
         forms = ["%s:%s:" % (self.name, u) for u in ("hz", "s", "ms", "us")]
         return [f for f in forms if fnmatch.fnmatchcase(f, pattern)]
 
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
         from tinytrace.kernel import arch, attach
         out = []
         for t in targets:

@@ -75,11 +75,21 @@ class Tracepoint(Provider):
         return tuple((f, rec.fields[f].offset, rec.fields[f].ty, rec.fields[f].data_loc)
                      for f in sorted(fields))
 
-    def attach(self, session, prog, targets, env):
+    def attach(self, session, prog, targets, env, cookies=None):
+        """One perf event per tracepoint; with ``cookies`` ({target name: cookie}) each
+        gets a BPF link carrying its cookie (the program reads it as ``probe``)."""
         from tinytrace.kernel import attach
         links = []
-        for t in targets:
-            links.append(attach.tracepoint(prog, t.parts[0], t.parts[1]))
+        try:
+            for t in targets:
+                if cookies:
+                    links.append(_attach_with_cookie(prog, t, cookies[t.name]))
+                else:
+                    links.append(attach.tracepoint(prog, t.parts[0], t.parts[1]))
+        except BaseException:
+            for a in links:
+                a.close()
+            raise
         return links
 
     def list(self, pattern, env):
@@ -92,3 +102,24 @@ class Tracepoint(Provider):
                 if fnmatch.fnmatchcase(full, pattern):
                     out.append(full)
         return out
+
+
+def _attach_with_cookie(prog, target, cookie):
+    import os
+    from tinytrace.kernel import bpf, perf, tracefs
+    from tinytrace.kernel.attach import PerfAttachment
+    cat, name = target.parts
+    fd = perf.perf_event_open(perf.tracepoint(tracefs.event_id(cat, name)), pid=-1, cpu=0)
+    try:
+        link = bpf.link_create(prog.fileno(), fd, bpf.ATTACH_TYPES["perf_event"],
+                               cookie=cookie)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        perf.enable(fd)
+    except BaseException:
+        os.close(link)
+        os.close(fd)
+        raise
+    return PerfAttachment(fd, link, target.name, 0)

@@ -1,0 +1,421 @@
+"""The run corpus: programs compiled, loaded and run on this kernel under a workload whose
+system calls are known, with their output checked against what the workload did.
+
+Each case runs ``python -m tinytrace`` in a subprocess (``-c`` starts the workload, held
+until the probes are attached).  The cases run four at a time on first use (a session
+fixture) and each test then checks its own result, so the suite's wall time stays small.
+In a program, ``%DIR%`` is the case's scratch folder, ``%MARKER%`` the file the workload
+opens, ``%BIN%`` the marker binary it runs.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+WORKLOAD = os.path.join(HERE, "workload.py")
+TIMEOUT = 60
+
+
+class Case:
+    def __init__(self, name, program, expect, work=None, params=(), options=(), env=None,
+                 rc=0):
+        self.name = name
+        self.program = program
+        self.expect = expect
+        self.work = work
+        self.params = list(params)
+        self.options = list(options)
+        self.env = env or {}
+        self.rc = rc
+
+
+def lines(*want):
+    """The output must be exactly these lines (trailing empty lines aside: every run ends
+    with the two newlines bpftrace prints before the maps)."""
+    def check(out, ctx):
+        got = out.splitlines()
+        exp = list(want)
+        while got and not got[-1]:
+            got.pop()
+        while exp and not exp[-1]:
+            exp.pop()
+        assert got == exp, out
+    return check
+
+
+def matches(*patterns):
+    """Each regex must match some line of the output."""
+    def check(out, ctx):
+        for p in patterns:
+            assert re.search(p, out, re.M), "%r not in:\n%s" % (p, out)
+    return check
+
+
+def has(text):
+    def check(out, ctx):
+        assert text in out, out
+    return check
+
+
+def _map_value(out, name):
+    m = re.search(r"^%s: (-?\d+)$" % re.escape(name), out, re.M)
+    assert m, "%s not in:\n%s" % (name, out)
+    return int(m.group(1))
+
+
+def value(name, want):
+    """``@name: N`` with N == want (or want(N) true)."""
+    def check(out, ctx):
+        v = _map_value(out, name)
+        if callable(want):
+            assert want(v), "%s = %d:\n%s" % (name, v, out)
+        else:
+            assert v == want, out
+    return check
+
+
+def hist_rows(name, rows):
+    """The hist/lhist rows of map ``name``: [(label, count)]."""
+    def check(out, ctx):
+        m = re.search(r"^%s: \n((?:[\[(].*\n)+)" % re.escape(name), out, re.M)
+        assert m, out
+        got = []
+        for r in m.group(1).splitlines():
+            row = re.match(r"^(.*?)\s+(\d+) \|", r)
+            got.append((row.group(1), int(row.group(2))))
+        assert got == rows, "\n%s\n%s" % (got, out)
+    return check
+
+
+def all_of(*checks):
+    def check(out, ctx):
+        for c in checks:
+            c(out, ctx)
+    return check
+
+
+def W(*actions):
+    return list(actions)
+
+
+OPEN7 = W("open", "7")
+
+CASES = [
+    # -- output and literals -----------------------------------------------------------
+    Case("printf_basic", 'BEGIN { printf("hello %d %s\\n", 42, "x"); exit(); }',
+         lines("hello 42 x")),
+    Case("printf_flags", 'BEGIN { $n = 42; printf("[%5d][%-5d][%05d][%x][%X][%o][%u]'
+         '[%c][%%][%+d]\\n", $n, $n, $n, 255 + $n - $n, 255, 8, -1, 65, $n); exit(); }',
+         lines("[   42][42   ][00042][ff][FF][10][18446744073709551615][A][%][+42]")),
+    Case("printf_strings", 'BEGIN { printf("[%8s][%-8s][%.2s]\\n", "abc", "abc", "abc"); '
+         'exit(); }', lines("[     abc][abc     ][ab]")),
+    Case("print_values", 'BEGIN { $x = 5; print($x + 1); print("str"); print((1, "a", -2)); '
+         'exit(); }', lines("6", "str", "(1, a, -2)")),
+    Case("print_map_midway", 'BEGIN { @x[1] = 2; @x[3] = 1; print(@x); printf("--\\n"); '
+         'exit(); }', lines("@x[3]: 1", "@x[1]: 2", "--", "", "", "@x[3]: 1", "@x[1]: 2")),
+    Case("attaching_line", "BEGIN { exit(); } END { printf(\"end\\n\"); }",
+         lines("Attaching 2 probes...", "end", "", ""), options=[]),
+    Case("begin_end_order", 'BEGIN { printf("begin\\n"); } interval:ms:20 { exit(); } '
+         'END { printf("end\\n"); }', lines("begin", "end", "", "")),
+    Case("exit_code", "BEGIN { exit(3); }", lines("", ""), rc=3),
+    Case("return_stops_probe", 'BEGIN { printf("a\\n"); if (pid > 0) { exit(); return; } '
+         'printf("b\\n"); }', lines("a", "", "")),
+    # -- integers ----------------------------------------------------------------------
+    Case("int_division", 'BEGIN { $a = 7; $b = 2; $n = -7; printf("%d %d %d %d %d %d\\n", '
+         '$a / $b, $n / $b, $n % $b, $a % $b, $n >> 1, $a << 3); exit(); }',
+         lines("3 -3 -1 1 -4 56")),
+    Case("int_unsigned", 'BEGIN { $n = -7; $u = (uint64)$n; printf("%u %d %d\\n", $u / 2, '
+         '$u > 0, $n < 0); exit(); }', lines("9223372036854775804 1 1")),
+    Case("int_casts", 'BEGIN { $x = 300; $y = -1; printf("%d %d %d %u %d\\n", (uint8)$x, '
+         '(int8)$x, (int16)$y, (uint32)$y, (int32)(uint32)$y); exit(); }',
+         lines("44 44 -1 4294967295 -1")),
+    Case("int_promotion", 'BEGIN { $a = (uint8)250; $b = (uint8)10; $c = (uint32)4294967295; '
+         'printf("%d %d %u\\n", $a + $b, $a - $b - (uint8)250, $c + (uint32)2); exit(); }',
+         lines("260 -10 1")),
+    Case("compound_ops", 'BEGIN { $x = 100; $x -= 1; $x *= 2; $x /= 3; $x %= 50; '
+         '$x <<= 2; $x >>= 1; $x &= 0xff; $x |= 0x100; $x ^= 1; printf("%d\\n", $x); '
+         'exit(); }', lines("289")),
+    Case("unary_ops", 'BEGIN { $x = 5; $z = 0; printf("%d %d %d %d\\n", -$x, ~$x, !$x, '
+         '!$z); exit(); }', lines("-5 -6 0 1")),
+    Case("incdec", 'BEGIN { $x = 1; $a = $x++; $b = ++$x; $c = $x--; printf("%d %d %d %d'
+         '\\n", $a, $b, $c, $x); exit(); }', lines("1 3 3 2")),
+    Case("bswap", 'BEGIN { printf("%x %x\\n", bswap((uint32)0x01020304), '
+         'bswap((uint16)0x0102)); exit(); }', lines("4030201 201")),
+    Case("register_spills", 'BEGIN { $r = pid + (tid + (uid + (gid + (pid + (tid + '
+         '(pid + (nsecs > 0)))))));  printf("%d\\n", $r == 5 * pid + 1); exit(); }',
+         lines("1")),
+    Case("many_variables", "BEGIN { $a = pid; $b = tid; $c = pid + 1; $d = tid + 2; "
+         "$e = nsecs; $f = pid * 2; $g = uid + 7; $h = gid + 8; $i = cpu; "
+         "printf(\"%d %d %d %d %d %d %d\\n\", $a == $b, $c - $a, $d - $b, $e > 0, $f / 2 == $a, "
+         "$g, $h); exit(); }", lines("1 1 2 1 1 7 8")),
+    # -- control flow ------------------------------------------------------------------
+    Case("if_else_chain", 'BEGIN { $i = 0; unroll(4) { if ($i == 0) { printf("zero\\n"); } '
+         'else if ($i == 1) { printf("one\\n"); } else { printf("many %d\\n", $i); } $i++; } '
+         'exit(); }', lines("zero", "one", "many 2", "many 3")),
+    Case("ternary", 'BEGIN { $x = 3; $s = $x > 2 ? "big" : "small"; printf("%s %d\\n", $s, '
+         '$x < 2 ? 10 : 20); exit(); }', lines("big 20")),
+    Case("short_circuit", 'BEGIN { @side = 0; $z = 0; if ($z != 0 && @side++ > 0) { } '
+         'if ($z == 0 || @side++ > 0) { } printf("%d\\n", @side); exit(); }',
+         lines("0", "", "", "@side: 0")),
+    Case("unroll", 'BEGIN { $i = 0; unroll(5) { $i += 2; } printf("%d\\n", $i); exit(); }',
+         lines("10")),
+    Case("while_loop", 'BEGIN { $i = 0; $s = 0; while ($i < 10) { $s += $i; $i++; } '
+         'printf("%d\\n", $s); exit(); }', lines("45")),
+    Case("while_break_continue", 'BEGIN { $i = 0; $s = 0; while ($i < 100) { $i++; '
+         'if ($i % 2 == 0) { continue; } if ($i > 9) { break; } $s += $i; } '
+         'printf("%d %d\\n", $s, $i); exit(); }', lines("25 11")),
+    Case("predicate_false", 'BEGIN /pid == 0/ { printf("never\\n"); } '
+         'interval:ms:10 { exit(); }', lines("", "")),
+    # -- maps ---------------------------------------------------------------------------
+    Case("map_plain_values", 'BEGIN { @a = 1; @b["x"] = "yz"; @c[1, "k"] = -3; '
+         '@t = (7, "s"); exit(); }', lines("", "", "@a: 1", "@b[x]: yz", "@c[1, k]: -3",
+                                             "@t: (7, s)")),
+    Case("map_increments", 'BEGIN { @n[1]++; @n[1]++; @n[2] += 5; @n[2] -= 2; @n[3]--; '
+         '@m = 10; @m *= 3; exit(); }', lines("", "", "@m: 30", "@n[3]: -1", "@n[1]: 2",
+                                             "@n[2]: 3")),
+    Case("map_read_write", 'BEGIN { @a[5] = 10; $v = @a[5] + @a[6]; printf("%d\\n", $v); '
+         'exit(); }', lines("10", "", "", "@a[5]: 10")),
+    Case("map_delete", 'BEGIN { @a[1] = 1; @a[2] = 2; delete(@a[1]); delete(@a, 2); '
+         '@a[3] = 3; exit(); }', lines("", "", "@a[3]: 3")),
+    Case("map_has_key", 'BEGIN { @a[1] = 0; printf("%d %d\\n", has_key(@a, 1), '
+         'has_key(@a, 2)); exit(); }', lines("1 0", "", "", "@a[1]: 0")),
+    Case("map_clear_zero", 'BEGIN { @a[1] = 5; @c[1] = count(); @c[2] = count(); clear(@a); '
+         'zero(@c); } interval:ms:50 { exit(); }', lines("", "", "", "@c[1]: 0", "@c[2]: 0")),
+    Case("map_print_top_div", 'BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; print(@a, 2, 10); '
+         'clear(@a); exit(); }', lines("@a[2]: 2", "@a[3]: 3", "", "", "")),
+    Case("map_keys_from_other_probe", 'BEGIN { @y = @x + 1; exit(); } END { @x = 3; }',
+         lines("", "", "@x: 3", "@y: 1")),
+    # -- aggregations -------------------------------------------------------------------
+    Case("count_opens", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
+         'str($1)/ { @opens = count(); }', value("@opens", 7), work=OPEN7,
+         params=["%MARKER%"]),
+    Case("count_keyed", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
+         'str($1)/ { @[comm, args->flags & 3] = count(); }', lines("", "", "@[python3, 0]: 7"),
+         work=OPEN7, params=["%MARKER%"]),
+    Case("sum_avg_min_max_stats", 't:syscalls:sys_exit_read /pid == cpid && (args->ret == '
+         '7001 || args->ret == 7003 || args->ret == 7011)/ { @s = sum(args->ret); '
+         '@a = avg(args->ret); @mi = min(args->ret); @ma = max(args->ret); '
+         '@st = stats(args->ret); }',
+         lines("", "", "@a: 7005", "", "@ma: 7011", "@mi: 7001", "@s: 21015",
+               "@st: count 3, average 7005, total 21015", ""),
+         work=W("reads", "7001,7003,7011")),
+    Case("min_max_negative", 'BEGIN { $x = -5; @mi = min($x); @ma = max($x); @mi = min(3); '
+         '@ma = max(-9); @s = sum($x); @s = sum(2); exit(); }',
+         lines("", "", "@ma: -5", "@mi: -5", "@s: -3")),
+    Case("hist_read_sizes", 't:syscalls:sys_exit_read /pid == cpid && (args->ret == 7001 || '
+         'args->ret == 7003 || args->ret == 20011 || args->ret == 40013)/ '
+         '{ @h = hist(args->ret); }',
+         hist_rows("@h", [("[4K, 8K)", 2), ("[8K, 16K)", 0), ("[16K, 32K)", 1),
+                          ("[32K, 64K)", 1)]),
+         work=W("reads", "7001,7003,20011,40013")),
+    Case("hist_negative_zero", 'BEGIN { @h = hist(-3); @h = hist(0); @h = hist(0); '
+         '@h = hist(5); exit(); }', hist_rows("@h", [("(..., 0)", 1), ("[0]", 2),
+                                                       ("[1]", 0), ("[2, 4)", 0),
+                                                       ("[4, 8)", 1)])),
+    Case("hist_bits", 'BEGIN { @h = hist(5, 1); @h = hist(6, 1); @h = hist(100, 1); '
+         'exit(); }', hist_rows("@h", [("[4, 6)", 1), ("[6, 8)", 1), ("[8, 12)", 0),
+                                        ("[12, 16)", 0), ("[16, 24)", 0), ("[24, 32)", 0),
+                                        ("[32, 48)", 0), ("[48, 64)", 0), ("[64, 96)", 0),
+                                        ("[96, 128)", 1)])),
+    Case("lhist", 'BEGIN { @l = lhist(-5, 0, 10, 3); @l = lhist(4, 0, 10, 3); '
+         '@l = lhist(5, 0, 10, 3); @l = lhist(11, 0, 10, 3); exit(); }',
+         hist_rows("@l", [("(..., 0)", 1), ("[0, 3)", 0), ("[3, 6)", 2), ("[6, 9)", 0),
+                          ("[10, ...)", 1)])),
+    Case("hist_keyed", 'BEGIN { @h["a"] = hist(1); @h["b"] = hist(1); @h["b"] = hist(2); '
+         'exit(); }', all_of(matches(r"^@h\[a\]: $", r"^@h\[b\]: $"),
+                             hist_rows("@h[b]", [("[1]", 1), ("[2, 4)", 1)]))),
+    Case("count_many_keys", 'BEGIN { $i = 0; while ($i < 50) { @c[$i % 7] = count(); $i++; } '
+         'exit(); }', all_of(value("@c[0]", 8), value("@c[1]", 7), value("@c[6]", 7))),
+    # -- tracepoint data -----------------------------------------------------------------
+    Case("data_loc_string", 't:sched:sched_process_exec /args->pid != cpid && comm == '
+         '"ttmarker"/ { printf("%s %s\\n", str(args->filename), comm); }',
+         lines("%BIN% ttmarker"), work=W("exec", "")),
+    Case("char_array_field", 't:sched:sched_process_exec /comm == "ttmarker"/ { $p = '
+         'args->pid; } t:sched:sched_switch /args->prev_pid == cpid/ { @[args->prev_comm] = '
+         'count(); }', matches(r"^@\[python3\]: \d+$"), work=W("sleep", "30", "sleep", "30")),
+    Case("user_pointer_arg", 't:syscalls:sys_enter_openat /pid == cpid && '
+         'strcontains(str(args->filename), "marker")/ { @[str(args->filename, 200)] = '
+         'count(); }', lines("", "", "@[%MARKER%]: 7"), work=OPEN7),
+    Case("buf_of_write", 't:syscalls:sys_enter_write /pid == cpid && args->count == 5/ '
+         '{ printf("%r\\n", buf(args->buf, args->count)); }', lines("hi\\x01\\x02!"),
+         work=W("write", "hi\\x01\\x02!")),
+    Case("join_argv", 't:syscalls:sys_enter_execve /str(args->filename) == str($1)/ '
+         '{ join(args->argv, ","); }', lines("%BIN%,one,two"), work=W("exec", "one,two"),
+         params=["%BIN%"]),
+    Case("probe_builtin", 't:syscalls:sys_enter_openat, t:syscalls:sys_enter_close '
+         '/pid == cpid/ { @[probe] = count(); }',
+         matches(r"^@\[tracepoint:syscalls:sys_enter_openat\]: \d+$",
+                 r"^@\[tracepoint:syscalls:sys_enter_close\]: \d+$"), work=OPEN7),
+    Case("wildcard_tracepoints", 't:syscalls:sys_enter_openat* /pid == cpid && '
+         'str(args->filename) == str($1)/ { @[probe] = count(); }',
+         lines("", "", "@[tracepoint:syscalls:sys_enter_openat]: 7"), work=OPEN7,
+         params=["%MARKER%"]),
+    Case("wildcard_args_nr", 't:syscalls:sys_enter_*read* /pid == cpid/ { '
+         '@n[args->__syscall_nr] = count(); } t:syscalls:sys_enter_read /pid == cpid/ { '
+         '@r = count(); } t:syscalls:sys_enter_read* /pid == cpid && args->__syscall_nr < 0/ '
+         '{ @neg = count(); }', lambda out, ctx: _syscall_nrs(out), work=W("reads", "7001")),
+    Case("raw_tracepoint", 'rawtracepoint:sys_enter /pid == cpid/ { @raw = count(); } '
+         'tracepoint:raw_syscalls:sys_enter /pid == cpid/ { @tp = count(); }',
+         lambda out, ctx: _raw_equal(out), work=OPEN7),
+    # -- builtins ------------------------------------------------------------------------
+    Case("pid_tid_uid", 'BEGIN { printf("%d %d %d %d\\n", pid, tid, uid, gid); exit(); }',
+         lambda out, ctx: _ids(out, ctx)),
+    Case("comm_username", 'BEGIN { printf("%s %s\\n", comm, username); exit(); }',
+         lines("python3 root")),
+    Case("nsecs_elapsed", 'BEGIN { $a = nsecs; $b = nsecs; printf("%d\\n", $b >= $a); } '
+         'interval:ms:100 { printf("%d\\n", elapsed >= 90000000); exit(); }', lines("1", "1")),
+    Case("cpu_rand_cgroup_curtask", 'BEGIN { printf("%d %d %d %d %d\\n", cpu < 1024, '
+         'rand <= 0xffffffff, cgroup > 0, curtask > 0, jiffies > 0); exit(); }',
+         lines("1 1 1 1 1")),
+    Case("cpid_builtin", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
+         'str($1)/ { @[pid == cpid] = count(); }', lines("", "", "@[1]: 7"), work=OPEN7,
+         params=["%MARKER%"]),
+    Case("positional_params", 'BEGIN { printf("%d %s %d %d\\n", $1 + 1, str($2), $#, $3); '
+         'exit(); }', lines("42 word 2 0"), params=["41", "word"]),
+    Case("define_macros", '#define LIMIT 10\n#define DOUBLE (LIMIT * 2)\n'
+         'BEGIN { printf("%d\\n", DOUBLE + 1); exit(); }', lines("21")),
+    # -- strings and functions -------------------------------------------------------------
+    Case("string_compare", 'BEGIN { $a = comm; $b = "python3"; $c = "python"; '
+         'printf("%d %d %d %d\\n", comm == "python3", $a == $b, $a == $c, $a != "x"); '
+         'exit(); }', lines("1 1 0 1")),
+    Case("strncmp", 'BEGIN { printf("%d %d\\n", strncmp("hello", "help", 3), '
+         'strncmp("hello", "help", 4)); exit(); }', lines("0 1")),
+    Case("str_length", 'BEGIN { printf("[%s] [%s]\\n", str($1, 3), str($1)); exit(); }',
+         lines("[abc] [abcdef]"), params=["abcdef"]),
+    Case("ntop", 'BEGIN { printf("%s\\n", ntop(0x0100007f)); exit(); }', lines("127.0.0.1")),
+    Case("time_strftime", 'BEGIN { time("%Y\\n"); printf("%s\\n", strftime("%Y", nsecs)); '
+         'exit(); }', lambda out, ctx: _year(out)),
+    Case("tuples", 'BEGIN { $t = (1, "two", (uint8)3); printf("%d %s %d\\n", $t.0, $t.1, '
+         '$t.2); @[$t.1, $t.0] = count(); exit(); }', lines("1 two 3", "", "", "@[two, 1]: 1")),
+    Case("big_strings_scratch", 'BEGIN { $a = str($1); $b = str($1); printf("%s %d\\n", $a, '
+         '$a == $b); @[$a] = count(); exit(); }', lines("x" * 150 + " 1", "", "",
+                                                      "@[" + "x" * 150 + "]: 1"),
+         params=["x" * 150], env={"BPFTRACE_STRLEN": "200"}),
+    # -- other probes ----------------------------------------------------------------------
+    Case("interval_counter", "interval:ms:20 { @n++; if (@n == 3) { exit(); } }",
+         lines("", "", "@n: 3")),
+    Case("profile", "profile:hz:199 /pid == cpid/ { @samples = count(); }",
+         value("@samples", lambda v: v > 0), work=W("spin", "300")),
+    Case("software_faults", "software:page-faults:1 /pid == cpid/ { @faults = count(); }",
+         value("@faults", lambda v: v >= 100), work=W("touch", "200")),
+    Case("kstack", "profile:hz:499 /pid == cpid/ { @[kstack(3)] = count(); }",
+         matches(r"^@\[$", r"^ +\w+\+\d+$"), work=W("spin", "300")),
+    # -- output formats --------------------------------------------------------------------
+    Case("json_output", 'BEGIN { printf("hi\\n"); @c = count(); @h = hist(3); '
+         '@m["k"] = 5; exit(); }',
+         lines('{"type": "attached_probes", "data": {"probes": 1}}',
+               '{"type": "printf", "data": "hi\\n"}', "", "",
+               '{"type": "map", "data": {"@c": 1}}',
+               '{"type": "hist", "data": {"@h": [{"min": 2, "max": 3, "count": 1}]}}',
+               '{"type": "map", "data": {"@m": {"k": 5}}}'), options=["-f", "json"]),
+    Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
+         '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
+]
+
+
+def _raw_equal(out):
+    raw = _map_value(out, "@raw")
+    tp = _map_value(out, "@tp")
+    assert raw == tp and raw > 20, out
+
+
+def _syscall_nrs(out):
+    r = _map_value(out, "@r")
+    counts = [int(v) for v in re.findall(r"^@n\[\d+\]: (\d+)$", out, re.M)]
+    assert len(counts) >= 2 and r in counts and r > 0, out
+    assert "@neg" not in out
+
+
+def _ids(out, ctx):
+    parts = out.split()
+    pid = ctx["pid"]
+    assert parts == [str(pid), str(pid), str(os.getuid()), str(os.getgid())], (out, pid)
+
+
+def _year(out):
+    y = time.strftime("%Y")
+    assert out.splitlines() == [y, y, "", ""], out
+
+
+def _prepare(case, base):
+    d = os.path.join(base, case.name)
+    os.makedirs(d)
+    with open(os.path.join(d, "marker"), "w") as f:
+        f.write("m")
+    with open(os.path.join(d, "data"), "wb") as f:
+        f.write(b"d" * 65536)
+    shutil.copy("/bin/true", os.path.join(d, "ttmarker"))
+    return d
+
+
+def _subst(text, d):
+    return text.replace("%DIR%", d).replace("%MARKER%", os.path.join(d, "marker")) \
+        .replace("%BIN%", os.path.join(d, "ttmarker"))
+
+
+def run_case(case, base):
+    d = _prepare(case, base)
+    argv = [sys.executable, "-m", "tinytrace"]
+    options = case.options if case.options or case.name == "attaching_line" else ["-q"]
+    if case.name == "json_output":
+        options = case.options
+    argv += options
+    if case.work is not None:
+        argv += ["-c", " ".join([sys.executable, WORKLOAD, d] + [
+            "'%s'" % a for a in case.work])]
+    argv += ["-e", _subst(case.program, d)] + [_subst(p, d) for p in case.params]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT
+    env.update(case.env)
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         cwd=d)
+    try:
+        out, err = p.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        err += b"\n(timed out)"
+    return {"rc": p.returncode, "out": out.decode("utf-8", "replace"),
+            "err": err.decode("utf-8", "replace"), "pid": p.pid, "dir": d}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory, request):
+    from tests.conftest import bpf_status, REQUIRE_BPF
+    ok, why = bpf_status()
+    if not ok:
+        if REQUIRE_BPF:
+            pytest.fail("TINYTRACE_REQUIRE_BPF=1 but BPF is unusable: " + why)
+        pytest.skip("BPF unavailable: " + why)
+    base = str(tmp_path_factory.mktemp("run"))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(4) as pool:
+        futures = {c.name: pool.submit(run_case, c, base) for c in CASES}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def test_corpus_is_big_enough():
+    assert len(CASES) >= 60
+    assert len(set(c.name for c in CASES)) == len(CASES)
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_run(case, results):
+    r = results[case.name]
+    assert "Traceback" not in r["err"], r["err"]
+    assert r["rc"] == case.rc, (r["rc"], r["err"], r["out"])
+    expect = case.expect
+    out = r["out"]
+    if callable(expect):
+        # the checkers see the real paths of this case's folder
+        d = r["dir"]
+        out = out.replace(os.path.join(d, "marker"), "%MARKER%").replace(
+            os.path.join(d, "ttmarker"), "%BIN%")
+        expect(out, r)

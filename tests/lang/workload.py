@@ -1,0 +1,72 @@
+"""A workload whose system calls the language tests can predict exactly.
+
+    python3 workload.py DIR ACTION [ARG] ACTION [ARG] ...
+
+Actions (in order):
+  open N        open DIR/marker N times (read-only) and close it again
+  read K        read K bytes of DIR/data in one read() (the file holds 64 KiB)
+  reads K,K,..  one read() of each size
+  write TEXT    write TEXT (escapes like \\x01 allowed) to DIR/out in one write()
+  exec ARGS     run DIR/ttmarker (a copy of /bin/true) with ARGS (comma separated), wait
+  sleep MS      sleep MS milliseconds
+  spin MS       burn CPU for MS milliseconds
+  touch PAGES   fault in PAGES fresh pages of anonymous memory
+"""
+import mmap
+import os
+import sys
+import time
+
+
+def main(argv):
+    d = argv[1]
+    i = 2
+    while i < len(argv):
+        action = argv[i]
+        arg = argv[i + 1] if i + 1 < len(argv) else ""
+        i += 2
+        if action == "open":
+            for _ in range(int(arg)):
+                fd = os.open(os.path.join(d, "marker"), os.O_RDONLY)
+                os.close(fd)
+        elif action in ("read", "reads"):
+            fd = os.open(os.path.join(d, "data"), os.O_RDONLY)
+            for k in arg.split(","):
+                os.lseek(fd, 0, 0)
+                os.read(fd, int(k))
+            os.close(fd)
+        elif action == "write":
+            data = arg.encode("latin-1").decode("unicode_escape").encode("latin-1")
+            fd = os.open(os.path.join(d, "out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, data)
+            os.close(fd)
+        elif action == "exec":
+            args = [os.path.join(d, "ttmarker")] + [a for a in arg.split(",") if a]
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.execv(args[0], args)
+                finally:
+                    os._exit(127)
+            os.waitpid(pid, 0)
+        elif action == "sleep":
+            time.sleep(int(arg) / 1000.0)
+        elif action == "spin":
+            end = time.monotonic() + int(arg) / 1000.0
+            n = 0
+            while time.monotonic() < end:
+                n += 1
+        elif action == "touch":
+            pages = int(arg)
+            m = mmap.mmap(-1, pages * mmap.PAGESIZE)
+            for p in range(pages):
+                m[p * mmap.PAGESIZE] = 1
+            m.close()
+        else:
+            sys.stderr.write("workload: unknown action %r\n" % action)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
