@@ -189,3 +189,28 @@ def test_reading_past_the_record_is_explained(link):
     with progs.load(code, "tracepoint", "t_far") as p:
         with pytest.raises(KernelError, match="reads past the end"):
             attach.tracepoint(p, "sched", "sched_process_exec", link=link)
+
+
+def test_tracepoint_with_cookie(tmp_path):
+    """bpf_get_attach_cookie() (helper 174) sees the cookie given at attach time."""
+    need_tracepoint("syscalls", "sys_enter_openat")
+    if not features.probe().perf_link:
+        pytest.skip("kernel has no BPF links for perf events")
+    with Opener(str(tmp_path / "f")) as w, maps.Map.create("array", 4, 8, 1) as m:
+        # if pid matches: map[0] = bpf_get_attach_cookie(ctx)
+        code = c.join(
+            c.mov64_reg(6, 1), c.call(c.GET_CURRENT_PID_TGID), c.rsh64_imm(0, 32),
+            c.jne_imm(0, w.pid, 11),            # -> r0 = 0 (slot 15)
+            c.mov64_reg(1, 6), c.call(174), c.mov64_reg(7, 0),
+            c.st_w(10, -4, 0), c.ld_map_fd(1, m.fd), c.mov64_reg(2, 10), c.add64_imm(2, -4),
+            c.call(c.MAP_LOOKUP_ELEM),
+            c.jeq_imm(0, 0, 1), c.stx_dw(0, 0, 7),
+            c.mov64_imm(0, 0), c.exit_())
+        with progs.load(code, "tracepoint", "t_cookie") as p:
+            with attach.tracepoint(p, "syscalls", "sys_enter_openat", cookie=0x1234abcd):
+                w.open_files(1)
+                assert count(m) == 0x1234abcd
+        with progs.load(code, "tracepoint", "t_cookie2") as p:
+            from tinytrace.errors import KernelError
+            with pytest.raises(KernelError, match="cookie needs BPF links"):
+                attach.tracepoint(p, "syscalls", "sys_enter_openat", cookie=1, link=False)

@@ -99,17 +99,23 @@ def _use_links():
     return features.probe().perf_link
 
 
-def attach_to_event(prog, event_fd, target="", cpu=-1, link=None):
+def attach_to_event(prog, event_fd, target="", cpu=-1, link=None, cookie=None):
     """Attach ``prog`` to the open perf event ``event_fd`` (which the result then owns) and
-    enable it.  ``link`` forces (True) or forbids (False) a BPF link; default: if available."""
+    enable it.  ``link`` forces (True) or forbids (False) a BPF link; default: if available.
+    ``cookie`` (a u64 the program reads with bpf_get_attach_cookie) needs a link."""
     pfd = _prog_fd(prog)
     link_fd = -1
     try:
         if link is None:
             link = _use_links()
+        if cookie is not None and not link:
+            from tinytrace.errors import KernelError
+            raise KernelError("attaching to %s: a BPF cookie needs BPF links for perf events "
+                              "(Linux 5.15 or later)" % target)
         try:
             if link:
-                link_fd = bpf.link_create(pfd, event_fd, bpf.ATTACH_TYPES["perf_event"])
+                link_fd = bpf.link_create(pfd, event_fd, bpf.ATTACH_TYPES["perf_event"],
+                                          cookie=cookie)
             else:
                 perf.set_bpf(event_fd, pfd)
         except OSError as e:
@@ -144,21 +150,22 @@ def _attach_error(e, target):
     return KernelError("attaching to %s: %s" % (target, os.strerror(err)))
 
 
-def perf_event(prog, attr, cpu=0, pid=-1, group_fd=-1, target="", link=None):
+def perf_event(prog, attr, cpu=0, pid=-1, group_fd=-1, target="", link=None, cookie=None):
     """The generic attach: open the perf event described by ``attr`` (a ``perf.Attr``) on
     ``cpu``/``pid`` and attach ``prog`` to it.  kprobe/uprobe PMU events use this with
     ``perf.probe_pmu(...)``."""
     fd = perf.perf_event_open(attr, pid=pid, cpu=cpu, group_fd=group_fd)
     return attach_to_event(prog, fd, target or "perf event type %d config %d" % (
-        attr.type, attr.config), cpu, link)
+        attr.type, attr.config), cpu, link, cookie)
 
 
-def tracepoint(prog, category, name, link=None):
+def tracepoint(prog, category, name, link=None, cookie=None):
     """Attach a tracepoint-type program to ``category:name`` with one perf event."""
     from tinytrace.kernel import tracefs
     eid = tracefs.event_id(category, name)
     target = "tracepoint:%s:%s" % (category, name)
-    return perf_event(prog, perf.tracepoint(eid), cpu=0, pid=-1, target=target, link=link)
+    return perf_event(prog, perf.tracepoint(eid), cpu=0, pid=-1, target=target, link=link,
+                      cookie=cookie)
 
 
 def raw_tracepoint(prog, name):
