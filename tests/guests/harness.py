@@ -565,7 +565,16 @@ def run(arch, command, share=None, files=None, env=None, echo=None, image=None, 
     Other keywords are Settings (timeout, suite, jit, mem, smp, cpu, append, cache ...).
     Raises GuestUnavailable if the guest cannot be built.
     """
-    s = kw.pop("settings", None) or Settings(arch, **kw)
+    s = kw.pop("settings", None)
+    if s is None:
+        s = Settings(arch, **kw)
+    elif kw:                       # a shared Settings, with this run's own changes
+        import copy
+        s = copy.copy(s)
+        for k, v in kw.items():
+            if not hasattr(s, k) or k in ("arch", "cache", "suite", "packages"):
+                raise TypeError("cannot override setting %r for one run" % k)
+            setattr(s, k, v)
     if image is None:
         image = prepare(arch, settings=s)
     if share is not None and not os.path.isdir(share):
@@ -591,7 +600,7 @@ def run(arch, command, share=None, files=None, env=None, echo=None, image=None, 
         out_lines = []
         state = {"in": False}
         t0 = time.monotonic()
-        with open(log_path, "w") as log:
+        with open(log_path, "w", buffering=1) as log:      # line-buffered: tail -f works
             log.write("# %s\n" % " ".join(shlex.quote(x) for x in argv))
 
             def on_line(line):

@@ -22,6 +22,7 @@ import threading
 import time
 
 TIMEOUT = float(os.environ.get("TT_CHECK_TIMEOUT", "300"))   # emulated Python is slow
+EVENT_TIMEOUT = min(TIMEOUT, 60.0)    # from an exec to its line, once attached
 
 
 class CheckFailed(AssertionError):
@@ -61,6 +62,18 @@ class Output(object):
                 left = deadline - time.monotonic()
                 if self.done or left <= 0:
                     return None
+                self.cond.wait(min(left, 1.0))
+
+    def wait_until(self, pred, timeout):
+        """Wait until pred(all lines so far) is true; returns it (False on timeout)."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while True:
+                if pred([l for _, l in self.lines]):
+                    return True
+                left = deadline - time.monotonic()
+                if self.done or left <= 0:
+                    return False
                 self.cond.wait(min(left, 1.0))
 
     def text(self):
@@ -226,7 +239,11 @@ def check_execsnoop(python, pyz, count=5):
             p = subprocess.Popen([echo, marker], stdout=subprocess.DEVNULL)
             p.wait()
             spawned[marker] = p.pid
-        seen = out.wait_for(lambda l: ("%s-%d" % (token, count - 1)) in l, TIMEOUT)
+        # Done once every exec has a line (by marker, or at least by pid: wrong ARGS must
+        # fail below, not wait here).
+        pids = set(str(p) for p in spawned.values())
+        seen = out.wait_until(lambda lines: pids <= set(
+            l.split()[1] for l in lines if len(l.split()) > 1), EVENT_TIMEOUT)
         proc.send_signal(signal.SIGINT)
         rc, err = _finish(proc, out, errs, 60)
     finally:
@@ -236,8 +253,9 @@ def check_execsnoop(python, pyz, count=5):
     _no_traceback(err)
     if rc not in (0, 130):
         raise CheckFailed("execsnoop exited %d after SIGINT: %s" % (rc, err[-500:]))
-    if seen is None:
-        raise CheckFailed("the execs did not show up; output:\n" + out.text())
+    if not seen:
+        raise CheckFailed("not every exec showed up (pids %s); output:\n%s"
+                          % (" ".join(sorted(pids)), out.text()))
     lines = [l for _, l in out.lines]
     for marker, pid in sorted(spawned.items()):
         found = [l for l in lines if l.split()[-1:] == [marker]]
