@@ -1,0 +1,339 @@
+"""uprobe / uretprobe attachment: functions of programs and libraries, by symbol, address or
+wildcard, for every process or for one (``-p PID``).
+
+A uprobe is placed at a *file offset* of an ELF file (an inode, really): every process that
+maps that file hits it.  The offset comes from the file's symbols (``elf.symbol_offset``:
+the symbol's address mapped through its PT_LOAD segment, ppc64le's local entry point, ARM's
+Thumb bit cleared) or from a virtual address the user gave.
+
+How a probe is made
+-------------------
+1. **The uprobe PMU** (4.17+): ``perf_event_open`` with the type from
+   ``/sys/bus/event_source/devices/uprobe/type``, ``config1`` pointing at the path,
+   ``config2`` the offset, the ``format/retprobe`` bit for a uretprobe, and -- for USDT
+   semaphores -- the reference counter's file offset in the ``config`` bits named by
+   ``format/ref_ctr_offset`` (``config:32-63``; 4.20+): the kernel then raises the
+   semaphore in every process while the probe exists.  Nothing outlives our fd.
+2. **tracefs uprobe_events** otherwise: ``p:uprobes/tinytrace_<pid>_<n> /path:0xOFF``
+   (``(0xREF)`` appended for a semaphore when tracefs's README lists ``ref_ctr_offset``),
+   removed at exit (see ``dynevents``).
+
+With a PID the perf event is opened for that process (``pid``, any CPU): the kernel then
+installs the breakpoint only in that process's address space (all its threads; not its
+children), so nothing else pays for the probe.  Without one it is opened system-wide (pid
+-1, CPU 0; the program still runs on every CPU).
+
+API for the language (each returns an object with ``close()``; add it to the Session)::
+
+    path = uprobes.resolve("libc")                   # or "/bin/bash", "bash", with pid=...
+    a = uprobes.attach_function(prog, path, "malloc", pid=1234)
+    a = uprobes.attach_function(prog, path, "readline", retprobe=True)
+    a = uprobes.attach_address(prog, path, 0x4a0b0)  # a virtual address of the file
+    a = uprobes.attach(prog, path, file_offset, retprobe=False, pid=None, ref_ctr_offset=0)
+    g = uprobes.attach_matching(prog, path, "pthread_mutex_*lock")   # ProbeGroup
+    uprobes.matching_functions(path, "str*cmp")      # names, for listings
+
+The program type is "kprobe" (its context is the user registers, ``struct pt_regs``);
+``argN``/``retval`` offsets come from ``regs.user(elf.arch)`` -- see ``regs``.  The
+``func`` builtin is the probed symbol's name, known at compile time.
+"""
+import errno as _errno
+import os
+
+from tinytrace.errors import KernelError, UserError
+
+PMU = "/sys/bus/event_source/devices/uprobe"
+
+
+class UprobeError(UserError):
+    """A uprobe that cannot be placed (no such symbol, bad address, refused)."""
+
+    def __init__(self, message, errno=None):
+        UserError.__init__(self, message)
+        self.errno = errno
+
+
+class UprobesUnavailable(KernelError):
+    """This kernel cannot make uprobes (CONFIG_UPROBE_EVENTS off)."""
+
+
+def _features():
+    from tinytrace.kernel import features
+    return features.probe()
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+_ref_ctr = {}
+
+
+def pmu_ref_ctr_shift():
+    """The bit where the uprobe PMU takes a reference counter offset (32), or None when the
+    kernel has no such field (before 4.20)."""
+    if "pmu" not in _ref_ctr:
+        v = _read(PMU + "/format/ref_ctr_offset")
+        shift = None
+        if v and v.startswith("config:"):
+            try:
+                shift = int(v.split(":", 1)[1].split("-")[0])
+            except ValueError:
+                shift = None
+        _ref_ctr["pmu"] = shift
+    return _ref_ctr["pmu"]
+
+
+def tracefs_ref_ctr():
+    """True when uprobe_events accepts ``path:0xOFF(0xREF)`` (4.20+; tracefs's README
+    documents the syntax on kernels that have it)."""
+    if "tracefs" not in _ref_ctr:
+        ok = False
+        try:
+            from tinytrace.kernel import tracefs
+            ok = "ref_ctr_offset" in (_read(tracefs.path("README")) or "")
+        except Exception:
+            ok = False
+        _ref_ctr["tracefs"] = ok
+    return _ref_ctr["tracefs"]
+
+
+def method():
+    """How uprobes are made here: "pmu", "tracefs", or None."""
+    if _features().uprobe_pmu is not None:
+        return "pmu"
+    from tinytrace.kernel import dynevents
+    if dynevents.supported("uprobe"):
+        return "tracefs"
+    return None
+
+
+def ref_ctr_supported():
+    """True when the kernel itself can raise USDT semaphores for our probes."""
+    how = method()
+    if how == "pmu":
+        return pmu_ref_ctr_shift() is not None
+    if how == "tracefs":
+        return tracefs_ref_ctr()
+    return False
+
+
+# ---------------------------------------------------------------- locating
+
+def resolve(binary, pid=None):
+    """The file a probe on ``binary`` goes to: a path, a library name ("libc",
+    "libssl.so.3"), a program in PATH, or (with ``pid``) that process's executable or one
+    of its libraries.  One-line ``UserError`` when nothing matches."""
+    from tinytrace.kernel import ldcache
+    return ldcache.resolve_binary(binary, pid)
+
+
+def _open(path):
+    from tinytrace.kernel import elf
+    try:
+        return elf.open(path)
+    except OSError as e:
+        raise UprobeError("%s: %s" % (path, e.strerror or e))
+
+
+def _check_arm_mode(f, sym, what):
+    from tinytrace.kernel import elf
+    if f.machine == elf.EM_ARM and sym is not None and sym.value & 1:
+        raise UprobeError("%s is Thumb code, and 32-bit ARM uprobes can only be placed on "
+                          "ARM-mode instructions" % what)
+
+
+def symbol_offset(path, symbol, offset=0):
+    """The file offset of ``symbol`` (+ ``offset`` bytes) in ``path``."""
+    from tinytrace.kernel import elf
+    f = _open(path)
+    sym = f.find_symbol(symbol)
+    what = "%s:%s" % (path, symbol)
+    if sym is None:
+        raise UprobeError("%s: no function %s in %s%s" % (
+            what, symbol, path, "" if f.has_symtab or f.section(".dynsym") else
+            " (the file has no symbol table)"))
+    _check_arm_mode(f, sym, what)
+    try:
+        base = f.symbol_offset(symbol)
+    except elf.ElfError as e:
+        raise UprobeError(str(e))
+    if offset:
+        if sym.size and offset >= sym.size:
+            raise UprobeError("%s+%d: offset is past the end of %s (%d bytes)" % (
+                what, offset, symbol, sym.size))
+        base += offset
+    return base
+
+
+def address_offset(path, address):
+    """The file offset of virtual address ``address`` of ``path`` (as ``objdump`` and
+    ``nm`` print them)."""
+    f = _open(path)
+    off = f.vaddr_to_offset(address)
+    if off is None:
+        raise UprobeError("%s:0x%x: the address is in no loaded segment of the file" % (
+            path, address))
+    seg = [s for s in f.load_segments if s.vaddr <= address < s.vaddr + s.filesz]
+    if seg and not seg[0].executable:
+        raise UprobeError("%s:0x%x: the address is not in an executable segment" % (
+            path, address))
+    return off
+
+
+def matching_functions(path, pattern):
+    """Sorted names of the functions of ``path`` matching the shell pattern."""
+    from fnmatch import fnmatchcase
+    return [n for n in _open(path).functions() if fnmatchcase(n, pattern)]
+
+
+# ---------------------------------------------------------------- attaching
+
+def _refusal(e, target):
+    err = e.errno
+    if err == _errno.ENOENT:
+        return UprobeError("%s: the file does not exist (for the kernel)" % target, err)
+    if err == _errno.EINVAL:
+        return UprobeError("%s: the kernel refused the probe (not an instruction it can "
+                           "probe, or a semaphore offset it rejects)" % target, err)
+    if err in (_errno.ENOTSUP, 524):
+        return UprobeError("%s: uprobes cannot be placed on that instruction" % target, err)
+    if err == _errno.ESRCH:
+        return UprobeError("%s: no process with that PID" % target, err)
+    return UprobeError("%s: %s" % (target, os.strerror(err)), err)
+
+
+def _pid_args(pid):
+    if pid is None or pid < 0:
+        return -1, 0
+    return pid, -1
+
+
+def attach(prog, path, offset, retprobe=False, pid=None, ref_ctr_offset=0, target="",
+           link=None):
+    """Attach a loaded kprobe-type program at file ``offset`` of ``path``.  ``pid`` limits
+    it to one process; ``ref_ctr_offset`` (file offset of a USDT semaphore) makes the kernel
+    raise that counter while the probe exists -- check ``ref_ctr_supported()`` first."""
+    target = target or "%s:%s:0x%x" % ("uretprobe" if retprobe else "uprobe", path, offset)
+    how = method()
+    if how is None:
+        raise UprobesUnavailable("%s: this kernel cannot make uprobes (it was built without "
+                                 "CONFIG_UPROBE_EVENTS)" % target)
+    epid, cpu = _pid_args(pid)
+    if how == "pmu":
+        from tinytrace.kernel import attach as att, perf
+        f = _features()
+        attr = perf.probe_pmu(f.uprobe_pmu, path, offset, retprobe, f.uprobe_retprobe_bit)
+        if ref_ctr_offset:
+            shift = pmu_ref_ctr_shift()
+            if shift is None:
+                raise UprobeError("%s: this kernel cannot maintain USDT semaphores (4.20+)"
+                                  % target)
+            attr.config |= ref_ctr_offset << shift
+        try:
+            fd = perf.perf_event_open(attr, pid=epid, cpu=cpu)
+        except OSError as e:
+            raise _refusal(e, target)
+        return att.attach_to_event(prog, fd, target, cpu, link)
+    from tinytrace.kernel import dynevents
+    if any(c.isspace() for c in path):
+        raise UprobeError("%s: uprobe_events cannot name a path with white space in it"
+                          % target)
+    definition = "%s:0x%x" % (path, offset)
+    if ref_ctr_offset:
+        if not tracefs_ref_ctr():
+            raise UprobeError("%s: this kernel cannot maintain USDT semaphores (4.20+)"
+                              % target)
+        definition += "(0x%x)" % ref_ctr_offset
+    try:
+        return dynevents.attach(prog, "uprobe", definition, retprobe, epid, target, link)
+    except dynevents.DynamicEventError as e:
+        raise UprobeError(str(e), e.errno)
+
+
+def attach_function(prog, path, func, retprobe=False, pid=None, offset=0, link=None):
+    """Attach at function ``func`` (+ ``offset``) of ``path``."""
+    if retprobe and offset:
+        raise UprobeError("uretprobe:%s:%s+%d: a uretprobe cannot have an offset" % (
+            path, func, offset))
+    off = symbol_offset(path, func, offset)
+    target = "%s:%s:%s%s" % ("uretprobe" if retprobe else "uprobe", path, func,
+                             "+%d" % offset if offset else "")
+    return attach(prog, path, off, retprobe, pid, 0, target, link)
+
+
+def attach_address(prog, path, address, retprobe=False, pid=None, link=None):
+    """Attach at virtual address ``address`` of ``path``."""
+    off = address_offset(path, address)
+    target = "%s:%s:0x%x" % ("uretprobe" if retprobe else "uprobe", path, address)
+    return attach(prog, path, off, retprobe, pid, 0, target, link)
+
+
+class ProbeGroup(object):
+    """Attachments made together: ``attached`` (names), ``skipped`` ((name, reason)),
+    ``close()`` detaches all."""
+
+    def __init__(self, target):
+        self.target = target
+        self.members = []
+        self.attached = []
+        self.skipped = []
+
+    def close(self):
+        while self.members:
+            self.members.pop().close()
+
+    @property
+    def closed(self):
+        return not self.members
+
+    def __len__(self):
+        return len(self.members)
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def attach_matching(prog, path, pattern, retprobe=False, pid=None, link=None):
+    """Attach to every function of ``path`` matching ``pattern``; functions the kernel
+    refuses (or Thumb code) are skipped and listed in ``skipped``."""
+    kind = "uretprobe" if retprobe else "uprobe"
+    target = "%s:%s:%s" % (kind, path, pattern)
+    names = matching_functions(path, pattern)
+    if not names:
+        raise UprobeError("%s: no function of %s matches %s" % (target, path, pattern))
+    from tinytrace.kernel import kprobes
+    kprobes._raise_fd_limit(2 * len(names))
+    g = ProbeGroup(target)
+    seen = set()
+    try:
+        for name in names:
+            try:
+                off = symbol_offset(path, name)
+                if off in seen:            # aliases of one function: probe it once
+                    g.skipped.append((name, "an alias of a function already probed"))
+                    continue
+                seen.add(off)
+                g.members.append(attach(prog, path, off, retprobe, pid, 0,
+                                        "%s:%s:%s" % (kind, path, name), link))
+                g.attached.append(name)
+            except UprobeError as e:
+                g.skipped.append((name, str(e)))
+    except BaseException:
+        g.close()
+        raise
+    if not g.members:
+        raise UprobeError("%s: none of the %d matching functions could be probed (%s)" % (
+            target, len(names), g.skipped[0][1] if g.skipped else ""))
+    return g
