@@ -69,8 +69,8 @@ def _read_user(dst, addr_insns, size, signed, helper):
 def load_regs_loc(dst, loc, helper="probe_read_user", signed=False):
     """Instructions putting the value an ``regs.ArgLoc`` describes into ``dst``."""
     if loc.kind == "reg":
-        return [(LoadMemSX if signed and loc.size < 8 else LoadMem)(dst, R6, loc.offset,
-                                                                       SIZES[loc.size])]
+        load = LoadMemSX if signed and loc.size < 8 else LoadMem
+        return [load(dst, R6, loc.offset, SIZES[loc.size])]
     addr = [LoadMem(R3, R6, loc.offset, DW if loc.size == 8 else W), Add.Imm(R3, loc.disp)]
     return _read_user(dst, addr, loc.size, signed, helper)
 

@@ -306,4 +306,3 @@ def test_bash_readline_through_a_pty(tmp_path):
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-

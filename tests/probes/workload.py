@@ -6,9 +6,13 @@ start), then reads commands, one a line, and answers each with one line:
   getpid N        N calls of os.getpid() (libc getpid each)        -> "done PID"
   mmap LEN        one mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0) of a file it opened at
                   start-up, then munmap                              -> "done FD"
-  open N DIRFD    N os.open(relative name, O_RDONLY|O_CREAT, dir_fd=DIRFD) + close; DIRFD -1
-                  means none (AT_FDCWD)                              -> "done FD1 FD2 ..."
-  call N          N calls of the Python function tt_target          -> "done LINE"
+  open N D        N os.open("opened", O_RDONLY|O_CREAT) + close, relative to the work
+                  folder's fd when D is 1, to the current folder (the work folder too)
+                  when 0                          -> "done DIRFD FD1 FD2 ..." (DIRFD -100:
+                  AT_FDCWD)
+  call N          N entries into the Python function tt_target: a generator resumed by
+                  throw() (python3.11 fires its function__entry USDT probe on that path,
+                  not for the Python-to-Python calls it inlines)  -> "done LINE of the yield"
   busy SECONDS    a CPU-bound loop that also reads /dev/zero (kernel time) -> "done"
   exit
 
@@ -22,12 +26,23 @@ CHILD = r'''
 import mmap, os, sys, time
 
 
-def tt_target(x):
-    return x + 1
+class TtSignal(Exception):
+    pass
 
 
-TARGET_LINE = tt_target.__code__.co_firstlineno
+def tt_target():
+    while True:
+        try:
+            yield 0
+        except TtSignal:
+            pass
+
+
+TARGET_LINE = tt_target.__code__.co_firstlineno + 3      # the yield
+target = tt_target()
+next(target)
 workdir = sys.argv[1]
+wdir = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
 mfd = os.open(os.path.join(workdir, "mapped"), os.O_RDWR | os.O_CREAT, 0o600)
 os.ftruncate(mfd, 1 << 20)
 out = sys.stdout
@@ -47,16 +62,16 @@ for line in sys.stdin:
         out.write("done %d\n" % mfd)
     elif cmd == "open":
         fds = []
-        dirfd = args[1] if args[1] >= 0 else None
+        dirfd = wdir if args[1] else None
         for i in range(args[0]):
             fd = os.open("opened", os.O_RDONLY | os.O_CREAT, 0o600, dir_fd=dirfd)
             fds.append(fd)
             os.close(fd)
-        out.write("done %s\n" % " ".join(str(f) for f in fds))
+        out.write("done %d %s\n" % (-100 if dirfd is None else dirfd,
+                                     " ".join(str(f) for f in fds)))
     elif cmd == "call":
-        x = 0
         for _ in range(args[0]):
-            x = tt_target(x)
+            target.throw(TtSignal)
         out.write("done %d\n" % TARGET_LINE)
     elif cmd == "busy":
         zero = os.open("/dev/zero", os.O_RDONLY)
@@ -83,7 +98,7 @@ class Child(object):
         self.python = python or sys.executable
         self.proc = subprocess.Popen([self.python, "-c", CHILD, str(workdir)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     universal_newlines=True)
+                                     universal_newlines=True, cwd=str(workdir))
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.proc.kill()

@@ -85,13 +85,13 @@ def has_pmu():
 
 
 def _unavailable(name, probe):
-    devs = [d for d in event_sources()]
+    devs = event_sources()
     if not has_pmu():
+        listed = ", ".join(devs) or "nothing"
         return HardwareUnavailable(
             "%s: this machine exposes no hardware performance counters (no CPU PMU in %s, "
             "only: %s; usual in virtual machines): use a software event instead, such as "
-            "software:cpu-clock or profile:hz:99" % (probe, DEVICES, ", ".join(devs) or
-                                                      "nothing"))
+            "software:cpu-clock or profile:hz:99" % (probe, DEVICES, listed))
     cpu = [d for d in devs if d not in ("breakpoint", "software", "tracepoint", "kprobe",
                                         "uprobe", "msr", "power")]
     return HardwareUnavailable("%s: this CPU's PMU (%s) does not count %s" % (

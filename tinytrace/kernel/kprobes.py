@@ -415,10 +415,9 @@ def attach(prog, func, offset=0, retprobe=False, link=None):
     """Attach a loaded kprobe-type program to kernel function ``func`` (``module:func``
     allowed) at ``offset`` bytes into it; ``retprobe`` for a kretprobe.  Raises
     ``KprobesUnavailable`` (no kprobes), ``KprobeError`` (refused), ``PrivilegeError``."""
-    if retprobe and offset:
-        raise KprobeError("%s: a kretprobe cannot have an offset" % _target(func, offset,
-                                                                             retprobe))
     target = _target(func, offset, retprobe)
+    if retprobe and offset:
+        raise KprobeError("%s: a kretprobe cannot have an offset" % target)
     how = method()
     if how is None:
         raise KprobesUnavailable(unavailable_message(target.split("+")[0]))
