@@ -45,7 +45,7 @@ DEFAULT_KERNEL_SUITE = "bookworm"
 DEFAULT_PACKAGES = ("python3", "python3-cffi", "busybox-static", "python3-pytest")
 SHARE_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 # Bump when the userland or kernel images are built differently: old ones get rebuilt.
-BUILD_FORMAT = 1
+BUILD_FORMAT = 3
 
 GuestUnavailable = debian.Unavailable
 
@@ -232,7 +232,43 @@ def prepare(arch, **kw):
             s.say("cannot refresh (%s); using the cached build" % e)
             return stale
         _write_json(ready, img.record)
+        _collect_garbage(s)
         return img
+
+
+def _collect_garbage(s):
+    """Delete images and .debs of this architecture that no ready record uses any more
+    (older kernels and package versions), so the cache does not grow with every update."""
+    used = set()
+    for rec_path in os.listdir(os.path.join(s.cache, "ready")):
+        try:
+            with open(os.path.join(s.cache, "ready", rec_path)) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            return              # unreadable record: better keep everything
+        used.update([rec.get("userland"), os.path.dirname(rec.get("vmlinuz", ""))])
+        used.update(os.path.join(s.cache, "debs", d) for d in rec.get("debs", ()))
+    deb = s.arch.debian
+    candidates = [os.path.join(s.cache, "kernels", deb, d)
+                  for d in _listdir(os.path.join(s.cache, "kernels", deb))]
+    candidates += [os.path.join(s.cache, "userland", f)
+                   for f in _listdir(os.path.join(s.cache, "userland"))
+                   if f.startswith(deb + "-") and f.endswith(".cpio.zst")]
+    candidates += [os.path.join(s.cache, "debs", deb, f)
+                   for f in _listdir(os.path.join(s.cache, "debs", deb)) if f.endswith(".deb")]
+    for path in candidates:
+        if path not in used:
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _fetch(root, s, what):
@@ -295,6 +331,7 @@ def _build(s):
         "vmlinuz": os.path.join(kdir, "vmlinuz"), "modules": os.path.join(kdir, "mods.cpio"),
         "userland": userland,
         "packages": sorted([d.name, d.version] for d in closure),
+        "debs": sorted(os.path.join(a.debian, d.filename) for d in closure + [kdeb]),
     })
     img.from_cache = False
     return img
@@ -303,7 +340,8 @@ def _build(s):
 # Never read by a headless test guest: docs, translations, GUI and packaging leftovers.
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
         "usr/share/lintian", "usr/share/bug", "usr/share/menu", "usr/share/pixmaps",
-        "usr/share/applications", "usr/share/binfmts", "usr/share/readline", "etc/cron.daily")
+        "usr/share/applications", "usr/share/binfmts", "usr/share/readline", "etc/cron.daily",
+        "usr/lib/*/gconv")       # glibc's iconv tables (8 MB): Python has its own codecs
 TRIM_STDLIB = ("ensurepip", "idlelib", "tkinter", "turtledemo", "lib2to3", "pydoc_data",
                "test", "config-*")
 
@@ -369,11 +407,12 @@ def build_userland(s, debs, out_path):
     work = tempfile.mkdtemp(prefix="userland-", dir=_build_dir(s))
     try:
         _extract(debs, work)
-        for rel in TRIM:
-            shutil.rmtree(os.path.join(work, rel), ignore_errors=True)
+        import glob
+        for pat in TRIM:
+            for p in glob.glob(os.path.join(work, pat)):
+                shutil.rmtree(p, ignore_errors=True)
         ver = _guest_python(work)
         if ver:
-            import glob
             for pat in TRIM_STDLIB:
                 for p in glob.glob(os.path.join(work, "usr/lib/python" + ver, pat)):
                     shutil.rmtree(p, ignore_errors=True)
