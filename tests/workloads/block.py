@@ -356,6 +356,8 @@ def page_cache(image=None, size_mb=4, write_pages=64):
     Record: ``pid``, ``tid``, ``comm``, ``path``, ``dirty_path``, ``device``, ``pages`` (of
     the file), ``size``, ``misses`` (= pages, first read), ``hits`` (= pages, second read),
     ``dirtied`` (= write_pages), ``phases`` {first_read, second_read, write: {``bytes``,
-    ``resident_after`` (pages cached after the phase, by mincore), ``diskstat_delta``}}.
+    ``resident_after`` (pages cached after the phase, by mincore), ``diskstat_delta`` (the
+    loop device's counters)}}.  (/proc/vmstat's nr_dirtied is no check: it is folded from
+    per-CPU counters lazily.)
     """
     return PageCache(image, size_mb, write_pages)
