@@ -282,7 +282,7 @@ def run_once(case, side, argv, marker, a, paths, workload_args=None, expect=None
             return rec
         rec["exit_code"] = t.exit_code()
         rec["maxrss_kb"] = ex["maxrss_kb"]
-        rec["launcher_maxrss_kb"] = ex["launcher_maxrss_kb"]
+        rec["rss_floor_kb"] = ex["rss_floor_kb"]
         rec["total_cpu_s"] = ex["utime"] + ex["stime"]
         rec["output_head"] = t.out.text_head()[:6]
         if rec["exit_code"] not in (0, 130, -signal.SIGINT):
@@ -320,6 +320,7 @@ def run_case(case, a, paths, tools, bpftrace):
            "note": case.note, "program": case.program(),
            "argv": {k: (v[0][1:] if v[0] else None) for k, v in sides.items()},
            "status": {}, "runs": {"tinytrace": [], "bpftrace": []}, "warmup": {}}
+    res["loadavg"] = [_loadavg()]
     live = {}
     for side, (argv, _) in sides.items():
         if argv is None:
@@ -349,8 +350,18 @@ def run_case(case, a, paths, tools, bpftrace):
         res["status"][side] = "ok" if ok else "error"
         if not ok and res["runs"][side]:
             res.setdefault("errors", {})[side] = res["runs"][side][-1].get("error")
+    res["loadavg"].append(_loadavg())
     res["summary"] = summarize_case(res)
     return res
+
+
+def _loadavg():
+    """The 1-minute load average (other work on the machine shows up here)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return float(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _values(runs, key):
@@ -443,6 +454,12 @@ def _timed_cmd(argv, repeat=3, cwd=None):
     return stats.median(times), code
 
 
+def _wait_for(path, timeout):
+    end = time.monotonic() + timeout
+    while not os.path.exists(path) and time.monotonic() < end:
+        time.sleep(0.02)
+
+
 def _until_marker(argv, marker, a, timeout=60.0, keep_stderr=False):
     """Start argv through the launcher, wait for the marker, stop it; returns the Tracer."""
     t = procs.Tracer(argv, marker, cwd=ROOT, python=a.python, keep_stderr=keep_stderr)
@@ -478,6 +495,8 @@ def profile_case(case, a, tools, bpftrace, tmp, paths):
                     marker.decode()] + (["--profile"] if mode == "profile" else []) + \
                 ["--"] + args
             t = _until_marker(argv, marker, a)
+            if t.t_marker is not None:
+                _wait_for(report, 5.0)
             if os.path.exists(report):
                 with open(report) as f:
                     rep = json.load(f)

@@ -4,8 +4,9 @@ Why a separate process: Linux folds the RSS of the image a process had *before* 
 ``ru_maxrss`` (the signal struct keeps the high-water mark across exec).  A tracer forked
 straight from the harness -- a Python process holding the results, threads and buffers --
 would report the harness's RSS if that were larger than its own.  This launcher is started
-with ``-S -I`` (no site, no environment), so the floor it leaves is a few MB, well below any
-tracer's own peak; the floor is reported too (``self_maxrss_kb``) so a reader can check.
+with ``-S -I`` (no site, no environment), so the floor it leaves -- its own RSS when it
+forks the tracer -- is a few MB, below any tracer's own peak; the floor is reported too
+(``FLOOR_KB``) so a reader can check.
 
 Usage (run by the harness, never by hand)::
 
@@ -14,8 +15,9 @@ Usage (run by the harness, never by hand)::
 Lines written to REPORT_FD:
 
     pid PID T_FORK              T_FORK: CLOCK_MONOTONIC just before fork(), in seconds
-    exit STATUS UTIME STIME MAXRSS_KB SELF_MAXRSS_KB
-                                STATUS as from wait4 (raw); times in seconds
+    exit STATUS UTIME STIME MAXRSS_KB FLOOR_KB
+                                STATUS as from wait4 (raw); times in seconds; FLOOR_KB the
+                                launcher's VmRSS at fork (the lowest ru_maxrss possible)
 
 The tracer gets SIGINT/SIGTERM reset to their defaults (a launcher started from a
 background shell may inherit SIGINT ignored, and Ctrl-C must reach the tracer's handler).
@@ -27,6 +29,17 @@ import sys
 import time
 
 
+def _vm_rss_kb():
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def main(argv):
     if len(argv) < 3 or argv[1] != "--":
         os.write(2, b"launch.py: usage: launch.py REPORT_FD -- PROGRAM ARGS...\n")
@@ -34,6 +47,7 @@ def main(argv):
     report = int(argv[0])
     args = argv[2:]
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    floor = _vm_rss_kb()
     t_fork = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -52,10 +66,8 @@ def main(argv):
             break
         except InterruptedError:
             continue
-    import resource
-    mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     os.write(report, b"exit %d %.6f %.6f %d %d\n" % (status, ru.ru_utime, ru.ru_stime,
-                                                      ru.ru_maxrss, mine))
+                                                      ru.ru_maxrss, floor))
     os.close(report)
     return 0
 

@@ -144,7 +144,8 @@ class _MarkedStdout(object):
         self._line = ""
 
     def write(self, text):
-        r = self._stream.write(text)
+        # the report is written before the marker line goes out: once the harness reads
+        # the line, the report exists (it stops the command right after)
         if not STATE["marked"]:
             self._line += text
             while "\n" in self._line:
@@ -152,7 +153,7 @@ class _MarkedStdout(object):
                 if STATE["marker"].search(line):
                     _marked()
                     break
-        return r
+        return self._stream.write(text)
 
     def __getattr__(self, name):
         return getattr(self._stream, name)

@@ -308,7 +308,7 @@ class Tracer(object):
             if line and line.startswith("exit "):
                 f = line.split()
                 self.exit = {"status": int(f[1]), "utime": float(f[2]), "stime": float(f[3]),
-                             "maxrss_kb": int(f[4]), "launcher_maxrss_kb": int(f[5]),
+                             "maxrss_kb": int(f[4]), "rss_floor_kb": int(f[5]),
                              "signal": sig if sig != signal.SIGINT else None}
                 break
         _unregister(self.pid)

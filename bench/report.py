@@ -8,6 +8,7 @@ import os
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
+MIN_EVENTS = 1000        # per-event figures over fewer events per run are marked, not judged
 BCC_RUNQLAT_NS = 189.0   # best peer figure: BCC runqlat's sched_switch (raw tracepoint)
 
 TARGETS = {"start_ms": 50.0, "rss_mb": 20.0, "peer_factor": 1.2}
@@ -41,9 +42,9 @@ def _cell(case, side, value, digits=1):
     return fmt(value, digits)
 
 
-def _table(header, rows):
+def _table(header, rows, left=(0,)):
     out = ["| " + " | ".join(header) + " |",
-           "|" + "|".join("---" if i == 0 else "--:" for i in range(len(header))) + "|"]
+           "|" + "|".join("---" if i in left else "--:" for i in range(len(header))) + "|"]
     for r in rows:
         out.append("| " + " | ".join(str(c) for c in r) + " |")
     return "\n".join(out)
@@ -89,8 +90,11 @@ def cases_note(d):
         bt = st.get("bpftrace", "?")
         if bt == "error" and errs.get("bpftrace"):
             bt += ": " + _md_escape(errs["bpftrace"])[:120]
-        rows.append([c["name"], what, size, tt, bt, _md_escape(c.get("note", ""))])
-    return _table(["case", "program", "workload", "tinytrace", "bpftrace", "note"], rows)
+        load = c.get("loadavg") or []
+        load = " → ".join(fmt(x, 1) for x in load) if load else "–"
+        rows.append([c["name"], what, size, tt, bt, load, _md_escape(c.get("note", ""))])
+    return _table(["case", "program", "workload", "tinytrace", "bpftrace", "load avg",
+                   "note"], rows, left=(0, 1, 2, 3, 4, 6))
 
 
 def _summary(c, key):
@@ -104,7 +108,8 @@ def start_table(d):
         rows.append([c["name"], _cell(c, "tinytrace", s.get("tinytrace")),
                      _cell(c, "bpftrace", s.get("bpftrace")), fmt_ratio(s.get("ratio")),
                      fmt_ratios(s.get("ratios", []))])
-    return _table(["case", "tinytrace ms", "bpftrace ms", "ratio", "pair ratios"], rows)
+    return _table(["case", "tinytrace ms", "bpftrace ms", "ratio", "pair ratios"], rows,
+                  left=(0, 4))
 
 
 def memory_table(d):
@@ -119,6 +124,18 @@ def memory_table(d):
                      _cell(c, "bpftrace", p.get("bpftrace")), fmt_ratio(p.get("ratio"))])
     return _table(["case", "tinytrace RSS MB", "bpftrace RSS MB", "ratio",
                    "tinytrace start CPU ms", "bpftrace start CPU ms", "ratio"], rows)
+
+
+def rss_floor_note(d):
+    from bench.stats import median
+    floors = [r.get("rss_floor_kb") for c in d.get("cases", []) for side in c["runs"].values()
+              for r in side if r.get("status") == "ok"]
+    m = median(floors)
+    if m is None:
+        return ""
+    return ("The launcher's RSS when it forks a tracer (the lowest ru_maxrss a tracer can "
+            "report) was %.1f MB; VmHWM read just before each tracer was stopped agrees "
+            "with ru_maxrss (see the JSON)." % (m / 1024.0))
 
 
 def per_event_table(d):
@@ -138,11 +155,12 @@ def per_event_table(d):
                 _cell(c, "tinytrace", None) if c["status"].get("tinytrace") != "ok" else "–"
             bt = fmt(p.get("bpftrace_ns"), 0) if "bpftrace" in ins else \
                 _cell(c, "bpftrace", None) if c["status"].get("bpftrace") != "ok" else "–"
-            rows.append([c["name"], key, tt, ins.get("tinytrace", "–"), bt,
-                         ins.get("bpftrace", "–"), fmt_ratio(p.get("ratio")),
-                         fmt(events, 0)])
+            few = events is not None and events < MIN_EVENTS
+            rows.append([c["name"], key + (" (few events)" if few else ""), tt,
+                         ins.get("tinytrace", "–"), bt, ins.get("bpftrace", "–"),
+                         fmt_ratio(p.get("ratio")), fmt(events, 0)])
     return _table(["case", "attach point", "tinytrace ns/event", "insns",
-                   "bpftrace ns/event", "insns", "ratio", "events/run"], rows)
+                   "bpftrace ns/event", "insns", "ratio", "events/run"], rows, left=(0, 1))
 
 
 def cpu_table(d):
@@ -156,7 +174,7 @@ def cpu_table(d):
                      _cell(c, "tinytrace", t.get("tinytrace"), 2),
                      _cell(c, "bpftrace", t.get("bpftrace"), 2)])
     return _table(["case", "events counted", "tinytrace ms/M events", "bpftrace ms/M events",
-                   "ratio", "tinytrace CPU s/run", "bpftrace CPU s/run"], rows)
+                   "ratio", "tinytrace CPU s/run", "bpftrace CPU s/run"], rows, left=(0, 1))
 
 
 def lost_table(d):
@@ -175,7 +193,7 @@ def lost_table(d):
         rows.append([r["target_rate"], r["side"], fmt(r.get("achieved_rate"), 0),
                      r["generated"], r["captured"], r["lost"], r["unaccounted"]])
     return _table(["opens/s asked", "tracer", "opens/s achieved", "generated", "captured",
-                   "lost (reported)", "unaccounted"], rows)
+                   "lost (reported)", "unaccounted"], rows, left=(1,))
 
 
 PHASE_ORDER = ("import", "options", "metadata", "features", "compile", "assemble", "maps",
@@ -211,7 +229,7 @@ def import_table(d, top=5):
     if not rows:
         return "Not measured in this run."
     return _table(["case", "all imports ms", "tinytrace's own ms", "modules",
-                   "top-level imports, cumulative ms"], rows)
+                   "top-level imports, cumulative ms"], rows, left=(0, 4))
 
 
 def compile_table(d):
@@ -251,7 +269,7 @@ def areas_table(d, top=6):
     if not rows:
         return "Not measured in this run."
     return _table(["case", "profiled ms", "self time by area (builtins charged to callers)"],
-                  rows)
+                  rows, left=(0, 2))
 
 
 OVERHEAD = "benchmark timers (overhead)"
@@ -278,7 +296,7 @@ def steady_table(d, top=4):
     if not rows:
         return "Not measured in this run."
     return _table(["case", "events handled", "profiled CPU ms", "by area",
-                   "top functions (self time)"], rows)
+                   "top functions (self time)"], rows, left=(0, 3, 4))
 
 
 def sizes_table(d):
@@ -356,6 +374,9 @@ def targets_section(d):
     for c in measured:
         for key, p in sorted(_summary(c, "attach_points").items()):
             if p.get("tinytrace_ns") is None or p.get("bpftrace_ns") is None:
+                continue
+            ev = [v for v in (p.get("events") or {}).values() if v is not None]
+            if ev and min(ev) < MIN_EVENTS:
                 continue
             parts.append("%s %s %s vs %s (%s)" % (
                 c["name"], key, fmt(p["tinytrace_ns"], 0), fmt(p["bpftrace_ns"], 0, " ns"),
@@ -440,6 +461,8 @@ def render(d):
         "### 2. Peak RSS and CPU time spent starting (medians)",
         "",
         memory_table(d),
+        "",
+        rss_floor_note(d),
         "",
         "### 3. In-kernel cost per event (median ns per program run)",
         "",
