@@ -14,9 +14,18 @@ import struct
 
 from tinytrace.asm import (B, DW, H, R0, R1, R2, R3, R4, R6, R7, R10, W, Add, AtomicAdd,
                            Call, Exit, Ja, JEq, JNe, Label, LoadImm64, LoadMapPtr, LoadMem,
-                           LoadMemSX, Mov, Mul, Rsh, StoreImm, StoreMem, link)
+                           Arsh, Lsh, Mov, Mul, Rsh, StoreImm, StoreMem, link)
 
 SIZES = {1: B, 2: H, 4: W, 8: DW}
+
+
+def _load(dst, src, off, size, signed):
+    """dst = *(size *)(src + off), sign-extended when ``signed``: with shifts, since the
+    sign-extending load instruction needs Linux 6.6."""
+    out = [LoadMem(dst, src, off, SIZES[size])]
+    if signed and size < 8:
+        out += [Lsh.Imm(dst, 64 - 8 * size), Arsh.Imm(dst, 64 - 8 * size)]
+    return out
 
 
 def _pid_check(pid):
@@ -30,6 +39,15 @@ def _pid_check(pid):
     ]
 
 
+def _add_one(ptr):
+    """*(u64 *)ptr += 1: atomically where the JIT can (the 32-bit ARM JIT refuses atomics
+    with ENOTSUPP), else a plain load/add/store -- the tests count one thread's hits."""
+    from tinytrace.kernel import features
+    if features.probe().atomics:
+        return [Mov.Imm(R1, 1), AtomicAdd(ptr, 0, R1, DW)]
+    return [LoadMem(R1, ptr, 0, DW), Add.Imm(R1, 1), StoreMem(ptr, 0, R1, DW)]
+
+
 def _bump(slot):
     """map[slot] += 1 on the map named "m" (clobbers r0-r3)."""
     return [
@@ -38,9 +56,7 @@ def _bump(slot):
         Mov.Reg(R2, R10), Add.Imm(R2, -4),
         Call("map_lookup_elem"),
         JEq.Imm(R0, 0, "out"),
-        Mov.Imm(R1, 1),
-        AtomicAdd(R0, 0, R1, DW),
-    ]
+    ] + _add_one(R0)
 
 
 def _store(slot, reg):
@@ -62,15 +78,13 @@ def _read_user(dst, addr_insns, size, signed, helper):
         Mov.Reg(R1, R10), Add.Imm(R1, -16),
         Mov.Imm(R2, size),
         Call(helper),
-        (LoadMemSX if signed and size < 8 else LoadMem)(dst, R10, -16, SIZES[size]),
-    ]
+    ] + _load(dst, R10, -16, size, signed)
 
 
 def load_regs_loc(dst, loc, helper="probe_read_user", signed=False):
     """Instructions putting the value an ``regs.ArgLoc`` describes into ``dst``."""
     if loc.kind == "reg":
-        load = LoadMemSX if signed and loc.size < 8 else LoadMem
-        return [load(dst, R6, loc.offset, SIZES[loc.size])]
+        return _load(dst, R6, loc.offset, loc.size, signed)
     addr = [LoadMem(R3, R6, loc.offset, DW if loc.size == 8 else W), Add.Imm(R3, loc.disp)]
     return _read_user(dst, addr, loc.size, signed, helper)
 
@@ -80,7 +94,7 @@ def load_usdt(dst, access):
     kind = access[0]
     if kind == "reg":
         _, off, size, signed = access
-        return [(LoadMemSX if signed and size < 8 else LoadMem)(dst, R6, off, SIZES[size])]
+        return _load(dst, R6, off, size, signed)
     if kind == "const":
         return [Mov.Imm(dst, access[1])]
     if kind == "mem":
@@ -131,7 +145,7 @@ def sampler(stacks_fd, pairs_fd, pid):
         LoadMapPtr(R1, "pairs"), Mov.Reg(R2, R10), Add.Imm(R2, -16),
         Call("map_lookup_elem"),
         JEq.Imm(R0, 0, "new"),
-        Mov.Imm(R1, 1), AtomicAdd(R0, 0, R1, DW),
+    ] + _add_one(R0) + [
         Ja("out"),
         Label("new"),
         StoreImm(R10, -24, 1, DW),

@@ -8,6 +8,8 @@ from tinytrace.kernel import hwevents, maps, progs
 from . import bpfprogs as bp
 from .workload import Child
 
+pytestmark = pytest.mark.guest_safe
+
 
 def test_names():
     assert hwevents.config("cpu-cycles") == 0 and hwevents.config("cycles") == 0

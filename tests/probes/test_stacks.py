@@ -14,6 +14,8 @@ from tinytrace.kernel.stacks import Frame
 from . import bpfprogs as bp
 from .workload import PYTHON_WITH_USDT, Child
 
+pytestmark = pytest.mark.guest_safe
+
 
 def _kframes():
     return [Frame(0xffffffff81000010, "do_nanosleep", 16, None, True),
@@ -126,7 +128,6 @@ def test_short_stacks_note_once():
 
 
 @pytest.mark.bpf
-@pytest.mark.guest_safe
 def test_profile_of_a_busy_python(tmp_path):
     """Sample a CPU-bound python3.11 child with kernel and user stack ids; symbolize."""
     python = PYTHON_WITH_USDT if os.path.exists(PYTHON_WITH_USDT) else None

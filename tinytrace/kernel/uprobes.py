@@ -140,11 +140,31 @@ def _open(path):
         raise UprobeError("%s: %s" % (path, e.strerror or e))
 
 
+THUMB = ("is Thumb code, and 32-bit ARM uprobes can only be placed on ARM-mode "
+         "instructions")
+
+
 def _check_arm_mode(f, sym, what):
     from tinytrace.kernel import elf
     if f.machine == elf.EM_ARM and sym is not None and sym.value & 1:
-        raise UprobeError("%s is Thumb code, and 32-bit ARM uprobes can only be placed on "
-                          "ARM-mode instructions" % what)
+        raise UprobeError("%s %s" % (what, THUMB))
+
+
+def is_thumb(path, vaddr):
+    """True when the code at virtual address ``vaddr`` of a 32-bit ARM file is Thumb code
+    (which ARM uprobes cannot probe): the Thumb bit of the function symbol around it, or,
+    for code no symbol covers (static functions of a stripped file), of the entry point --
+    distributions build a whole file in one mode."""
+    from tinytrace.kernel import elf
+    f = _open(path)
+    if f.machine != elf.EM_ARM:
+        return False
+    hit = f.symbolize(vaddr)
+    if hit:
+        sym = f.find_symbol(hit[0])
+        if sym is not None and sym.type in (elf.STT_FUNC, elf.STT_GNU_IFUNC):
+            return bool(sym.value & 1)
+    return bool(f.entry & 1)
 
 
 def symbol_offset(path, symbol, offset=0):
@@ -193,8 +213,16 @@ def matching_functions(path, pattern):
 
 # ---------------------------------------------------------------- attaching
 
-def _refusal(e, target):
+def _refusal(e, target, path=None, offset=None):
     err = e.errno
+    if err == _errno.EINVAL and path is not None:
+        try:
+            f = _open(path)
+            vaddr = f.offset_to_vaddr(offset)
+            if vaddr is not None and is_thumb(path, vaddr):
+                return UprobeError("%s: the code there %s" % (target, THUMB), err)
+        except UserError:
+            pass
     if err == _errno.ENOENT:
         return UprobeError("%s: the file does not exist (for the kernel)" % target, err)
     if err == _errno.EINVAL:
@@ -237,7 +265,7 @@ def attach(prog, path, offset, retprobe=False, pid=None, ref_ctr_offset=0, targe
         try:
             fd = perf.perf_event_open(attr, pid=epid, cpu=cpu)
         except OSError as e:
-            raise _refusal(e, target)
+            raise _refusal(e, target, path, offset)
         return att.attach_to_event(prog, fd, target, cpu, link)
     from tinytrace.kernel import dynevents
     if any(c.isspace() for c in path):

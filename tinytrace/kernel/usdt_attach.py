@@ -41,6 +41,8 @@ emits, using the register table of the kernel and the probed program's ABI
 
 A global of a position-independent file (a PIE or a library) has no fixed address: it
 needs the PID (its load bias is read from /proc/PID/maps).  ``size`` is 1, 2, 4 or 8.
+Sign-extend a ``signed`` value narrower than 8 bytes with a left and an arithmetic right
+shift: the sign-extending load instruction (BPF_MEMSX) needs Linux 6.6.
 """
 import os
 
@@ -180,6 +182,8 @@ def attach(prog, probe, pid=None, semaphore="auto", link=None):
     if probe.offset is None:
         raise UsdtError("%s: the probe's address 0x%x is in no loaded segment" % (
             target, probe.pc))
+    if probe.arch == "arm" and uprobes.is_thumb(probe.path, probe.pc):
+        raise UsdtError("%s: the probe %s" % (target, uprobes.THUMB))
     if not probe.semaphore:
         return UsdtAttachment(probe, uprobes.attach(prog, probe.path, probe.offset, False,
                                                     pid, 0, target, link))
