@@ -23,12 +23,16 @@ LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 _AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 
 # The sock:inet_sock_set_state transitions of one connection under the script above, as
-# observed on Linux 6.x (tests/workloads/test_net.py checks them with bpftrace).
+# observed on Linux 6.x (tests/workloads/test_net.py checks them with bpftrace).  An accepted
+# socket starts as a clone of its listener (LISTEN -> SYN_RECV); a client's last transition
+# is FIN_WAIT2 -> CLOSE (the time-wait socket that follows is not a full socket); on loopback
+# most transitions run in the *other* process's context.
 CLIENT_STATES = [("CLOSE", "SYN_SENT"), ("SYN_SENT", "ESTABLISHED"),
                  ("ESTABLISHED", "FIN_WAIT1"), ("FIN_WAIT1", "FIN_WAIT2"),
                  ("FIN_WAIT2", "CLOSE")]
-SERVER_STATES = [("SYN_RECV", "ESTABLISHED"), ("ESTABLISHED", "CLOSE_WAIT"),
-                 ("CLOSE_WAIT", "LAST_ACK"), ("LAST_ACK", "CLOSE")]
+SERVER_STATES = [("LISTEN", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED"),
+                 ("ESTABLISHED", "CLOSE_WAIT"), ("CLOSE_WAIT", "LAST_ACK"),
+                 ("LAST_ACK", "CLOSE")]
 LISTENER_STATES = [("CLOSE", "LISTEN"), ("LISTEN", "CLOSE")]
 REFUSED_STATES = [("CLOSE", "SYN_SENT"), ("SYN_SENT", "CLOSE")]
 
@@ -102,6 +106,8 @@ def _server_child(cfg):
                              "laddr": laddr, "lport": lport, "raddr": peer[0],
                              "rport": peer[1], "rx": rx, "tx": cfg["recv"],
                              "ms": (time.monotonic() - t0) * 1e3})
+        for sock in list(listeners.values()) + list(refusers.values()):
+            sock.close()                       # LISTEN -> CLOSE, inside the traced run
         yield {"sessions": sessions, "tid": _util.gettid()}
     finally:
         for s in list(listeners.values()) + list(refusers.values()):
@@ -216,7 +222,8 @@ def tcp_sessions(families=(4, 6), connections=1, send=100000, recv=50000, hold=0
                  refused=True):
     """tcpconnect / tcpaccept / tcplife / tcptop / tcpstates: a server (comm ``tt-tcpsrv``)
     listening on an ephemeral loopback port per family (127.0.0.1, ::1; ``listen()`` happens
-    after go, so the LISTEN transition is traced too) and a client (comm ``tt-tcpcli``)
+    after go and the listeners are closed before go returns, so their LISTEN transitions
+    are traced too) and a client (comm ``tt-tcpcli``)
     making ``connections`` connections per family, one at a time: connect, hold ``hold`` s,
     send ``send`` bytes, shut down writing, read the server's ``recv`` bytes, close.  With
     ``refused``, the client then connects once per family to a port bound by the server but
@@ -252,6 +259,11 @@ def _retrans_client(cfg):
     t0 = time.monotonic()
     s.sendall(b"l" * cfg["lost"])
     yield {"sent_at": t0}
+    # the path is back: wait for the retransmissions to get through before closing, so
+    # every retransmission happens in ESTABLISHED
+    deadline = time.monotonic() + 10
+    while _tcp_info_u32(s, 24) and time.monotonic() < deadline:    # tcpi_unacked
+        time.sleep(0.005)
     s.shutdown(socket.SHUT_WR)
     reply = b""
     while True:

@@ -531,7 +531,8 @@ def _delete_netns(ns):
 @contextlib.contextmanager
 def netns_pair(addr4=("10.213.0.1", "10.213.0.2"), addr6=("fd74:7474::1", "fd74:7474::2")):
     """Two fresh network namespaces, ``a`` and ``b``, joined by a veth pair with IPv4 /24
-    and IPv6 /64 addresses (no DAD, usable at once) and loopback up in both.  The default
+    and IPv6 /64 addresses (no DAD, permanent neighbour entries: usable at once, no ARP or
+    neighbour discovery traffic) and loopback up in both.  The default
     addresses are private to the pair, so concurrent pairs do not clash.
 
     Yields a NetnsPair; kills the processes left inside and deletes both on exit.
@@ -548,6 +549,11 @@ def netns_pair(addr4=("10.213.0.1", "10.213.0.2"), addr6=("fd74:7474::1", "fd74:
         for n in (na, nb):
             _util.run(["ip", "netns", "add", n])
             created.append(n)
+            # no duplicate address detection: a tentative link-local address would delay
+            # neighbour discovery and lose the first packets (a SYN retransmitted after 1 s)
+            _util.run(["ip", "netns", "exec", n, "sh", "-c",
+                       "echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad; "
+                       "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad"], check=False)
         _util.run(["ip", "link", "add", da, "netns", na, "type", "veth", "peer", "name", db,
                    "netns", nb])
         for n, d, a4, a6 in ((na, da, addr4[0], addr6[0]), (nb, db, addr4[1], addr6[1])):
@@ -555,6 +561,21 @@ def netns_pair(addr4=("10.213.0.1", "10.213.0.2"), addr6=("fd74:7474::1", "fd74:
             _util.run(["ip", "-n", n, "addr", "add", "%s/64" % a6, "dev", d, "nodad"])
             _util.run(["ip", "-n", n, "link", "set", d, "up"])
             _util.run(["ip", "-n", n, "link", "set", "lo", "up"])
+        # Permanent neighbour entries: no ARP / neighbour discovery at all.  (A fresh
+        # device joins its solicited-node multicast groups late, so the first IPv6
+        # neighbour solicitation is lost and the first packet waits a second.)
+        macs = {}
+        for n, d in ((na, da), (nb, db)):
+            out = _util.run(["ip", "-n", n, "-o", "link", "show", "dev", d]).stdout.split()
+            macs[n] = out[out.index("link/ether") + 1]
+        for n, d, peer, peer_addrs in ((na, da, nb, (addr4[1], addr6[1])),
+                                       (nb, db, na, (addr4[0], addr6[0]))):
+            for a in peer_addrs:
+                _util.run(["ip", "-n", n, "neigh", "replace", a, "lladdr", macs[peer], "dev",
+                           d, "nud", "permanent"])
+        for n in (na, nb):
+            _util.wait_until(lambda: not _util.run(
+                ["ip", "-n", n, "-6", "addr", "show", "tentative"]).stdout.strip(), 3)
         yield NetnsPair(NetnsEnd(na, da, addr4[0], addr6[0]), NetnsEnd(nb, db, addr4[1], addr6[1]))
     finally:
         for n in reversed(created):
