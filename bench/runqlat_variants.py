@@ -1,0 +1,368 @@
+"""What would make runqlat's sched_switch program cheaper: variants measured side by side.
+
+    python3 -m bench.runqlat_variants [--count N] [--rounds R]      (as root)
+
+The peer target is BCC's runqlat on a raw tracepoint (189 ns per sched_switch here, see
+/work/shared/research/peers.md).  This loads, next to each other, several versions of
+runqlat's kernel side -- each with its own maps and its own wakeup programs, all attached at
+once so they see exactly the same events -- runs the pipe ping-pong workload, and reads each
+program's run_time_ns / run_cnt:
+
+- ``shipped``: tools/runqlat.py's own ``Runqlat`` (classic tracepoints);
+- ``lazy-clock``: the same tracepoint programs, calling bpf_ktime_get_ns() only on the two
+  paths that use the time (a preempted prev; a next found in ``start``) instead of once at
+  entry on every switch;
+- ``tp_btf``: tp_btf programs reading prev/next/prev_state from the tracepoint's arguments
+  and the pids straight from the BTF-typed task pointers, with the lazy clock;
+- ``tp_btf+task-storage``: as ``tp_btf``, but the enqueue time lives in task local storage
+  (BPF_MAP_TYPE_TASK_STORAGE) instead of a pid-keyed hash: no hashing, no hash-bucket lock,
+  no delete.
+
+Statistics are switched on with a BPF_ENABLE_STATS file descriptor (it leaves the sysctl
+alone and ends with the fd).  Results are printed as a markdown table and written to
+bench/results/runqlat_variants.json.
+"""
+import argparse
+import json
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BPF_ENABLE_STATS = 32
+BPF_BTF_LOAD = 18
+MAP_TASK_STORAGE = 29
+BPF_F_NO_PREALLOC = 1
+TASK_STORAGE_GET = "task_storage_get"
+
+
+class Opts(object):
+    """The options runqlat's Runqlat wants: plain histogram, microseconds, no filter."""
+    pids = tids = milliseconds = timestamp = json = False
+    pid = None
+
+
+def _switch(a, get_prev, get_next, get_prev_runnable, lookup_start, store_start, drop_start):
+    """The sched_switch logic with the clock read only where it is used.  The callables
+    emit code: get_* leave a value in r7 (pids) or jump to the label given (state), the
+    *_start ones work on the ``start`` store for the task in r7/r8."""
+    from tinytrace.tools.runqlat import _log2_slot
+    prog = [a.Mov.Reg(a.R6, a.R1)]
+    # prev preempted (still runnable): it starts waiting now
+    prog += get_prev_runnable("next")
+    prog += get_prev()
+    prog += [a.JEq.Imm32(a.R7, 0, "next"), a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)]
+    prog += store_start()
+    prog += [a.Label("next")]
+    prog += get_next()
+    prog += [a.JEq.Imm32(a.R7, 0, "out")]
+    prog += lookup_start()                      # r0 = pointer to the start time, or 0
+    prog += [a.JEq.Imm(a.R0, 0, "out"),
+             a.LoadMem(a.R9, a.R0, 0, a.DW),
+             a.JEq.Imm(a.R9, 0, "out")]
+    prog += drop_start()
+    prog += [a.Call("ktime_get_ns"), a.Sub.Reg(a.R0, a.R9), a.Mov.Reg(a.R9, a.R0),
+             a.JSLt.Imm(a.R9, 0, "out"), a.Div.Imm(a.R9, 1000)]
+    prog += _log2_slot(a, a.R9, a.R8, "slot")
+    prog += [a.StoreMem(a.R10, -8, a.R9, a.W),
+             a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
+             a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, "out"),
+             a.Mov.Imm(a.R1, 1), a.AtomicAdd(a.R0, 0, a.R1, a.DW),
+             a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()]
+    return prog
+
+
+def _hash_start(a):
+    """start as a pid-keyed hash: the key is the pid in r7."""
+    def lookup():
+        return [a.StoreMem(a.R10, -4, a.R7, a.W), a.LoadMapPtr(a.R1, "start"),
+                a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4), a.Call("map_lookup_elem")]
+
+    def store():
+        return [a.StoreMem(a.R10, -4, a.R7, a.W), a.StoreMem(a.R10, -16, a.R8, a.DW),
+                a.LoadMapPtr(a.R1, "start"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
+                a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -16), a.Mov.Imm(a.R4, 0),
+                a.Call("map_update_elem")]
+
+    def drop():
+        return [a.LoadMapPtr(a.R1, "start"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
+                a.Call("map_delete_elem")]
+    return lookup, store, drop
+
+
+def tracepoint_lazy(a, session, maps):
+    """Variant 'lazy-clock': classic tracepoints, clock read on demand."""
+    from tinytrace.kernel import tracefs
+    fmt = tracefs.event_format("sched", "sched_switch")
+    f = dict((n, fmt.field(n)) for n in ("prev_pid", "prev_state", "next_pid"))
+    lookup, store, drop = _hash_start(a)
+
+    def runnable(skip):
+        return [a.LoadMem(a.R1, a.R6, f["prev_state"].offset, a.DW), a.And.Imm(a.R1, 0xff),
+                a.JNe.Imm(a.R1, 0, skip)]
+    prog = _switch(a, lambda: [a.LoadMem(a.R7, a.R6, f["prev_pid"].offset, a.W)],
+                   lambda: [a.LoadMem(a.R7, a.R6, f["next_pid"].offset, a.W)],
+                   runnable, lookup, store, drop)
+    out = [("sched_switch", prog, "tracepoint", None)]
+    for ev in ("sched_wakeup", "sched_wakeup_new"):
+        pid = tracefs.event_format("sched", ev).field("pid")
+        out.append((ev, _wakeup_hash(a, lambda: [a.LoadMem(a.R7, a.R6, pid.offset, a.W)]),
+                    "tracepoint", None))
+    return out
+
+
+def _wakeup_hash(a, get_pid):
+    return ([a.Mov.Reg(a.R6, a.R1)] + get_pid() +
+            [a.JEq.Imm32(a.R7, 0, "out"), a.StoreMem(a.R10, -4, a.R7, a.W),
+             a.Call("ktime_get_ns"), a.StoreMem(a.R10, -16, a.R0, a.DW),
+             a.LoadMapPtr(a.R1, "start"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
+             a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -16), a.Mov.Imm(a.R4, 0),
+             a.Call("map_update_elem"), a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()])
+
+
+def _btf():
+    from tinytrace.kernel import btf
+    b = btf.vmlinux()
+    return b, b.member("task_struct", "pid").offset
+
+
+def tp_btf_hash(a, session, maps):
+    """Variant 'tp_btf': BTF-typed arguments, pid-keyed hash."""
+    b, pid_off = _btf()
+    lookup, store, drop = _hash_start(a)
+
+    def runnable(skip):       # args: (preempt, prev, next, prev_state)
+        return [a.LoadMem(a.R1, a.R6, 24, a.DW), a.JNe.Imm32(a.R1, 0, skip)]
+
+    def pid_of(arg):
+        return lambda: [a.LoadMem(a.R1, a.R6, 8 * arg, a.DW),
+                        a.LoadMem(a.R7, a.R1, pid_off, a.W)]
+    prog = _switch(a, pid_of(1), pid_of(2), runnable, lookup, store, drop)
+    out = [("sched_switch", prog, "tp_btf", b.tracepoint("sched_switch").btf_id)]
+    for ev in ("sched_wakeup", "sched_wakeup_new"):
+        out.append((ev, _wakeup_hash(a, pid_of(0)), "tp_btf", b.tracepoint(ev).btf_id))
+    return out
+
+
+def tp_btf_storage(a, session, maps):
+    """Variant 'tp_btf+task-storage': the enqueue time in task local storage."""
+    b, pid_off = _btf()
+
+    def task(arg):
+        return [a.LoadMem(a.R7, a.R6, 8 * arg, a.DW)]   # r7 = the task pointer
+
+    def runnable(skip):
+        return [a.LoadMem(a.R1, a.R6, 24, a.DW), a.JNe.Imm32(a.R1, 0, skip)]
+
+    def get(create):
+        return [a.LoadMapPtr(a.R1, "start"), a.Mov.Reg(a.R2, a.R7), a.Mov.Imm(a.R3, 0),
+                a.Mov.Imm(a.R4, 1 if create else 0), a.Call(TASK_STORAGE_GET)]
+
+    def store():
+        return get(True) + [a.JEq.Imm(a.R0, 0, "next"), a.StoreMem(a.R0, 0, a.R8, a.DW)]
+
+    def lookup():
+        return get(False)
+
+    def drop():
+        return [a.StoreImm(a.R0, 0, 0, a.DW)]       # zero: "not waiting"
+    prog = _switch(a, lambda: task(1), lambda: task(2), runnable, lookup, store, drop)
+    out = [("sched_switch", prog, "tp_btf", b.tracepoint("sched_switch").btf_id)]
+    for ev in ("sched_wakeup", "sched_wakeup_new"):
+        wake = ([a.Mov.Reg(a.R6, a.R1)] + task(0) + [a.JEq.Imm(a.R7, 0, "out"),
+                a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)] + get(True) +
+                [a.JEq.Imm(a.R0, 0, "out"), a.StoreMem(a.R0, 0, a.R8, a.DW),
+                 a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()])
+        out.append((ev, wake, "tp_btf", b.tracepoint(ev).btf_id))
+    return out
+
+
+def _btf_blob():
+    """A BTF blob with two types: [1] int (4 bytes, signed), [2] u64 -- what a task storage
+    map's key and value must be described with."""
+    strings = b"\0int\0u64\0"
+    types = struct.pack("<IIII", 1, 0x01000000, 4, (1 << 24) | 32)    # INT int, signed, 32
+    types += struct.pack("<IIII", 5, 0x01000000, 8, 64)               # INT u64, 64 bits
+    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return hdr + types + strings
+
+
+def task_storage_map(session):
+    """A BPF_MAP_TYPE_TASK_STORAGE map (key int, value u64), owned by ``session``."""
+    from tinytrace.kernel import bpf
+    from tinytrace.kernel.libc import ffi
+    blob = _btf_blob()
+    buf = ffi.new("char[]", blob)
+    attr = bytearray(struct.pack("<QQIII", int(ffi.cast("uintptr_t", buf)), 0, len(blob), 0, 0))
+    btf_fd = bpf.call(BPF_BTF_LOAD, attr)
+    try:
+        attr = bytearray(struct.pack("<7I16sIIII", MAP_TASK_STORAGE, 4, 8, 0, BPF_F_NO_PREALLOC,
+                                     0, 0, b"rqv_tstart", 0, btf_fd, 1, 2))
+        fd = bpf.call(bpf.MAP_CREATE, attr)
+    finally:
+        os.close(btf_fd)
+
+    class _Map(object):
+        def __init__(self, fd):
+            self.fd = fd
+
+        def fileno(self):
+            return self.fd
+
+        def close(self):
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+    m = _Map(fd)
+    session.add(m)
+    return m
+
+
+VARIANTS = (("lazy-clock", tracepoint_lazy), ("tp_btf", tp_btf_hash),
+            ("tp_btf+task-storage", tp_btf_storage))
+
+
+def build(session, errors):
+    """Load and attach every variant; returns {variant: {event: program name}}."""
+    from tinytrace import asm as a
+    from tinytrace.kernel import features
+    from tinytrace.tools import runqlat
+    names = {}
+    dists = {}
+    # the shipped tool, exactly as `tinytrace runqlat` sets it up
+    dists["shipped"] = runqlat.Runqlat(session, Opts()).dist
+    names["shipped"] = {"sched_switch": "rq_switch", "sched_wakeup": "rq_wakeup",
+                        "sched_wakeup_new": "rq_wakeup_new"}
+    if not features.probe().atomics:
+        errors["all"] = "no BPF atomics on this JIT: variants need them"
+        return names, dists
+    for k, (label, maker) in enumerate(VARIANTS):
+        try:
+            if label.endswith("task-storage"):
+                start = task_storage_map(session)
+            else:
+                start = session.map("hash", 4, 8, runqlat.START_ENTRIES, name="rqv%d_start" % k)
+            dist = session.map("array", 4, 8, runqlat.MAX_SLOTS, name="rqv%d_dist" % k)
+            dists[label] = dist
+            maps = {"start": start, "dist": dist}
+            progs = maker(a, session, maps)
+            names[label] = {}
+            for event, insns, kind, btf_id in progs:
+                pname = "rqv%d_%s" % (k, event[6:])
+                code = a.link(insns, maps)
+                if kind == "tp_btf":
+                    p = session.load(code, "tracing", pname, expected_attach_type="trace_raw_tp",
+                                     attach_btf_id=btf_id, source=insns)
+                    session.tp_btf(p, event)
+                else:
+                    p = session.load(code, "tracepoint", pname, source=insns)
+                    session.tracepoint(p, "sched", event)
+                names[label][event] = pname
+        except Exception as e:  # one variant the kernel refuses must not hide the others
+            errors[label] = str(e).strip().splitlines()[-1][:200]
+    return names, dists
+
+
+def samples(dist):
+    """How many latencies a variant's histogram holds (the variants must agree)."""
+    total = 0
+    for _, v in dist.items():
+        total += int.from_bytes(v[:8], sys.byteorder)
+    return total
+
+
+def measure(count, rounds):
+    from bench import kstats, procs
+    from tinytrace.kernel import bpf
+    from tinytrace.session import Session
+    errors = {}
+    results = []
+    stats_fd = bpf.call(BPF_ENABLE_STATS, bytearray(struct.pack("<I", 0)))
+    try:
+        with Session() as session:
+            names, dists = build(session, errors)
+            for r in range(rounds):
+                before = kstats.tracer_programs(os.getpid())
+                wl = procs.run_workload(sys.executable, os.path.join(ROOT, "bench", "workload.py"),
+                                        ["pingpong", "--count", str(count)])
+                after = kstats.tracer_programs(os.getpid())
+                rows = kstats.program_deltas(before, after)
+                by_name = dict((row["name"], row) for row in rows)
+                for variant, events in names.items():
+                    for event, pname in events.items():
+                        row = by_name.get(pname)
+                        if row is None:
+                            continue
+                        results.append({"round": r, "variant": variant, "event": event,
+                                        "run_cnt": row["run_cnt"],
+                                        "run_time_ns": row["run_time_ns"],
+                                        "ns_per_event": row["ns_per_event"],
+                                        "xlated_insns": row["xlated_insns"],
+                                        "jited_bytes": row["jited_bytes"],
+                                        "workload": wl})
+                counts = dict((v, samples(d)) for v, d in dists.items())
+    finally:
+        os.close(stats_fd)
+    return results, errors, counts
+
+
+def summarize(results):
+    from bench.stats import median
+    out = {}
+    for r in results:
+        key = (r["variant"], r["event"])
+        e = out.setdefault(key, {"ns": [], "cnt": [], "insns": r["xlated_insns"]})
+        e["ns"].append(r["ns_per_event"])
+        e["cnt"].append(r["run_cnt"])
+    return dict((k, {"ns": median(v["ns"]), "events": median(v["cnt"]), "insns": v["insns"]})
+                for k, v in out.items())
+
+
+def table(summary, errors, counts):
+    order = ["shipped"] + [v for v, _ in VARIANTS]
+    lines = ["| variant | event | ns/event (median) | insns | events/round | latencies "
+             "recorded (all rounds) |", "|---|---|--:|--:|--:|--:|"]
+    for v in order:
+        if v in errors:
+            lines.append("| %s | – | refused: %s | – | – | – |" % (
+                v, errors[v].replace("|", "\\|")))
+            continue
+        for ev in ("sched_switch", "sched_wakeup", "sched_wakeup_new"):
+            s = summary.get((v, ev))
+            if s is None or s["ns"] is None:
+                continue
+            lines.append("| %s | %s | %.0f | %d | %d | %s |" % (
+                v, ev, s["ns"], s["insns"], s["events"],
+                counts.get(v, "–") if ev == "sched_switch" else ""))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python3 -m bench.runqlat_variants",
+                                description="runqlat's sched_switch program, variants side "
+                                            "by side under the same events")
+    p.add_argument("--count", type=int, default=50000, help="ping-pong round trips per round")
+    p.add_argument("--rounds", type=int, default=5, help="rounds (medians are reported)")
+    p.add_argument("--json", default=os.path.join(ROOT, "bench", "results",
+                                                  "runqlat_variants.json"))
+    a = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if os.geteuid() != 0:
+        sys.stderr.write("runqlat_variants: needs root\n")
+        return 2
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+    results, errors, counts = measure(a.count, a.rounds)
+    summary = summarize(results)
+    print(table(summary, errors, counts))
+    with open(a.json, "w") as f:
+        json.dump({"count": a.count, "rounds": a.rounds, "errors": errors,
+                   "latencies_recorded": counts,
+                   "summary": [dict(variant=k[0], event=k[1], **v) for k, v in
+                               sorted(summary.items())],
+                   "results": results}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
