@@ -288,3 +288,38 @@ def test_kprobe_events_are_named_and_removed(tmp_path):
     finally:
         f.override("kprobe_pmu", saved)
         dynevents.remove("kprobe", "kprobes", stale)
+
+
+@pytest.mark.bpf
+@pytest.mark.kprobes
+def test_ambiguous_name_is_probed_at_every_address(how):
+    """Since 6.6 the kernel refuses a name several functions share (EADDRNOTAVAIL); such a
+    probe then goes on each of their addresses.  Older kernels take the first by name."""
+    from tinytrace.kernel import attach as att
+    from tinytrace.kernel.bpf import kernel_version
+    counts = {}
+    for name, mod in kprobes.available_functions():
+        if mod is None:
+            counts[name] = counts.get(name, 0) + 1
+    black = kprobes.blacklist()
+    dups = sorted(n for n, c in counts.items() if c > 1 and n not in black and "." not in n)
+    if not dups:
+        pytest.skip("no kernel function name is shared here")
+    with maps.Map.create("array", 4, 8, 4) as m, \
+            progs.load(bp.counter(m.fd, 1), "kprobe", "t_dup") as p:
+        for name in dups[:30]:
+            addrs = kprobes._addresses_of(name)
+            if len(addrs) < 2:
+                continue
+            try:
+                a = kprobes.attach(p, name)
+            except kprobes.KprobeError:
+                continue                        # one of them cannot be probed: try another
+            try:
+                if kernel_version() >= (6, 6, 0):
+                    assert isinstance(a, att.Group) and len(a) == len(addrs), name
+                    assert all(mb.fd >= 0 for mb in a)
+            finally:
+                a.close()
+            return
+    pytest.skip("none of the shared names could be probed")

@@ -395,9 +395,13 @@ def _attach_tracefs(prog, func, offset, retprobe, target, link, address=None):
     try:
         return dynevents.attach(prog, "kprobe", definition, retprobe, -1, target, link)
     except dynevents.DynamicEventError as e:
-        # The write fails with the errno the PMU would return; the kernel's text says more.
-        raise KprobeError("%s (%s)" % (_refusal_text(e.errno, func, offset, target),
-                                       e.reason), e.errno)
+        # The kernel's error_log text says more than the errno; an ambiguous name is EINVAL
+        # here ("The symbol is not unique") where the PMU answers EADDRNOTAVAIL.
+        err = e.errno
+        if "not unique" in (e.reason or ""):
+            err = _errno.EADDRNOTAVAIL
+        raise KprobeError("%s (%s)" % (_refusal_text(err, func, offset, target), e.reason),
+                          err)
 
 
 def _addresses_of(func):
