@@ -2,7 +2,7 @@
 
 Python frames are invisible to a frame-pointer unwinder and Debian's libc has no frame
 pointers, so "a known function on the user stack" needs a little C: ``libttwork.so``, built
-with frame pointers and no inlining when a C compiler is present (``native_library()``
+at -O0 with frame pointers (every function keeps its frame) when a C compiler is present (``native_library()``
 skips the test otherwise; a fresh Debian 12 needs ``apt-get install gcc``).  It is built
 once per source version into a root-owned cache directory and loaded with ctypes.
 
@@ -88,7 +88,7 @@ def native_library():
     cc = _compiler()
     if cc is None:
         _util.unavailable("no C compiler for the native workload helper (apt-get install gcc)")
-    digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:16]
+    digest = hashlib.sha256((SOURCE + "-O0").encode()).hexdigest()[:16]
     cache = os.path.join(tempfile.gettempdir(), "ttwl-native-%d" % os.geteuid())
     lib = os.path.join(cache, "libttwork-%s.so" % digest)
     if os.path.exists(lib):
@@ -105,12 +105,21 @@ def native_library():
         f.write(SOURCE)
     tmp = src[:-2] + ".so"
     try:
-        p = subprocess.run([cc, "-shared", "-fPIC", "-O1", "-g", "-fno-omit-frame-pointer",
-                            "-fno-inline", "-o", tmp, src], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+        # -O0: every function, leaves too (tt_spin_inner), sets up its frame; gcc 12 drops
+        # the frame of a leaf at -O1 even with -fno-omit-frame-pointer, and an unwinder then
+        # skips the leaf's caller
+        p = subprocess.run([cc, "-shared", "-fPIC", "-O0", "-g", "-fno-omit-frame-pointer",
+                            "-o", tmp, src], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=120)
         if p.returncode != 0:
             raise _util.WorkloadError("building the native helper failed:\n" + p.stderr)
         os.rename(tmp, lib)
+        for old in os.listdir(cache):              # builds of older sources
+            if old.startswith("libttwork-") and os.path.join(cache, old) != lib:
+                try:
+                    os.unlink(os.path.join(cache, old))
+                except OSError:
+                    pass
     finally:
         for path in (src, tmp):
             try:
