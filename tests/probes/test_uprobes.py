@@ -230,6 +230,48 @@ def test_killed_run_leaves_nothing_with_the_pmu(tmp_path, libc):
     assert "tinytrace_%d_" % child.pid not in open(tracefs.path("uprobe_events")).read()
 
 
+def test_killed_tracefs_run_is_cleaned_by_the_next(libc):
+    """A run killed while its uprobe_events entry exists leaves it behind; the next run
+    that makes a tracefs event removes it (its PID is gone)."""
+    from tinytrace.kernel import dynevents, tracefs
+    if not dynevents.supported("uprobe"):
+        pytest.skip("no uprobe_events")
+    _arm_thumb_skip(libc, "getpid")
+    import signal
+    import subprocess
+    import sys
+    script = (
+        "import time\n"
+        "from tinytrace.kernel import features, maps, progs, uprobes\n"
+        "from tests.probes import bpfprogs as bp\n"
+        "features.probe().override('uprobe_pmu', None)\n"
+        "m = maps.Map.create('array', 4, 8, 4)\n"
+        "p = progs.load(bp.counter(m.fd, 1), 'kprobe', 't_kill')\n"
+        "a = uprobes.attach_function(p, %r, 'getpid')\n"
+        "print(a.name, flush=True)\n"
+        "time.sleep(600)\n" % libc)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    child = subprocess.Popen([sys.executable, "-c", script], cwd=root, stdout=subprocess.PIPE,
+                             universal_newlines=True)
+    try:
+        name = child.stdout.readline().strip()
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+    try:
+        assert name.startswith("tinytrace_%d_" % child.pid)
+        assert "uprobes/" + name in open(tracefs.path("uprobe_events")).read()
+        dynevents._cleaned.discard("uprobe")
+        assert "uprobes/" + name in dynevents.clean_stale("uprobe")
+        assert name not in open(tracefs.path("uprobe_events")).read()
+    finally:
+        dynevents.remove("uprobe", "uprobes", name)
+
+
 def test_errors_are_one_line(libc):
     from tinytrace.errors import UserError
     with pytest.raises(UserError) as e:

@@ -34,9 +34,12 @@ API for the language (all return objects with ``close()``; add them to the Sessi
     kprobes.matching_functions("vfs_*")          # [(name, module or None)] for -l listings
 
 ``argN``/``retval`` for these programs come from ``regs.kernel()`` (offsets into the
-``struct pt_regs`` the program gets); ``func`` is the probed address, ``ip`` in pt_regs at
-offset 0 (minus the arch's breakpoint adjustment) -- or, simpler and exact, the function
-name known at compile time.  kstack works as in any program (bpf_get_stackid).
+``struct pt_regs`` the program gets; ``probe_read_kernel`` for stack-passed arguments).
+``func`` is the function name, known at compile time for one function; for a wildcard
+probe use the ``get_func_ip`` helper (Linux 5.15+ for kprobes) and symbolize it -- the
+instruction pointer in pt_regs may point past the breakpoint on some architectures.
+``kstack`` works as in any program (bpf_get_stackid); a kretprobe's kernel stack starts
+at the return trampoline (see ``stacks``).  The program type is "kprobe".
 """
 import errno as _errno
 import os
