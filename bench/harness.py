@@ -61,7 +61,7 @@ def parse_args(argv):
     p.add_argument("--quick", action="store_true",
                    help="smoke test: small workloads, 2 pairs, one lost-events rate; writes "
                         "bench/results/quick.json and leaves docs/benchmarks.md alone")
-    p.add_argument("--pairs", type=int, help="measured pairs per case (default 5; quick 2)")
+    p.add_argument("--pairs", type=int, help="measured pairs per case (default 7; quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per side (default 1)")
     p.add_argument("--only", help="comma-separated cases to run (default: all): "
                    + ", ".join(c.replace(" ", "-") for c in C.case_names()))
@@ -88,7 +88,7 @@ def parse_args(argv):
                    help="only re-render the markdown from a results file, run nothing")
     a = p.parse_args(argv)
     if a.pairs is None:
-        a.pairs = 2 if a.quick else 5
+        a.pairs = 2 if a.quick else 7
     if a.pairs < 1 or a.warmup < 0:
         raise UsageError("--pairs must be >= 1 and --warmup >= 0")
     if a.lost_seconds is None:
@@ -572,6 +572,8 @@ def main(argv=None):
         log("bench: %s" % e)
         return 2
     old_handlers = {s: signal.signal(s, _on_term) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C must reach us even when started with SIGINT ignored (a background job)
+    old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     tmp = tempfile.mkdtemp(prefix="ttbench-")
     old_stats = None
     paths = {}

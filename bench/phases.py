@@ -13,9 +13,10 @@ earlier than the tool itself would import it:
     features    kernel feature probes (tinytrace.kernel.features.probe)
     compile     the language compiler (tinytrace.lang.compiler.compile_program)
     assemble    the assembler's link step (tinytrace.asm.link)
-    maps        map creation (Session.map)
-    load        program loading, i.e. the verifier (Session.load)
-    attach      attaching (Session.tracepoint, raw_tracepoint, tp_btf, perf_event, ...)
+    maps        map creation (Session.map, maps.Map.create)
+    load        program loading, i.e. the verifier (Session.load, progs.load)
+    attach      attaching (Session.tracepoint, raw_tracepoint, tp_btf, perf_event, ...,
+                and the functions of tinytrace.kernel.attach)
     buffers     event buffers (Session.output, Session.reader)
     other       the rest of main() up to the marker line: tool code, including the code that
                 builds a tool's programs with the assembler's builders
@@ -96,6 +97,16 @@ def _patch(name, mod):
     elif name == "tinytrace.kernel.features":
         if hasattr(mod, "probe"):
             mod.probe = _wrap(mod.probe, "features")
+    elif name == "tinytrace.kernel.attach":
+        _wrap_module_functions(mod, "attach")
+    elif name == "tinytrace.kernel.progs":
+        if hasattr(mod, "load"):
+            mod.load = _wrap(mod.load, "load")
+    elif name == "tinytrace.kernel.maps":
+        M = getattr(mod, "Map", None)
+        create = getattr(M, "create", None)
+        if create is not None and hasattr(create, "__func__"):
+            M.create = classmethod(_wrap(create.__func__, "maps"))
     elif name == "tinytrace.lang.command":
         if hasattr(mod, "parse_args"):
             mod.parse_args = _wrap(mod.parse_args, "options")
@@ -105,6 +116,7 @@ def _patch(name, mod):
 
 
 PATCHED = ("tinytrace.session", "tinytrace.asm", "tinytrace.asm.link",
+           "tinytrace.kernel.attach", "tinytrace.kernel.progs", "tinytrace.kernel.maps",
            "tinytrace.lang.compiler", "tinytrace.kernel.tracefs", "tinytrace.kernel.btf",
            "tinytrace.kernel.features", "tinytrace.lang.command", "argparse")
 
