@@ -86,6 +86,9 @@ def parse_args(argv):
     p.add_argument("--no-docs", action="store_true", help="do not write the markdown")
     p.add_argument("--render", metavar="JSON",
                    help="only re-render the markdown from a results file, run nothing")
+    p.add_argument("--compare", nargs="+", metavar="JSON",
+                   help="compare two results files (OLD [NEW], NEW defaulting to "
+                        "bench/results/latest.json), run nothing")
     a = p.parse_args(argv)
     if a.pairs is None:
         a.pairs = 2 if a.quick else 7
@@ -554,6 +557,20 @@ def main(argv=None):
     except UsageError as e:
         log("bench: %s" % e)
         return 2
+    if a.compare:
+        from bench import report
+        if len(a.compare) > 2:
+            log("bench: --compare takes OLD [NEW]")
+            return 2
+        try:
+            files = [a.compare[0], a.compare[1] if len(a.compare) > 1 else
+                     os.path.join(RESULTS, "latest.json")]
+            old, new = [json.load(open(p)) for p in files]
+        except (OSError, ValueError) as e:
+            log("bench: --compare: %s" % e)
+            return 2
+        sys.stdout.write(report.compare(old, new) + "\n")
+        return 0
     if a.render:
         from bench import report
         with open(a.render) as f:

@@ -546,3 +546,38 @@ def write_docs(data, path):
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+COMPARED = (("start_to_attached_ms", "start ms", 1), ("maxrss_kb", "RSS kB", 0),
+            ("start_cpu_ms", "start CPU ms", 1), ("primary_ns_per_event", "ns/event", 0),
+            ("cpu_ms_per_mevents", "CPU ms/M events", 1))
+
+
+def compare(old, new):
+    """Markdown: for every case in both results, each figure's tinytrace median (and the
+    tinytrace/bpftrace ratio) before and after."""
+    olds = dict((c["name"], c) for c in old.get("cases", []))
+    rows = []
+    for c in new.get("cases", []):
+        o = olds.get(c["name"])
+        if o is None:
+            continue
+        for key, label, digits in COMPARED:
+            a = o.get("summary", {}).get(key, {})
+            b = c.get("summary", {}).get(key, {})
+            if a.get("tinytrace") is None and b.get("tinytrace") is None:
+                continue
+            change = None
+            if a.get("tinytrace") and b.get("tinytrace") is not None:
+                change = b["tinytrace"] / a["tinytrace"]
+            rows.append([c["name"], label, fmt(a.get("tinytrace"), digits),
+                         fmt(b.get("tinytrace"), digits), fmt_ratio(change),
+                         fmt_ratio(a.get("ratio")), fmt_ratio(b.get("ratio"))])
+    head = "%s (%s) → %s (%s)\n\n" % (
+        old.get("machine", {}).get("date", "?"), old.get("machine", {}).get(
+            "tinytrace_commit", "?"), new.get("machine", {}).get("date", "?"),
+        new.get("machine", {}).get("tinytrace_commit", "?"))
+    if not rows:
+        return head + "No case in common."
+    return head + _table(["case", "figure", "tinytrace before", "tinytrace after", "after/before",
+                          "vs bpftrace before", "vs bpftrace after"], rows, left=(0, 1))

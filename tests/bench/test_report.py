@@ -72,3 +72,16 @@ def test_cells_are_escaped_for_markdown():
     d["cases"][0]["program"] = 'a | b\nc'
     d["cases"][0]["kind"] = "one-liner"
     assert "`a \\| b c`" in report.render(d)
+
+
+def test_compare_two_runs():
+    old = _data()
+    new = _data()
+    new["machine"]["date"] = "tomorrow"
+    for r in new["cases"][0]["runs"]["tinytrace"]:
+        r["start_to_attached_ms"] /= 2
+    from bench import harness
+    new["cases"][0]["summary"] = harness.summarize_case(new["cases"][0])
+    text = report.compare(old, new)
+    assert text.startswith("today (?) → tomorrow (?)")
+    assert "| runqlat | start ms | 50.0 | 25.0 | 0.50× | 0.33× | 0.16× |" in text
