@@ -39,7 +39,8 @@ API for the language (all return objects with ``close()``; add them to the Sessi
 probe use the ``get_func_ip`` helper (Linux 5.15+ for kprobes) and symbolize it -- the
 instruction pointer in pt_regs may point past the breakpoint on some architectures.
 ``kstack`` works as in any program (bpf_get_stackid); a kretprobe's kernel stack starts
-at the return trampoline (see ``stacks``).  The program type is "kprobe".
+at the return trampoline (see ``stacks``).  The program type is "kprobe".  A kprobe is
+system-wide: ``-p PID`` must be a test in the program (``get_current_pid_tgid() >> 32``).
 """
 import errno as _errno
 import os
