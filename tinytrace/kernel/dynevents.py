@@ -27,7 +27,6 @@ for a uprobe limited to a process -- and the program is attached as for a tracep
 """
 import errno as _errno
 import os
-import re
 
 from tinytrace.errors import KernelError
 
@@ -35,8 +34,18 @@ PREFIX = "tinytrace_"
 GROUPS = {"kprobe": "kprobes", "uprobe": "uprobes"}
 FILES = {"kprobe": "kprobe_events", "uprobe": "uprobe_events"}
 
-_NAME = re.compile(r"^tinytrace_(\d+)_(\d+)$")
-_LINE = re.compile(r"^[pr]\d*:([^/\s]+)/(\S+)\s")
+_patterns = []
+
+
+def _re():
+    """(event name, listing line, error_log line) patterns, compiled on first use."""
+    if not _patterns:
+        import re
+        _patterns.extend((re.compile(r"^tinytrace_(\d+)_(\d+)$"),
+                          re.compile(r"^[pr]\d*:([^/\s]+)/(\S+)\s"),
+                          re.compile(r"error:\s*(.*)$")))
+    return _patterns
+
 
 _counter = [0]
 _cleaned = set()
@@ -85,13 +94,14 @@ def _pid_alive(pid):
 def stale_events(text, alive=_pid_alive):
     """``(group, name)`` of the tinytrace events in a kprobe_events/uprobe_events listing
     whose creating process is gone."""
+    name_re, line_re, _ = _re()
     out = []
     for line in text.splitlines():
-        m = _LINE.match(line + " ")
+        m = line_re.match(line + " ")
         if not m:
             continue
         group, name = m.group(1), m.group(2)
-        nm = _NAME.match(name)
+        nm = name_re.match(name)
         if nm and int(nm.group(1)) != os.getpid() and not alive(int(nm.group(1))):
             out.append((group, name))
     return out
@@ -128,8 +138,9 @@ def last_error():
     except OSError:
         return ""
     msg = ""
+    error_re = _re()[2]
     for line in text.splitlines():
-        m = re.search(r"error:\s*(.*)$", line)
+        m = error_re.search(line)
         if m:
             msg = m.group(1).strip()
     return msg
