@@ -416,7 +416,7 @@ def _addresses_of(func):
     if ":" in func:
         mod, name = func.split(":", 1)
     return sorted(set(a for a, t, m in k.lookup_all(name)
-                      if t in "Tt" and (mod is None or m == mod)))
+                      if a and t in "Tt" and (mod is None or m == mod)))
 
 
 def attach(prog, func, offset=0, retprobe=False, link=None):

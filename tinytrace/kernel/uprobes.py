@@ -255,7 +255,8 @@ def attach(prog, path, offset, retprobe=False, pid=None, ref_ctr_offset=0, targe
     if how == "pmu":
         from tinytrace.kernel import attach as att, perf
         f = _features()
-        attr = perf.probe_pmu(f.uprobe_pmu, path, offset, retprobe, f.uprobe_retprobe_bit)
+        attr = perf.probe_pmu(f.uprobe_pmu, os.fsencode(path), offset, retprobe,
+                              f.uprobe_retprobe_bit)
         if ref_ctr_offset:
             shift = pmu_ref_ctr_shift()
             if shift is None:
