@@ -223,7 +223,7 @@ class Parser:
                 raise LangError("the left side of '%s' must be a variable ($x) or a map (@m)"
                                 % op.value, expr.loc)
             value = self.expr()
-            return ast.Assign(expr, op.value, value, op.loc)
+            return ast.Assign(expr, op.value, value, expr.loc)
         return ast.ExprStmt(expr, expr.loc)
 
     def if_stmt(self):

@@ -1,0 +1,71 @@
+"""``-d``: for every program of the run corpus, the printed assembly of each BPF program
+assembles back (tinytrace.asm.assemble) to exactly the bytes the compiler produced."""
+import io
+import os
+
+import pytest
+
+from tests.lang.test_run import CASES, _subst
+from tinytrace.asm import assemble, link
+from tinytrace.lang import command, compiler
+
+
+def _tracefs_or_skip():
+    from tinytrace.kernel import tracefs
+    try:
+        if tracefs.find() is None or not os.access(
+                os.path.join(tracefs.find(), "events"), os.R_OK):
+            pytest.skip("tracefs is not readable")
+    except Exception as e:
+        pytest.skip("tracefs: %s" % e)
+
+
+def _sections(text):
+    """{program header: assembly text} of a -d dump."""
+    out = {}
+    cur = None
+    for line in text.splitlines():
+        if line.startswith("; program "):
+            cur = line
+            out[cur] = []
+        elif cur is not None:
+            out[cur].append(line)
+    return dict((k, "\n".join(v)) for k, v in out.items())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_dump_assembles_back(case, tmp_path, monkeypatch, capsys):
+    _tracefs_or_skip()
+    d = str(tmp_path)
+    program = _subst(case.program, d)
+    params = [_subst(p, d) for p in case.params]
+    for k, v in case.env.items():
+        monkeypatch.setenv(k, v)
+    argv = ["-d"] + (["-c", "true"] if case.work is not None else []) + \
+        ["-e", program] + params
+    made = []
+    real = compiler.compile_program
+
+    def keep(*args, **kw):
+        made.append(real(*args, **kw))
+        return made[-1]
+    monkeypatch.setattr(compiler, "compile_program", keep)
+    assert command.main(argv) == 0
+    text = capsys.readouterr().out
+    sections = _sections(text)
+    comp = made[0]
+    fds = dict((m.name, 100 + i) for i, m in enumerate(comp.all_maps()))
+    assert len(sections) == len(comp.programs)
+    for (header, asm_text), p in zip(sections.items(), comp.programs):
+        assert p.name in header
+        assert link(assemble(asm_text), fds) == link(p.code, fds), header
+
+
+def test_dump_shows_maps_and_source_lines(capsys):
+    _tracefs_or_skip()
+    assert command.main(["-d", "-e", "BEGIN { @c[comm] = count(); exit(); }"]) == 0
+    out = capsys.readouterr().out
+    assert "; map m.c: percpu_hash key 16 value 8 entries 4096" in out
+    assert "; program BEGIN (raw_tracepoint): BEGIN;" in out
+    assert "call bpf_get_current_comm#16" in out
+    assert "; 1:9 BEGIN { @c[comm] = count(); exit(); }" in out
