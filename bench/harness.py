@@ -593,6 +593,7 @@ def main(argv=None):
     old_handlers[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     tmp = tempfile.mkdtemp(prefix="ttbench-")
     old_stats = None
+    stats_fd = None
     paths = {}
     t_begin = time.monotonic()
     data = {"version": 1, "quick": a.quick, "pairs": a.pairs, "warmup": a.warmup}
@@ -601,6 +602,7 @@ def main(argv=None):
         data["machine"]["interpreter"] = interp_info
         paths = prepare_files(a, tmp)
         old_stats = kstats.bpf_stats(True)
+        stats_fd = kstats.hold_stats()
         data["bpf_stats_enabled_before"] = old_stats
         log("tinytrace tools present: %s" % ", ".join(sorted(tools)))
         data["cases"] = []
@@ -625,6 +627,8 @@ def main(argv=None):
         return 130
     finally:
         procs.reap_all()
+        if stats_fd is not None:
+            os.close(stats_fd)
         if old_stats is not None:
             try:
                 kstats.write_sysctl(old_stats)

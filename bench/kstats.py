@@ -2,7 +2,9 @@
 their run-time statistics, and the CPU time the process has used.
 
 - ``bpf_stats(True)`` turns ``kernel.bpf_stats_enabled`` on and gives back the previous value
-  so the caller can restore it (the harness does so in a ``finally``, on Ctrl-C too).
+  so the caller can restore it (the harness does so in a ``finally``, on Ctrl-C too);
+  ``hold_stats()`` also holds a BPF_ENABLE_STATS fd, so that someone else switching the
+  sysctl off mid-run (this machine is shared) does not zero the counts.
 - ``tracer_programs(pid)`` finds the programs a process holds -- program fds (``prog_id:`` in
   /proc/PID/fdinfo) and attachments (BPF_TASK_FD_QUERY on every other fd: perf events with a
   program, raw tracepoints) -- then reads each program's ``bpf_prog_info`` with
@@ -19,6 +21,8 @@ SYSCTL = "/proc/sys/kernel/bpf_stats_enabled"
 # enum bpf_cmd values tinytrace's bpf module does not name
 PROG_GET_FD_BY_ID = 13
 TASK_FD_QUERY = 20
+ENABLE_STATS = 32
+BPF_STATS_RUN_TIME = 0
 
 # struct bpf_prog_info offsets (include/uapi/linux/bpf.h; every field is naturally aligned)
 INFO_SIZE = 232
@@ -51,6 +55,17 @@ def bpf_stats(enable):
     old = read_sysctl()
     write_sysctl("1" if enable else "0")
     return old
+
+
+def hold_stats():
+    """An fd that keeps run-time statistics on while it is open (BPF_ENABLE_STATS, 5.8+),
+    or None.  The kernel counts it apart from the sysctl, so another program writing 0 to
+    kernel.bpf_stats_enabled during a run cannot switch the statistics off under us."""
+    bpf = _bpf()
+    try:
+        return bpf.call(ENABLE_STATS, bytearray(struct.pack("<I", BPF_STATS_RUN_TIME)))
+    except OSError:
+        return None
 
 
 def parse_prog_info(buf):
