@@ -631,7 +631,10 @@ def main(argv=None):
             os.close(stats_fd)
         if old_stats is not None:
             try:
-                kstats.write_sysctl(old_stats)
+                # put the old value back -- unless someone else changed it since (the
+                # machine is shared): then theirs stands
+                if kstats.read_sysctl() == "1":
+                    kstats.write_sysctl(old_stats)
             except OSError as e:
                 log("bench: could not restore kernel.bpf_stats_enabled=%s: %s" % (
                     old_stats, e.strerror))
