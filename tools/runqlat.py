@@ -10,9 +10,9 @@ still runnable) to running on a CPU.  Three tracepoints measure it:
 ``prev_state`` is tested on its low byte only: a preempted task is reported with
 TASK_REPORT_MAX (256) set, yet it is still runnable.
 
-The BPF side is written with tinytrace's assembler; histograms are log2 buckets of
-microseconds (``-m``: milliseconds) in an array map (or a hash keyed by PID/TID with
-``-P``/``-L``), updated with atomic adds, or in per-CPU maps on JITs without atomics.
+The kernel side is a script in tinytrace's language (``SCRIPT``): start times in a hash by
+thread ID, latencies in a ``hist()`` (per-CPU, so no CPU's update is lost), keyed by thread
+with ``-P``/``-L``.  Python prints the buckets in BCC's layout.
 """
 
 SUMMARY = "run-queue (scheduler) latency as a histogram"
@@ -29,11 +29,6 @@ EXAMPLES = """\
     tinytrace runqlat -p 185     # trace PID 185 only
     tinytrace runqlat --json 1 5 # five 1-second histograms as JSON lines
 """
-
-MAX_SLOTS = 64          # log2 slots of a 64-bit value (slot = bpf_log2l(delta))
-START_ENTRIES = 10240   # tasks waiting at once (BCC's default)
-KEYED_ENTRIES = 10240
-
 
 def parse_args(argv):
     from tinytrace import toolkit
@@ -54,196 +49,67 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-# -- BPF programs -------------------------------------------------------------------------
+# -- the script ---------------------------------------------------------------------------
 
-def _load_field(a, dst, ctx, field):
-    """dst = the tracepoint field (unsigned load of its size; callers mask what they need)."""
-    size = {1: a.B, 2: a.H, 4: a.W, 8: a.DW}[field.size]
-    return [a.LoadMem(dst, ctx, field.offset, size)]
+SCRIPT = r"""
+tracepoint:sched:sched_wakeup,
+tracepoint:sched:sched_wakeup_new
+/args->pid != 0%(wakee)s/
+{
+	@start[args->pid] = nsecs;
+}
 
-
-def _log2_slot(a, reg, tmp, prefix):
-    """reg = bpf_log2l(reg): 1 + floor(log2(reg)), and 1 for 0 (BCC's slot numbering)."""
-    out = [a.Mov.Imm(tmp, 1)]
-    # 64-bit compare against 2**32-1 needs a register: shift-test instead.
-    for shift in (32, 16, 8, 4, 2, 1):
-        skip = "%s_l%d" % (prefix, shift)
-        out += [
-            a.Mov.Reg(a.R0, reg), a.Rsh.Imm(a.R0, shift), a.JEq.Imm(a.R0, 0, skip),
-            a.Mov.Reg(reg, a.R0), a.Add.Imm(tmp, shift),
-            a.Label(skip),
-        ]
-    out += [a.Mov.Reg(reg, tmp)]
-    return out
-
-
-def _wakeup_prog(a, fmt, target_pid):
-    """start[pid] = now for the woken task."""
-    pid = fmt.field("pid")
-    prog = [a.Mov.Reg(a.R6, a.R1)]
-    prog += _load_field(a, a.R7, a.R6, pid)
-    prog += [a.JEq.Imm32(a.R7, 0, "out")]
-    if target_pid:
-        prog += [a.JNe.Imm32(a.R7, target_pid, "out")]
-    prog += [
-        a.StoreMem(a.R10, -4, a.R7, a.W),
-        a.Call("ktime_get_ns"),
-        a.StoreMem(a.R10, -16, a.R0, a.DW),
-        a.LoadMapPtr(a.R1, "start"),
-        a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
-        a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -16),
-        a.Mov.Imm(a.R4, 0),
-        a.Call("map_update_elem"),
-        a.Label("out"),
-        a.Mov.Imm(a.R0, 0),
-        a.Exit(),
-    ]
-    return prog
+tracepoint:sched:sched_switch
+{
+	$now = nsecs;
+	// prev leaves the CPU: still runnable (preempted) means it waits from now on.
+	// prev_state's low byte: a preempted task also has TASK_REPORT_MAX (256) set.
+	if ((args->prev_state & 0xff) == 0 && args->prev_pid != 0%(prev)s) {
+		@start[args->prev_pid] = $now;
+	}
+	$ts = @start[args->next_pid];
+	if ($ts != 0) {
+		@dist%(key)s = hist(($now - $ts) / %(div)d);
+		delete(@start[args->next_pid]);
+	}
+}
+"""
 
 
-def _switch_prog(a, fmt, opts, atomics):
-    """prev still runnable: start[prev] = now.  next: delta = now - start[next] -> hist."""
-    prev_pid, prev_state, next_pid = (fmt.field("prev_pid"), fmt.field("prev_state"),
-                                      fmt.field("next_pid"))
-    keyed = opts.pids or opts.tids
-    prog = [a.Mov.Reg(a.R6, a.R1), a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)]
-    # -- prev: preempted (state's low byte is TASK_RUNNING) -> it waits from now on
-    prog += _load_field(a, a.R1, a.R6, prev_state)
-    prog += [a.And.Imm(a.R1, 0xff), a.JNe.Imm(a.R1, 0, "next")]
-    prog += _load_field(a, a.R7, a.R6, prev_pid)
-    prog += [a.JEq.Imm32(a.R7, 0, "next")]
-    if opts.pid:
-        prog += [a.JNe.Imm32(a.R7, opts.pid, "next")]
-    prog += [
-        a.StoreMem(a.R10, -4, a.R7, a.W),
-        a.StoreMem(a.R10, -16, a.R8, a.DW),
-        a.LoadMapPtr(a.R1, "start"),
-        a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
-        a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -16),
-        a.Mov.Imm(a.R4, 0),
-        a.Call("map_update_elem"),
-    ]
-    # -- next: its wait ends now
-    prog += [a.Label("next")]
-    prog += _load_field(a, a.R7, a.R6, next_pid)
-    prog += [a.JEq.Imm32(a.R7, 0, "out")]
-    if opts.pid:
-        prog += [a.JNe.Imm32(a.R7, opts.pid, "out")]
-    prog += [
-        a.StoreMem(a.R10, -4, a.R7, a.W),
-        a.LoadMapPtr(a.R1, "start"),
-        a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
-        a.Call("map_lookup_elem"),
-        a.JEq.Imm(a.R0, 0, "out"),
-        a.LoadMem(a.R1, a.R0, 0, a.DW),
-        a.Mov.Reg(a.R9, a.R8), a.Sub.Reg(a.R9, a.R1),       # r9 = delta ns
-        a.LoadMapPtr(a.R1, "start"),
-        a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
-        a.Call("map_delete_elem"),
-        a.JSLt.Imm(a.R9, 0, "out"),
-        a.Div.Imm(a.R9, 1000000 if opts.milliseconds else 1000),
-    ]
-    prog += _log2_slot(a, a.R9, a.R8, "slot")
-    if not keyed:
-        prog += [
-            a.StoreMem(a.R10, -8, a.R9, a.W),
-            a.LoadMapPtr(a.R1, "dist"),
-            a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
-            a.Call("map_lookup_elem"),
-            a.JEq.Imm(a.R0, 0, "out"),
-        ]
-    else:
-        # key {u32 tid; u32 slot}: the tracepoint names threads; -P folds them into
-        # processes in user space (see _group_by_process).
-        prog += [
-            a.StoreMem(a.R10, -24, a.R7, a.W),
-            a.StoreMem(a.R10, -20, a.R9, a.W),
-            a.StoreImm(a.R10, -32, 0, a.DW),
-            a.LoadMapPtr(a.R1, "dist"),
-            a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -24),
-            a.Call("map_lookup_elem"),
-            a.JNe.Imm(a.R0, 0, "have"),
-            a.LoadMapPtr(a.R1, "dist"),
-            a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -24),
-            a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -32),
-            a.Mov.Imm(a.R4, 1),                                  # BPF_NOEXIST
-            a.Call("map_update_elem"),
-            a.LoadMapPtr(a.R1, "dist"),
-            a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -24),
-            a.Call("map_lookup_elem"),
-            a.JEq.Imm(a.R0, 0, "out"),
-            a.Label("have"),
-        ]
-    if atomics:
-        prog += [a.Mov.Imm(a.R1, 1), a.AtomicAdd(a.R0, 0, a.R1, a.DW)]
-    else:  # per-CPU map: this CPU's slot has no other writer
-        prog += [a.LoadMem(a.R1, a.R0, 0, a.DW), a.Add.Imm(a.R1, 1),
-                 a.StoreMem(a.R0, 0, a.R1, a.DW)]
-    prog += [a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()]
-    return prog
+def script_text(opts):
+    """The script for these options: -p adds a filter, -P/-L a key, -m the divisor."""
+    pid = opts.pid
+    return SCRIPT % {
+        "wakee": " && args->pid == %d" % pid if pid else "",
+        "prev": " && args->prev_pid == %d" % pid if pid else "",
+        "key": "[args->next_pid]" if (opts.pids or opts.tids) else "",
+        "div": 1000000 if opts.milliseconds else 1000,
+    }
 
 
 class Runqlat(object):
-    """The kernel side: maps, programs and attachments, owned by a session."""
+    """The running script, and its histograms in BCC's slots."""
 
-    def __init__(self, session, opts):
-        from tinytrace import asm as a
-        from tinytrace.kernel import features, tracefs
+    def __init__(self, opts):
+        from tinytrace.script import Script
         self.opts = opts
-        self.keyed = opts.pids or opts.tids
-        self.atomics = features.probe().atomics
-        percpu = "" if self.atomics else "percpu_"
-        self.start = session.map("hash", 4, 8, START_ENTRIES, name="rq_start")
-        if self.keyed:
-            self.dist = session.map(percpu + "hash", 8, 8, KEYED_ENTRIES, name="rq_dist")
-        else:
-            self.dist = session.map(percpu + "array", 4, 8, MAX_SLOTS, name="rq_dist")
-        maps = {"start": self.start, "dist": self.dist}
-        progs = []
-        for event in ("sched_wakeup", "sched_wakeup_new"):
-            fmt = tracefs.event_format("sched", event)
-            progs.append((event, _wakeup_prog(a, fmt, opts.pid)))
-        fmt = tracefs.event_format("sched", "sched_switch")
-        progs.append(("sched_switch", _switch_prog(a, fmt, opts, self.atomics)))
-        loaded = []
-        for event, insns in progs:
-            code = a.link(insns, maps)
-            loaded.append((event, session.load(code, "tracepoint", "rq_" + event[6:],
-                                               source=insns)))
-        for event, prog in loaded:
-            session.tracepoint(prog, "sched", event)
-
-    def _count(self, raw):
-        if isinstance(raw, list):  # per-CPU
-            return sum(int.from_bytes(v[:8], "little" if _little() else "big") for v in raw)
-        return int.from_bytes(raw[:8], "little" if _little() else "big")
+        self.script = Script(script_text(opts), tool="runqlat")
 
     def take(self):
         """The histograms since the last call, and reset them: {section key: {slot: count}}
         (one section, key None, without -P/-L)."""
-        import struct
-        order = "<" if _little() else ">"
+        from tinytrace.script import log2_slots
+        dist = self.script.read("@dist")
+        self.script.clear("@dist")
         out = {}
-        items = self.dist.items()
-        if self.keyed:
-            for k, v in items:
-                ident, slot = struct.unpack(order + "II", k)
-                n = self._count(v)
-                if n:
-                    out.setdefault(ident, {})[slot] = n
-            for k, _ in items:
-                self.dist.delete(k)
-            if self.opts.pids:
-                out = _group_by_process(out)
-        else:
-            slots = {}
-            zero = bytes(8)
-            for k, v in items:
-                n = self._count(v)
-                if n:
-                    slots[struct.unpack(order + "I", k)[0]] = n
-                    self.dist.update(k, zero)
-            out[None] = slots
+        for key, buckets in dist.items():
+            slots = log2_slots(buckets)
+            if slots or key is None:
+                out[key] = slots
+        if None not in out and not (self.opts.pids or self.opts.tids):
+            out[None] = {}
+        if self.opts.pids:
+            out = _group_by_process(out)
         return out
 
 
@@ -267,11 +133,6 @@ def _group_by_process(by_tid):
         for slot, n in slots.items():
             dest[slot] = dest.get(slot, 0) + n
     return out
-
-
-def _little():
-    import sys
-    return sys.byteorder == "little"
 
 
 def _comm(pid):
@@ -319,11 +180,10 @@ def report(opts, hists, out):
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.session import Session
     opts = parse_args(argv)
     toolkit.require_privileges()
-    with Session() as session, toolkit.Stopper() as stopper:
-        rq = Runqlat(session, opts)
+    rq = Runqlat(opts)
+    with toolkit.Stopper() as stopper, rq.script.start():
         toolkit.announce(opts, "Tracing run queue latency... Hit Ctrl-C to end.")
         interval = opts.interval if opts.interval is not None else 99999999
 

@@ -1,0 +1,211 @@
+"""A bpftrace-language script run under a tool's control.
+
+A tool is a script in the language plus Python for its options and its output.  The tool
+writes the script text (options become constants and predicates in the text), and then
+drives it instead of letting the language runtime print at exit::
+
+    from tinytrace.script import Script
+    script = Script(TEXT, tool="runqlat")          # compiled now: errors point into TEXT
+    script.on_printf(handle)                       # handle(values, index) per printf event
+    with script.start():                           # maps, load, attach, BEGIN
+        ...                                        # script.follow(stopper), script.read("@m")
+    # leaving the block: probes off, END, last events delivered, everything closed
+
+- ``on_printf(callback)``: instead of formatting, every ``printf`` event hands its decoded
+  arguments to ``callback(values, index)`` (``index`` numbers the script's printf calls in
+  source order), so the tool can print its own columns or JSON.  Without a callback the
+  text is printed as bpftrace would.
+- ``read(name)`` decodes a map now: ``{key: value}`` with keys as ints, bytes or tuples, and
+  aggregation values as Python values (hist/lhist: the bucket list of bpftrace's indexes;
+  avg/stats: ``(count, total)``).  ``clear(name)`` empties it (BCC's ``dist.clear()``).
+- ``log2_slots(buckets)`` turns a bpftrace ``hist()`` bucket list into BCC's log2 slots, so
+  tools print BCC's histograms (``tinytrace.output.hist``) from ``hist()`` maps.
+- ``exited``: the script called ``exit()``.
+- ``lost``: events lost so far (the tool reports them).
+"""
+import sys
+
+
+class _Options(object):
+    """The runtime's view of the command line, for a tool's run."""
+    format = "text"
+    verbose = False
+    quiet = True
+    pid = None
+    output = None
+    command = None
+
+
+class Script(object):
+    def __init__(self, text, tool="script", params=(), out=None):
+        from tinytrace.lang import compiler
+        from tinytrace.lang.env import Env
+        self.tool = tool
+        self.env = Env(params=[str(p) for p in params])
+        self.source, self.program = compiler.check(text, "<%s>" % tool, self.env)
+        self.out = out if out is not None else sys.stdout
+        self._printf = None
+        self._comp = None
+        self._rt = None
+        self._session = None
+
+    # -- set-up -----------------------------------------------------------------------------
+    def on_printf(self, callback):
+        self._printf = callback
+        return self
+
+    def start(self, session=None):
+        """Load and attach everything (in ``session``, or a session of its own); returns self
+        as a context manager whose exit stops the probes and releases what it owns."""
+        from tinytrace.lang import compiler
+        from tinytrace.session import Session
+        self._comp = compiler.compile_program(self.source, self.program, self.env)
+        self._own_session = session is None
+        self._session = session if session is not None else Session()
+        self._rt = _ToolRuntime(self._comp, _Options(), self.out, self._printf)
+        try:
+            self._rt.begin(self._session)
+        except BaseException:
+            if self._own_session:
+                self._session.close()
+            raise
+        return self
+
+    def __enter__(self):
+        if self._rt is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self):
+        """Probes off, END, the last events delivered; then release (own session only)."""
+        if self._rt is None:
+            return
+        rt, self._rt = self._rt, None
+        try:
+            rt.end()
+        finally:
+            if self._own_session:
+                self._session.close()
+
+    # -- while running ----------------------------------------------------------------------
+    def fileno(self):
+        """An fd that becomes readable when events wait (for select/poll), or None."""
+        return self._rt.reader.fileno() if self._rt.reader is not None else None
+
+    def drain(self):
+        self._rt._drain()
+
+    def follow(self, stopper, until=None):
+        """Deliver events until Ctrl-C (``stopper``, a ``toolkit.Stopper``), ``exit()`` or
+        ``until()``; then deliver what is still buffered."""
+        rt = self._rt
+        if rt.reader is None:
+            while not rt.done and stopper.sleep(0.2):
+                if until is not None and until():
+                    break
+            return
+        while not rt.done and stopper.wait_readable(rt.reader.fileno()):
+            rt.reader.drain()
+            if until is not None and until():
+                break
+        rt._drain()
+
+    @property
+    def exited(self):
+        return self._rt is not None and self._rt.done
+
+    @property
+    def lost(self):
+        return self._rt.lost if self._rt is not None else 0
+
+    def read(self, name):
+        """The map ``name`` (``"@usecs"`` or ``"usecs"``; ``"@"`` for the unnamed map) as a
+        dict of decoded keys to values."""
+        from tinytrace.lang.mapread import read_map
+        spec = self._rt._user_spec(_bare(name))
+        entries, _, _ = read_map(self._rt.maps[spec.name], spec, self._rt.decoders())
+        return dict(entries)
+
+    def clear(self, name):
+        self._rt._clear(_bare(name))
+
+    def kernel_map(self, name):
+        """The kernel-layer ``Map`` behind ``name`` (for tools that read raw values)."""
+        return self._rt.maps[self._rt._user_spec(_bare(name)).name]
+
+
+def _bare(name):
+    return name[1:] if name.startswith("@") else name
+
+
+def log2_slots(buckets):
+    """BCC's log2 slots ({slot: count}) from a bpftrace ``hist()`` bucket list.
+
+    bpftrace: index 0 holds negative values, 1 holds 0, 2 holds 1, and index k >= 3 holds
+    [2**(k-2), 2**(k-1)).  BCC: slot 1 holds 0 and 1, slot k >= 2 holds [2**(k-1), 2**k).
+    Negative values have no BCC slot and are dropped (the tools never record them)."""
+    slots = {}
+    if not buckets:
+        return slots
+    items = buckets.items() if isinstance(buckets, dict) else enumerate(buckets)
+    for idx, n in items:
+        if not n or idx == 0:
+            continue
+        slot = 1 if idx <= 2 else idx - 1
+        slots[slot] = slots.get(slot, 0) + n
+    return slots
+
+
+def _runtime_base():
+    from tinytrace.lang.runtime import Runtime
+    return Runtime
+
+
+class _ToolRuntime(object):
+    """Built on first use: a subclass of the language runtime whose phases a tool calls one
+    by one, and whose printf events go to the tool."""
+
+    def __new__(cls, comp, options, out, printf):
+        base = _runtime_base()
+
+        class ToolRuntime(base):
+            def __init__(self, comp, options, out, printf):
+                base.__init__(self, comp, options, out)
+                self._tool_printf = printf
+
+            def begin(self, session):
+                self.session = session
+                self._create_maps(session)
+                self._load(session)
+                self._open_events(session)
+                self._attach(session)
+                self._run_special("start")
+
+            def end(self):
+                try:
+                    self._stop()
+                    self._run_special("exit")
+                    self._drain()
+                finally:
+                    self._detach()
+
+            def _handler(self, spec):
+                if spec.kind == "printf" and self._tool_printf is not None:
+                    args = self._args(spec)
+                    cb = self._tool_printf
+                    index = self._printf_index(spec)
+                    return lambda data: cb(args(data), index)
+                return base._handler(self, spec)
+
+            def _printf_index(self, spec):
+                printfs = [s for s in self.comp.events if s.kind == "printf"]
+                for i, s in enumerate(printfs):
+                    if s is spec:
+                        return i
+                return -1
+
+        return ToolRuntime(comp, options, out, printf)
