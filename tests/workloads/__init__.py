@@ -83,7 +83,10 @@ Resources (module ``resources``; context managers):
 runs bpftrace as an independent witness for the workload tests.  A machine that lacks a
 prerequisite (mkfs.ext4, a cgroup controller, root) skips the test, or fails it when
 ``TINYTRACE_REQUIRE_WORKLOADS=1`` (default: the value of ``TINYTRACE_REQUIRE_BPF``).  Missing
-commands are installed with apt-get when possible (e2fsprogs, mount, iproute2).
+commands are installed with apt-get when possible (e2fsprogs, mount, iproute2).  Optional
+extras skip unless asked for explicitly: the native helper needs a C compiler (gcc; fails
+only with TINYTRACE_REQUIRE_WORKLOADS=1), the oracle needs bpftrace (fails only with
+TINYTRACE_REQUIRE_ORACLE=1).
 
 Objects are named ``ttwl<pid>-...``; leftovers of a killed test process are removed by the
 next run (``resources.sweep_stale``).  Nothing here imports tinytrace.

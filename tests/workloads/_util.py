@@ -44,9 +44,13 @@ def strict():
     return value == "1"
 
 
-def unavailable(reason):
-    """Skip the calling test (or fail it in strict mode): the machine lacks something."""
-    if strict():
+def unavailable(reason, optional=False):
+    """Skip the calling test (or fail it in strict mode): the machine lacks something.
+
+    ``optional`` prerequisites (a C compiler) only fail when TINYTRACE_REQUIRE_WORKLOADS=1
+    is set explicitly, not through TINYTRACE_REQUIRE_BPF.
+    """
+    if (os.environ.get("TINYTRACE_REQUIRE_WORKLOADS") == "1") if optional else strict():
         raise WorkloadError("workload prerequisite missing (strict mode): " + reason)
     try:
         import pytest

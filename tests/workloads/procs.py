@@ -281,6 +281,11 @@ def _exit_grandchild(comm, kind, arg, age, w):
         t = threading.Thread(target=body)
         t.start()
         t.join()
+        # join() returns before the kernel thread is gone; wait for it, so the thread's
+        # exit comes first and the process's is the group exit
+        deadline = time.monotonic() + 5
+        while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < deadline:
+            time.sleep(0.001)
         os.write(w, ("tid %d" % tids[0]).encode())
         os._exit(0)
     time.sleep(age)
@@ -297,7 +302,8 @@ def exits():
     exit(0) at once (``tt-exit0``), exit(3) after 0.2 s (``tt-exit3``), kill themselves with
     SIGTERM after 0.05 s (``tt-sigterm``), are SIGKILLed by the launcher after 0.1 s
     (``tt-sigkill``), and one (``tt-thrmain``) whose thread ``tt-thread`` exits after 0.05 s
-    before the process exits 0.
+    before the process exits 0 (the thread's exit is not a group exit; the main thread's,
+    which waits until the thread is gone, is).
 
     Record: ``pid`` / ``comm`` (launcher, the children's parent), ``children`` (in order:
     ``comm``, ``kind``, ``pid``, ``status`` (wait status == the kernel's task exit_code:
