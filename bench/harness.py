@@ -250,6 +250,9 @@ def run_once(case, side, argv, marker, a, paths, workload_args=None, expect=None
         if t.t_first_line is not None:
             rec["first_line_ms"] = _ms(t.t_first_line - t.t_fork)
         rec["start_cpu_ms"] = None if t.cpu_at_marker_ns is None else t.cpu_at_marker_ns / 1e6
+        # sanity check of the marker: probes must be attached once it is out
+        rec["attached_at_marker"] = sum(len(p["attach"]) for p in
+                                        kstats.tracer_programs(t.pid).values())
         time.sleep(SETTLE_S)
         before = kstats.tracer_programs(t.pid)
         cpu0 = kstats.task_cpu_ns(t.pid)

@@ -97,6 +97,14 @@ def cases_note(d):
         bt = st.get("bpftrace", "?")
         if bt == "error" and errs.get("bpftrace"):
             bt += ": " + _md_escape(errs["bpftrace"])[:120]
+        for side in ("tinytrace", "bpftrace"):
+            early = [r for r in c["runs"].get(side, []) if r.get("status") == "ok" and
+                     r.get("attached_at_marker") == 0]
+            if early:
+                if side == "tinytrace":
+                    tt += " (attached line before any probe was attached in %d runs)" % len(early)
+                else:
+                    bt += " (attached line before any probe was attached in %d runs)" % len(early)
         load = c.get("loadavg") or []
         load = " → ".join(fmt(x, 1) for x in load) if load else "–"
         rows.append([c["name"], what, size, tt, bt, load, _md_escape(c.get("note", ""))])
@@ -452,7 +460,7 @@ def variants_table(v):
     if not v:
         return "Not measured yet: run `python3 -m bench.runqlat_variants`."
     rows = []
-    order = ["shipped", "lazy-clock", "tp_btf", "tp_btf+task-storage"]
+    order = ["shipped", "assembler", "lazy-clock", "tp_btf", "tp_btf+task-storage"]
     summ = sorted(v.get("summary", []), key=lambda r: (
         order.index(r["variant"]) if r["variant"] in order else 99, r["event"]))
     counts = v.get("latencies_recorded", {})
@@ -463,8 +471,8 @@ def variants_table(v):
                      counts.get(r["variant"], "–") if r["event"] == "sched_switch" else ""])
     for variant, err in sorted(v.get("errors", {}).items()):
         rows.append([variant, "refused: " + _md_escape(err), "–", "–", "–", "–"])
-    return ("%d rounds of %d ping-pong round trips, all variants attached at once:\n\n" % (
-        v.get("rounds", 0), v.get("count", 0)) + _table(
+    return ("%d rounds of %d ping-pong round trips; in each round every variant runs alone "
+            "(rotating order):\n\n" % (v.get("rounds", 0), v.get("count", 0)) + _table(
         ["variant", "event", "ns/event (median)", "insns", "events/round",
          "latencies recorded"], rows, left=(0, 1)))
 

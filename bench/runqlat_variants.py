@@ -3,15 +3,16 @@
     python3 -m bench.runqlat_variants [--count N] [--rounds R]      (as root)
 
 The peer target is BCC's runqlat on a raw tracepoint (189 ns per sched_switch here, see
-/work/shared/research/peers.md).  This loads, next to each other, several versions of
-runqlat's kernel side -- each with its own maps and its own wakeup programs, all attached at
-once so they see exactly the same events -- runs the pipe ping-pong workload, and reads each
-program's run_time_ns / run_cnt:
+/work/shared/research/peers.md).  This loads several versions of runqlat's kernel side
+-- each with its own maps and its own wakeup programs -- one at a time (attached alone, so no
+variant warms the caches for another; the order rotates from round to round), runs the pipe
+ping-pong workload under each, and reads each program's run_time_ns / run_cnt:
 
-- ``shipped``: tools/runqlat.py's own ``Runqlat`` (classic tracepoints);
-- ``lazy-clock``: the same tracepoint programs, calling bpf_ktime_get_ns() only on the two
-  paths that use the time (a preempted prev; a next found in ``start``) instead of once at
-  entry on every switch;
+- ``shipped``: tools/runqlat.py as it is (its script, compiled by tinytrace's language);
+- ``assembler``: the same logic hand-written with the assembler on classic tracepoints (what
+  runqlat was before it moved onto the language), clock read once at entry;
+- ``lazy-clock``: as ``assembler``, calling bpf_ktime_get_ns() only on the two paths that use
+  the time (a preempted prev; a next found in ``start``);
 - ``tp_btf``: tp_btf programs reading prev/next/prev_state from the tracepoint's arguments
   and the pids straight from the BTF-typed task pointers, with the lazy clock;
 - ``tp_btf+task-storage``: as ``tp_btf``, but the enqueue time lives in task local storage
@@ -42,16 +43,32 @@ class Opts(object):
     pid = None
 
 
-def _switch(a, get_prev, get_next, get_prev_runnable, lookup_start, store_start, drop_start):
-    """The sched_switch logic with the clock read only where it is used.  The callables
-    emit code: get_* leave a value in r7 (pids) or jump to the label given (state), the
-    *_start ones work on the ``start`` store for the task in r7/r8."""
-    from tinytrace.tools.runqlat import _log2_slot
+def log2_slot(a, reg, tmp, prefix):
+    """reg = 1 + floor(log2(reg)) (1 for 0): BCC's slot numbering, in six shift-tests."""
+    out = [a.Mov.Imm(tmp, 1)]
+    for shift in (32, 16, 8, 4, 2, 1):
+        skip = "%s_%d" % (prefix, shift)
+        out += [a.Mov.Reg(a.R0, reg), a.Rsh.Imm(a.R0, shift), a.JEq.Imm(a.R0, 0, skip),
+                a.Mov.Reg(reg, a.R0), a.Add.Imm(tmp, shift), a.Label(skip)]
+    return out + [a.Mov.Reg(reg, tmp)]
+
+
+def _switch(a, get_prev, get_next, get_prev_runnable, lookup_start, store_start, drop_start,
+            lazy_clock=True):
+    """The sched_switch logic.  The callables emit code: get_* leave a value in r7 (pids or
+    task pointers) or jump to the label given (state), the *_start ones work on the
+    ``start`` store for the task in r7 (r8 holds the time to store).  ``lazy_clock``: read
+    the clock only where it is used; else once at entry, into r8."""
     prog = [a.Mov.Reg(a.R6, a.R1)]
+    if not lazy_clock:
+        prog += [a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0),
+                 a.StoreMem(a.R10, -24, a.R0, a.DW)]
     # prev preempted (still runnable): it starts waiting now
     prog += get_prev_runnable("next")
     prog += get_prev()
-    prog += [a.JEq.Imm32(a.R7, 0, "next"), a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)]
+    prog += [a.JEq.Imm32(a.R7, 0, "next")]
+    if lazy_clock:
+        prog += [a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)]
     prog += store_start()
     prog += [a.Label("next")]
     prog += get_next()
@@ -61,9 +78,13 @@ def _switch(a, get_prev, get_next, get_prev_runnable, lookup_start, store_start,
              a.LoadMem(a.R9, a.R0, 0, a.DW),
              a.JEq.Imm(a.R9, 0, "out")]
     prog += drop_start()
-    prog += [a.Call("ktime_get_ns"), a.Sub.Reg(a.R0, a.R9), a.Mov.Reg(a.R9, a.R0),
+    if lazy_clock:
+        prog += [a.Call("ktime_get_ns")]
+    else:
+        prog += [a.LoadMem(a.R0, a.R10, -24, a.DW)]
+    prog += [a.Sub.Reg(a.R0, a.R9), a.Mov.Reg(a.R9, a.R0),
              a.JSLt.Imm(a.R9, 0, "out"), a.Div.Imm(a.R9, 1000)]
-    prog += _log2_slot(a, a.R9, a.R8, "slot")
+    prog += log2_slot(a, a.R9, a.R8, "slot")
     prog += [a.StoreMem(a.R10, -8, a.R9, a.W),
              a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
              a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, "out"),
@@ -90,7 +111,12 @@ def _hash_start(a):
     return lookup, store, drop
 
 
-def tracepoint_lazy(a, session, maps):
+def tracepoint_entry_clock(a, session, maps):
+    """Variant 'assembler': classic tracepoints, clock read at entry."""
+    return tracepoint_lazy(a, session, maps, lazy_clock=False)
+
+
+def tracepoint_lazy(a, session, maps, lazy_clock=True):
     """Variant 'lazy-clock': classic tracepoints, clock read on demand."""
     from tinytrace.kernel import tracefs
     fmt = tracefs.event_format("sched", "sched_switch")
@@ -102,7 +128,7 @@ def tracepoint_lazy(a, session, maps):
                 a.JNe.Imm(a.R1, 0, skip)]
     prog = _switch(a, lambda: [a.LoadMem(a.R7, a.R6, f["prev_pid"].offset, a.W)],
                    lambda: [a.LoadMem(a.R7, a.R6, f["next_pid"].offset, a.W)],
-                   runnable, lookup, store, drop)
+                   runnable, lookup, store, drop, lazy_clock)
     out = [("sched_switch", prog, "tracepoint", None)]
     for ev in ("sched_wakeup", "sched_wakeup_new"):
         pid = tracefs.event_format("sched", ev).field("pid")
@@ -148,8 +174,11 @@ def tp_btf_storage(a, session, maps):
     """Variant 'tp_btf+task-storage': the enqueue time in task local storage."""
     b, pid_off = _btf()
 
-    def task(arg):
-        return [a.LoadMem(a.R7, a.R6, 8 * arg, a.DW)]   # r7 = the task pointer
+    def task(arg, skip):
+        # r7 = the task pointer; pid 0 (the idle task) is left out, as the pid-keyed
+        # variants leave it out
+        return [a.LoadMem(a.R7, a.R6, 8 * arg, a.DW), a.LoadMem(a.R1, a.R7, pid_off, a.W),
+                a.JEq.Imm32(a.R1, 0, skip)]
 
     def runnable(skip):
         return [a.LoadMem(a.R1, a.R6, 24, a.DW), a.JNe.Imm32(a.R1, 0, skip)]
@@ -166,10 +195,11 @@ def tp_btf_storage(a, session, maps):
 
     def drop():
         return [a.StoreImm(a.R0, 0, 0, a.DW)]       # zero: "not waiting"
-    prog = _switch(a, lambda: task(1), lambda: task(2), runnable, lookup, store, drop)
+    prog = _switch(a, lambda: task(1, "next"), lambda: task(2, "out"), runnable, lookup, store,
+                   drop)
     out = [("sched_switch", prog, "tp_btf", b.tracepoint("sched_switch").btf_id)]
     for ev in ("sched_wakeup", "sched_wakeup_new"):
-        wake = ([a.Mov.Reg(a.R6, a.R1)] + task(0) + [a.JEq.Imm(a.R7, 0, "out"),
+        wake = ([a.Mov.Reg(a.R6, a.R1)] + task(0, "out") + [
                 a.Call("ktime_get_ns"), a.Mov.Reg(a.R8, a.R0)] + get(True) +
                 [a.JEq.Imm(a.R0, 0, "out"), a.StoreMem(a.R0, 0, a.R8, a.DW),
                  a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()])
@@ -218,49 +248,56 @@ def task_storage_map(session):
     return m
 
 
-VARIANTS = (("lazy-clock", tracepoint_lazy), ("tp_btf", tp_btf_hash),
-            ("tp_btf+task-storage", tp_btf_storage))
+VARIANTS = (("assembler", tracepoint_entry_clock), ("lazy-clock", tracepoint_lazy),
+            ("tp_btf", tp_btf_hash), ("tp_btf+task-storage", tp_btf_storage))
+MAX_SLOTS = 64
+START_ENTRIES = 10240
 
 
-def build(session, errors):
-    """Load and attach every variant; returns {variant: {event: program name}}."""
+ORDER = ("shipped", "assembler", "lazy-clock", "tp_btf", "tp_btf+task-storage")
+
+
+def build(session, variant, errors):
+    """Load and attach one variant in ``session``; returns ({event: program name} or None
+    for the shipped tool, a function returning the number of latencies recorded), or
+    (None, None) when the kernel refused it (the reason goes into ``errors``)."""
     from tinytrace import asm as a
     from tinytrace.kernel import features
-    from tinytrace.tools import runqlat
-    names = {}
-    dists = {}
-    # the shipped tool, exactly as `tinytrace runqlat` sets it up
-    dists["shipped"] = runqlat.Runqlat(session, Opts()).dist
-    names["shipped"] = {"sched_switch": "rq_switch", "sched_wakeup": "rq_wakeup",
-                        "sched_wakeup_new": "rq_wakeup_new"}
+    if variant == "shipped":
+        # the tool exactly as `tinytrace runqlat` sets it up (its programs are found by
+        # elimination: the sched programs of the session that are not named rqv*)
+        from tinytrace.tools import runqlat
+        rq = runqlat.Runqlat(Opts())
+        rq.script.start(session)
+        return None, lambda: sum(sum(s.values()) for s in rq.take().values())
     if not features.probe().atomics:
-        errors["all"] = "no BPF atomics on this JIT: variants need them"
-        return names, dists
-    for k, (label, maker) in enumerate(VARIANTS):
-        try:
-            if label.endswith("task-storage"):
-                start = task_storage_map(session)
+        errors[variant] = "no BPF atomics on this JIT: the variants need them"
+        return None, None
+    k = ORDER.index(variant)
+    maker = dict(VARIANTS)[variant]
+    try:
+        if variant.endswith("task-storage"):
+            start = task_storage_map(session)
+        else:
+            start = session.map("hash", 4, 8, START_ENTRIES, name="rqv%d_start" % k)
+        dist = session.map("array", 4, 8, MAX_SLOTS, name="rqv%d_dist" % k)
+        maps = {"start": start, "dist": dist}
+        names = {}
+        for event, insns, kind, btf_id in maker(a, session, maps):
+            pname = "rqv%d_%s" % (k, event[6:])
+            code = a.link(insns, maps)
+            if kind == "tp_btf":
+                p = session.load(code, "tracing", pname, expected_attach_type="trace_raw_tp",
+                                 attach_btf_id=btf_id, source=insns)
+                session.tp_btf(p, event)
             else:
-                start = session.map("hash", 4, 8, runqlat.START_ENTRIES, name="rqv%d_start" % k)
-            dist = session.map("array", 4, 8, runqlat.MAX_SLOTS, name="rqv%d_dist" % k)
-            dists[label] = dist
-            maps = {"start": start, "dist": dist}
-            progs = maker(a, session, maps)
-            names[label] = {}
-            for event, insns, kind, btf_id in progs:
-                pname = "rqv%d_%s" % (k, event[6:])
-                code = a.link(insns, maps)
-                if kind == "tp_btf":
-                    p = session.load(code, "tracing", pname, expected_attach_type="trace_raw_tp",
-                                     attach_btf_id=btf_id, source=insns)
-                    session.tp_btf(p, event)
-                else:
-                    p = session.load(code, "tracepoint", pname, source=insns)
-                    session.tracepoint(p, "sched", event)
-                names[label][event] = pname
-        except Exception as e:  # one variant the kernel refuses must not hide the others
-            errors[label] = str(e).strip().splitlines()[-1][:200]
-    return names, dists
+                p = session.load(code, "tracepoint", pname, source=insns)
+                session.tracepoint(p, "sched", event)
+            names[event] = pname
+    except Exception as e:  # one variant the kernel refuses must not hide the others
+        errors[variant] = str(e).strip().splitlines()[-1][:200]
+        return None, None
+    return names, lambda: samples(dist)
 
 
 def samples(dist):
@@ -272,35 +309,51 @@ def samples(dist):
 
 
 def measure(count, rounds):
+    """Each round runs every variant alone (attached by itself, in a rotating order), so no
+    variant warms the caches for another."""
     from bench import kstats, procs
     from tinytrace.kernel import bpf
     from tinytrace.session import Session
     errors = {}
     results = []
+    counts = {}
     stats_fd = bpf.call(BPF_ENABLE_STATS, bytearray(struct.pack("<I", 0)))
     try:
-        with Session() as session:
-            names, dists = build(session, errors)
-            for r in range(rounds):
-                before = kstats.tracer_programs(os.getpid())
-                wl = procs.run_workload(sys.executable, os.path.join(ROOT, "bench", "workload.py"),
-                                        ["pingpong", "--count", str(count)])
-                after = kstats.tracer_programs(os.getpid())
+        for r in range(rounds):
+            order = ORDER[r % len(ORDER):] + ORDER[:r % len(ORDER)]
+            for variant in order:
+                if variant in errors:
+                    continue
+                with Session() as session:
+                    names, counter = build(session, variant, errors)
+                    if counter is None:
+                        continue
+                    before = kstats.tracer_programs(os.getpid())
+                    wl = procs.run_workload(sys.executable,
+                                            os.path.join(ROOT, "bench", "workload.py"),
+                                            ["pingpong", "--count", str(count)])
+                    after = kstats.tracer_programs(os.getpid())
+                    counts[variant] = counts.get(variant, 0) + counter()
                 rows = kstats.program_deltas(before, after)
-                by_name = dict((row["name"], row) for row in rows)
-                for variant, events in names.items():
-                    for event, pname in events.items():
-                        row = by_name.get(pname)
-                        if row is None:
-                            continue
-                        results.append({"round": r, "variant": variant, "event": event,
-                                        "run_cnt": row["run_cnt"],
-                                        "run_time_ns": row["run_time_ns"],
-                                        "ns_per_event": row["ns_per_event"],
-                                        "xlated_insns": row["xlated_insns"],
-                                        "jited_bytes": row["jited_bytes"],
-                                        "workload": wl})
-                counts = dict((v, samples(d)) for v, d in dists.items())
+                if names is None:
+                    # a program on several tracepoints (one probe body for sched_wakeup and
+                    # sched_wakeup_new) is listed under its points joined by '+'
+                    found = dict(("+".join(p.split(":")[-1] for p in row["attach"]), row)
+                                 for row in rows if row["attach"] and
+                                 all(p.split(":")[-1].startswith("sched_")
+                                     for p in row["attach"]))
+                else:
+                    by_name = dict((row["name"], row) for row in rows)
+                    found = dict((ev, by_name.get(pn)) for ev, pn in names.items())
+                for event, row in found.items():
+                    if row is None:
+                        continue
+                    results.append({"round": r, "variant": variant, "event": event,
+                                    "run_cnt": row["run_cnt"],
+                                    "run_time_ns": row["run_time_ns"],
+                                    "ns_per_event": row["ns_per_event"],
+                                    "xlated_insns": row["xlated_insns"],
+                                    "jited_bytes": row["jited_bytes"], "workload": wl})
     finally:
         os.close(stats_fd)
     return results, errors, counts
@@ -319,7 +372,7 @@ def summarize(results):
 
 
 def table(summary, errors, counts):
-    order = ["shipped"] + [v for v, _ in VARIANTS]
+    order = ORDER
     lines = ["| variant | event | ns/event (median) | insns | events/round | latencies "
              "recorded (all rounds) |", "|---|---|--:|--:|--:|--:|"]
     for v in order:
@@ -327,7 +380,9 @@ def table(summary, errors, counts):
             lines.append("| %s | – | refused: %s | – | – | – |" % (
                 v, errors[v].replace("|", "\\|")))
             continue
-        for ev in ("sched_switch", "sched_wakeup", "sched_wakeup_new"):
+        events = sorted(set(e for (vv, e) in summary if vv == v),
+                        key=lambda e: (e != "sched_switch", e))
+        for ev in events:
             s = summary.get((v, ev))
             if s is None or s["ns"] is None:
                 continue
