@@ -187,7 +187,6 @@ class Ext4Ops(Workload):
 
 def _ext4_child(cfg):
     d, data = cfg["dir"], cfg["data"]
-    page = _AlignedBuffer(PAGE, b"w")
     big = _AlignedBuffer(cfg["slow_bytes"], b"s")
     yield {}
     ops = []

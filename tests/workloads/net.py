@@ -9,7 +9,6 @@ its side down (its FIN goes first); the server reads to end of file, sends ``rec
 and closes; the client reads to end of file and closes.
 """
 import errno
-import os
 import select
 import socket
 import struct

@@ -5,7 +5,6 @@ import errno
 import os
 import signal
 import socket
-import struct
 import threading
 import time
 
@@ -190,8 +189,7 @@ def signals():
     ``syscall``, ``pid`` (kill/tgkill), ``tid`` (tkill/tgkill), ``target`` (the pid or tid
     argument a tool prints), ``sig``, ``ret``, ``errno``, ``delivered``).
     """
-    w = Signals()
-    return w
+    return Signals()
 
 
 # ---------------------------------------------------------------------------------------

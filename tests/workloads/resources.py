@@ -356,8 +356,19 @@ class Cgroup(object):
         if v2:
             try:
                 v2_ctrls = _util.read_text(os.path.join(v2, "cgroup.subtree_control")).split()
+                avail = _util.read_text(os.path.join(v2, "cgroup.controllers")).split()
             except OSError:
-                v2_ctrls = []
+                v2_ctrls, avail = [], []
+            for c in controllers:
+                # available at the root but not delegated to its children (e.g. io on a
+                # systemd machine where no unit asked for it): enable it, as systemd would
+                if c in avail and c not in v2_ctrls:
+                    try:
+                        with open(os.path.join(v2, "cgroup.subtree_control"), "w") as f:
+                            f.write("+" + c)
+                        v2_ctrls.append(c)
+                    except OSError:
+                        pass
         mine = _self_cgroups()
         self.name = _util.unique_name("cg")
         self.dirs, self.version = {}, {}

@@ -7,7 +7,6 @@ import time
 
 from tests.workloads import _util
 from tests.workloads._held import Workload
-from tests.workloads._util import WorkloadError
 
 
 def _cpu_times():
