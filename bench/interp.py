@@ -38,8 +38,8 @@ def _venv_python(dest):
 
 
 def _site_packages(python):
-    out = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         stdout=subprocess.PIPE, check=True)
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    out = subprocess.run([python, "-c", code], stdout=subprocess.PIPE, check=True)
     return out.stdout.decode().strip()
 
 

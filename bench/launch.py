@@ -66,8 +66,8 @@ def main(argv):
             break
         except InterruptedError:
             continue
-    os.write(report, b"exit %d %.6f %.6f %d %d\n" % (status, ru.ru_utime, ru.ru_stime,
-                                                      ru.ru_maxrss, floor))
+    os.write(report, b"exit %d %.6f %.6f %d %d\n" % (
+        status, ru.ru_utime, ru.ru_stime, ru.ru_maxrss, floor))
     os.close(report)
     return 0
 

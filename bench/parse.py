@@ -47,7 +47,8 @@ def importtime_summary(entries, top=10):
 
 # -- dpkg -------------------------------------------------------------------------------
 
-DPKG_FORMAT = "${Package}\\t${Status}\\t${Installed-Size}\\t${Pre-Depends}\\t${Depends}\\t${Provides}\\n"
+DPKG_FORMAT = ("${Package}\\t${Status}\\t${Installed-Size}\\t${Pre-Depends}\\t${Depends}"
+               "\\t${Provides}\\n")
 
 
 def _names(field):

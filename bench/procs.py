@@ -166,11 +166,11 @@ class OutputReader(threading.Thread):
 
     def text_head(self):
         from tinytrace.output.escape import escape
-        return [escape(l) for l in self.head]
+        return [escape(line) for line in self.head]
 
     def text_tail(self):
         from tinytrace.output.escape import escape
-        return [escape(l) for l in self.tail]
+        return [escape(line) for line in self.tail]
 
 
 class Tracer(object):

@@ -471,10 +471,10 @@ def variants_table(v):
                      counts.get(r["variant"], "–") if r["event"] == "sched_switch" else ""])
     for variant, err in sorted(v.get("errors", {}).items()):
         rows.append([variant, "refused: " + _md_escape(err), "–", "–", "–", "–"])
-    return ("%d rounds of %d ping-pong round trips; in each round every variant runs alone "
-            "(rotating order):\n\n" % (v.get("rounds", 0), v.get("count", 0)) + _table(
-        ["variant", "event", "ns/event (median)", "insns", "events/round",
-         "latencies recorded"], rows, left=(0, 1)))
+    intro = ("%d rounds of %d ping-pong round trips; in each round every variant runs alone "
+             "(rotating order):\n\n" % (v.get("rounds", 0), v.get("count", 0)))
+    return intro + _table(["variant", "event", "ns/event (median)", "insns", "events/round",
+                           "latencies recorded"], rows, left=(0, 1))
 
 
 def render(d, variants=None):
