@@ -1,6 +1,6 @@
 """An Env with canned tracepoints, so that front-end tests run without tracefs."""
 from tinytrace.kernel.tracefs import parse_format
-from tinytrace.lang.env import Env, record_from_format
+from tinytrace.lang.env import Env
 
 _COMMON = """\
 	field:unsigned short common_type;	offset:0;	size:2;	signed:0;

@@ -1,6 +1,5 @@
 """``-d``: for every program of the run corpus, the printed assembly of each BPF program
 assembles back (tinytrace.asm.assemble) to exactly the bytes the compiler produced."""
-import io
 import os
 
 import pytest

@@ -86,6 +86,9 @@ CORPUS = [
     ("BEGIN {\n  @a = 1;\n  @a[2] = 1;\n}", 3, 3, "1 key here but with no key"),
     ("#define F(x) x\nBEGIN {}", 1, 1, "function-like macros"),
     ("BEGIN { $x = \"a\" + 1; }", 1, 18, "strings can only be compared"),
+    # found by the code generator: the 512-byte stack
+    ('BEGIN { $v0 = comm; $v1 = comm; $v2 = comm; $v3 = comm; $v4 = comm; $v5 = comm; $v6 = comm; $v7 = comm; $v8 = comm; $v9 = comm; $v10 = comm; $v11 = comm; $v12 = comm; $v13 = comm; $v14 = comm; $v15 = comm; $v16 = comm; $v17 = comm; $v18 = comm; $v19 = comm; $v20 = comm; $v21 = comm; $v22 = comm; $v23 = comm; $v24 = comm; $v25 = comm; $v26 = comm; $v27 = comm; $v28 = comm; $v29 = comm; $v30 = comm; $v31 = comm; $v32 = comm; exit(); }', 1, 402, "BPF stack would need 520 bytes"),
+    ('BEGIN { printf("%d\\\\n", strncmp(comm, "a", 1) + strncmp(comm, "b", 1) + strncmp(comm, "c", 1) + strncmp(comm, "d", 1) + strncmp(comm, "e", 1) + strncmp(comm, "f", 1) + strncmp(comm, "g", 1) + strncmp(comm, "h", 1) + strncmp(comm, "i", 1) + strncmp(comm, "j", 1) + strncmp(comm, "k", 1) + strncmp(comm, "l", 1) + strncmp(comm, "m", 1) + strncmp(comm, "n", 1) + strncmp(comm, "o", 1) + strncmp(comm, "p", 1) + strncmp(comm, "q", 1) + strncmp(comm, "r", 1) + strncmp(comm, "s", 1) + strncmp(comm, "t", 1) + strncmp(comm, "u", 1) + strncmp(comm, "v", 1)); exit(); }', 1, 9, "BPF stack would need"),
 ]
 
 

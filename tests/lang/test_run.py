@@ -20,6 +20,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKLOAD = os.path.join(HERE, "workload.py")
 TIMEOUT = 60
+# the command name of the interpreter running the workload and tinytrace itself
+COMM = os.path.basename(sys.executable)[:15]
 
 
 class Case:
@@ -40,7 +42,7 @@ def lines(*want):
     with the two newlines bpftrace prints before the maps)."""
     def check(out, ctx):
         got = out.splitlines()
-        exp = list(want)
+        exp = [w.replace("%COMM%", COMM) for w in want]
         while got and not got[-1]:
             got.pop()
         while exp and not exp[-1]:
@@ -53,6 +55,7 @@ def matches(*patterns):
     """Each regex must match some line of the output."""
     def check(out, ctx):
         for p in patterns:
+            p = p.replace("%COMM%", re.escape(COMM))
             assert re.search(p, out, re.M), "%r not in:\n%s" % (p, out)
     return check
 
@@ -196,7 +199,7 @@ CASES = [
          'str($1)/ { @opens = count(); }', value("@opens", 7), work=OPEN7,
          params=["%MARKER%"]),
     Case("count_keyed", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
-         'str($1)/ { @[comm, args->flags & 3] = count(); }', lines("", "", "@[python3, 0]: 7"),
+         'str($1)/ { @[comm, args->flags & 3] = count(); }', lines("", "", "@[%COMM%, 0]: 7"),
          work=OPEN7, params=["%MARKER%"]),
     Case("sum_avg_min_max_stats", 't:syscalls:sys_exit_read /pid == cpid && (args->ret == '
          '7001 || args->ret == 7003 || args->ret == 7011)/ { @s = sum(args->ret); '
@@ -238,7 +241,7 @@ CASES = [
          lines("%BIN% ttmarker"), work=W("exec", "")),
     Case("char_array_field", 't:sched:sched_process_exec /comm == "ttmarker"/ { $p = '
          'args->pid; } t:sched:sched_switch /args->prev_pid == cpid/ { @[args->prev_comm] = '
-         'count(); }', matches(r"^@\[python3\]: \d+$"), work=W("sleep", "30", "sleep", "30")),
+         'count(); }', matches(r"^@\[%COMM%\]: \d+$"), work=W("sleep", "30", "sleep", "30")),
     Case("user_pointer_arg", 't:syscalls:sys_enter_openat /pid == cpid && '
          'strcontains(str(args->filename), "marker")/ { @[str(args->filename, 200)] = '
          'count(); }', lines("", "", "@[%MARKER%]: 7"), work=OPEN7),
@@ -267,7 +270,7 @@ CASES = [
     Case("pid_tid_uid", 'BEGIN { printf("%d %d %d %d\\n", pid, tid, uid, gid); exit(); }',
          lambda out, ctx: _ids(out, ctx)),
     Case("comm_username", 'BEGIN { printf("%s %s\\n", comm, username); exit(); }',
-         lines("python3 root")),
+         lines("%COMM% root")),
     Case("nsecs_elapsed", 'BEGIN { $a = nsecs; $b = nsecs; printf("%d\\n", $b >= $a); } '
          'interval:ms:100 { printf("%d\\n", elapsed >= 90000000); exit(); }', lines("1", "1")),
     Case("cpu_rand_cgroup_curtask", 'BEGIN { printf("%d %d %d %d %d\\n", cpu < 1024, '
@@ -281,8 +284,8 @@ CASES = [
     Case("define_macros", '#define LIMIT 10\n#define DOUBLE (LIMIT * 2)\n'
          'BEGIN { printf("%d\\n", DOUBLE + 1); exit(); }', lines("21")),
     # -- strings and functions -------------------------------------------------------------
-    Case("string_compare", 'BEGIN { $a = comm; $b = "python3"; $c = "python"; '
-         'printf("%d %d %d %d\\n", comm == "python3", $a == $b, $a == $c, $a != "x"); '
+    Case("string_compare", 'BEGIN { $a = comm; $b = "%COMM%"; $c = "%COMM%x"; '
+         'printf("%d %d %d %d\\n", comm == "%COMM%", $a == $b, $a == $c, $a != "x"); '
          'exit(); }', lines("1 1 0 1")),
     Case("strncmp", 'BEGIN { printf("%d %d\\n", strncmp("hello", "help", 3), '
          'strncmp("hello", "help", 4)); exit(); }', lines("0 1")),
@@ -298,7 +301,7 @@ CASES = [
                                                       "@[" + "x" * 150 + "]: 1"),
          params=["x" * 150], env={"BPFTRACE_STRLEN": "200"}),
     # -- other probes ----------------------------------------------------------------------
-    Case("interval_counter", "interval:ms:20 { @n++; if (@n == 3) { exit(); } }",
+    Case("interval_counter", "interval:ms:20 /@n < 3/ { @n++; if (@n == 3) { exit(); } }",
          lines("", "", "@n: 3")),
     Case("profile", "profile:hz:199 /pid == cpid/ { @samples = count(); }",
          value("@samples", lambda v: v > 0), work=W("spin", "300")),
@@ -314,6 +317,13 @@ CASES = [
                '{"type": "map", "data": {"@c": 1}}',
                '{"type": "hist", "data": {"@h": [{"min": 2, "max": 3, "count": 1}]}}',
                '{"type": "map", "data": {"@m": {"k": 5}}}'), options=["-f", "json"]),
+    Case("count_parallel_exact", 't:syscalls:sys_enter_openat /str(args->filename) == str($1)/ '
+         '{ @ = count(); @k[1] = count(); @s = sum(2); @h = hist(1); }',
+         all_of(value("@", 1000), value("@k[1]", 1000), value("@s", 2000),
+                hist_rows("@h", [("[1]", 1000)])),
+         work=W("parallel", "2,500"), params=["%MARKER%"]),
+    Case("verifier_rejection", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
+         lambda out, ctx: _rejected(ctx), rc=1),
     Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
          '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
 ]
@@ -330,6 +340,14 @@ def _syscall_nrs(out):
     counts = [int(v) for v in re.findall(r"^@n\[\d+\]: (\d+)$", out, re.M)]
     assert len(counts) >= 2 and r in counts and r > 0, out
     assert "@neg" not in out
+
+
+def _rejected(ctx):
+    err = ctx["err"].splitlines()
+    assert err[0].startswith("stdin:1:17: error: the BPF verifier rejected the program of "
+                             "BEGIN"), ctx["err"]
+    assert err[1].startswith("BEGIN { $i = 0; while") and err[2] == " " * 16 + "^"
+    assert err[3].startswith("  at insn "), ctx["err"]
 
 
 def _ids(out, ctx):
@@ -355,7 +373,7 @@ def _prepare(case, base):
 
 
 def _subst(text, d):
-    return text.replace("%DIR%", d).replace("%MARKER%", os.path.join(d, "marker")) \
+    return text.replace("%COMM%", COMM).replace("%DIR%", d).replace("%MARKER%", os.path.join(d, "marker")) \
         .replace("%BIN%", os.path.join(d, "ttmarker"))
 
 
@@ -419,3 +437,57 @@ def test_run(case, results):
         out = out.replace(os.path.join(d, "marker"), "%MARKER%").replace(
             os.path.join(d, "ttmarker"), "%BIN%")
         expect(out, r)
+
+
+def _tinytrace(args, timeout=TIMEOUT):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT
+    return subprocess.run([sys.executable, "-m", "tinytrace"] + args, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.bpf
+def test_pid_option_traces_until_the_process_exits(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.0)"])
+    try:
+        r = _tinytrace(["-p", str(sleeper.pid), "-e", "interval:ms:20 { @ticks = count(); }"])
+    finally:
+        sleeper.wait()
+    assert r.returncode == 0, r.stderr
+    ticks = _map_value(r.stdout, "@ticks")
+    assert ticks >= 5, r.stdout
+
+
+@pytest.mark.bpf
+def test_output_file_option(tmp_path):
+    out = tmp_path / "out.txt"
+    r = _tinytrace(["-o", str(out), "-e", 'BEGIN { printf("to the file\\n"); exit(); }'])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""
+    assert out.read_text() == "Attaching 1 probe...\nto the file\n\n\n"
+
+
+@pytest.mark.bpf
+def test_script_file_and_stdin(tmp_path):
+    script = tmp_path / "s.bt"
+    script.write_text('#!/usr/bin/env tinytrace\nBEGIN { printf("%d %s\\n", $1 * 2, str($2)); '
+                      'exit(); }\n')
+    r = _tinytrace(["-q", str(script), "21", "x"])
+    assert (r.returncode, r.stdout) == (0, "42 x\n\n\n"), r.stderr
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT
+    r = subprocess.run([sys.executable, "-m", "tinytrace", "-q", "-"], input=script.read_text(),
+                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    assert (r.returncode, r.stdout) == (0, "0 \n\n\n"), r.stderr
+
+
+def test_list_probes():
+    from tinytrace.kernel import tracefs
+    if tracefs.find() is None:
+        pytest.skip("no tracefs")
+    r = _tinytrace(["-l", "t:sched:sched_swi*"])
+    assert r.stdout.splitlines() == ["tracepoint:sched:sched_switch"], r.stderr
+    r = _tinytrace(["-lv", "tracepoint:sched:sched_switch"])
+    assert "    char prev_comm[16]" in r.stdout.splitlines()
+    r = _tinytrace(["-l", "software:cpu*"])
+    assert r.stdout.splitlines() == ["software:cpu-clock:", "software:cpu-migrations:"]

@@ -11,6 +11,7 @@ Actions (in order):
   sleep MS      sleep MS milliseconds
   spin MS       burn CPU for MS milliseconds
   touch PAGES   fault in PAGES fresh pages of anonymous memory
+  parallel K,N  K child processes at once, each opening DIR/marker N times
 """
 import mmap
 import os
@@ -56,6 +57,23 @@ def main(argv):
             n = 0
             while time.monotonic() < end:
                 n += 1
+        elif action == "parallel":
+            k, n = (int(x) for x in arg.split(","))
+            r, w = os.pipe()
+            kids = []
+            for _ in range(k):
+                pid = os.fork()
+                if pid == 0:
+                    os.close(w)
+                    os.read(r, 1)          # all start together
+                    for _ in range(n):
+                        os.close(os.open(os.path.join(d, "marker"), os.O_RDONLY))
+                    os._exit(0)
+                kids.append(pid)
+            os.close(r)
+            os.close(w)                    # EOF releases every child at once
+            for pid in kids:
+                os.waitpid(pid, 0)
         elif action == "touch":
             pages = int(arg)
             m = mmap.mmap(-1, pages * mmap.PAGESIZE)

@@ -14,11 +14,9 @@ and builtins call exactly one helper each.
 """
 from tinytrace.lang import ast
 from tinytrace.lang.ir import FP, R1, Builder
-from tinytrace.lang.layout import EventSpec, asm_name
 from tinytrace.lang.source import LangError
 from tinytrace.lang.types import (
-    INT64, UINT32, UINT64, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, RecordT, StrT, TupleT,
-    hist_buckets, lhist_buckets, common_int)
+    INT64, UINT64, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, StrT, TupleT)
 
 STACK_LIMIT = 512
 STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
@@ -55,11 +53,16 @@ class Mem:
 
 
 class Arena:
-    """A bump allocator with marks, for stack or scratch space; ``peak`` is its size."""
+    """A bump allocator with marks, for stack or scratch space; ``peak`` is its size.
+    ``limit`` (the stack's 512 bytes): the first allocation that goes past it is
+    remembered with ``where()`` (the source location being compiled)."""
 
-    def __init__(self):
+    def __init__(self, limit=None, where=None):
         self.top = 0
         self.peak = 0
+        self.limit = limit
+        self.where = where
+        self.overflow = None   # (location, bytes needed) of the first overflow
 
     def alloc(self, size):
         size = (size + 7) // 8 * 8
@@ -67,6 +70,8 @@ class Arena:
         self.top += size
         if self.top > self.peak:
             self.peak = self.top
+        if self.limit is not None and self.top > self.limit and self.overflow is None:
+            self.overflow = (self.where(), self.top)
         return start
 
     def mark(self):
@@ -119,7 +124,7 @@ class ProgramGen:
         self.provider = ap.provider
         self.targets = targets
         self.b = Builder("L")
-        self.stack = Arena()
+        self.stack = Arena(STACK_LIMIT, lambda: self.b.loc)
         self.scratch = Arena()
         self.scratch_base = 0
         self.scratch_reg = self.b.vreg()
@@ -176,8 +181,10 @@ class ProgramGen:
         some path could read before assigning starts at zero (the verifier rejects reads
         of uninitialised registers and stack)."""
         assigned_first = _assigned_before_use(self.probe)
-        for name, info in sorted(self.probe.vars.items()):
+        loc = self.b.loc
+        for name, info in sorted(self.probe.vars.items(), key=lambda kv: kv[1].loc):
             ty = info.ty
+            self.b.loc = info.loc
             if ty.scalar and not isinstance(ty, (StrT, TupleT, BufT)):
                 r = self.b.vreg()
                 if name not in assigned_first:
@@ -188,6 +195,7 @@ class ProgramGen:
                 if name not in assigned_first:
                     self.zero(m, ty.size)
                 self.vars[name] = m
+        self.b.loc = loc
 
     # -- memory -----------------------------------------------------------------------------
     def alloc(self, size, permanent=False):

@@ -3,8 +3,8 @@
 Each builtin costs one helper call at most; tracepoint fields are loaded straight from the
 context with aligned loads (the verifier allows reads of the record, not a copy).
 """
-from tinytrace.lang.codegen import Imm, Mem, PROBE_ID_BASE, BPF_F_USER_STACK
-from tinytrace.lang.types import ArrayT, IntT, PtrT, StrT, UINT64
+from tinytrace.lang.codegen import Imm, BPF_F_USER_STACK
+from tinytrace.lang.types import ArrayT, IntT, StrT, UINT64
 
 _SIMPLE = {
     "nsecs": "ktime_get_ns",

@@ -4,9 +4,7 @@ import struct
 import sys
 
 from tinytrace.lang import ast, codegen_maps
-from tinytrace.lang.codegen import Imm, Mem
-from tinytrace.lang.types import (INT64, UINT64, ArrayT, BufT, IntT, OpaqueT, PtrT, StrT,
-                                  TupleT)
+from tinytrace.lang.types import INT64, UINT64, BufT, IntT, PtrT, StrT, TupleT
 
 _EVENT_CALLS = ("printf", "cat", "system")
 

@@ -177,11 +177,11 @@ def _compile_one(comp, probe, ap, targets, index):
     code = prune(gen.generate())
     comp.scratch_total += gen.scratch.peak
     frame = gen.stack.peak
-    if frame > STACK_LIMIT:
-        loc, peak, what = max(gen.stmt_peaks, key=lambda p: p[1])
-        raise LangError("%s needs %d bytes of BPF stack and the limit is %d; use fewer or "
-                        "smaller values (strings, tuples) in one statement"
-                        % (what, peak, STACK_LIMIT), loc)
+    if gen.stack.overflow is not None:
+        loc, need = gen.stack.overflow
+        raise LangError("the BPF stack would need %d bytes here and the limit is %d: too "
+                        "many values are held at once; split this statement or use fewer "
+                        "variables" % (need, STACK_LIMIT), loc)
     res = allocate(code, frame)
     stack = frame + 8 * res.spill_slots
     if stack > STACK_LIMIT:

@@ -8,7 +8,7 @@ aggregation that no CPU has touched is not shown, as bpftrace shows no element.
 """
 import struct
 
-from tinytrace.lang.types import AggT, IntT, PtrT, TupleT
+from tinytrace.lang.types import AggT, IntT, PtrT
 
 _Q = struct.Struct("=Q")
 _q = struct.Struct("=q")

@@ -20,7 +20,7 @@ import bisect
 
 from tinytrace.asm import Insn, Label
 from tinytrace.asm import opcodes as op
-from tinytrace.lang.ir import (FP, R0, R1, VREG_BASE, is_jump, is_terminator, uses_defs)
+from tinytrace.lang.ir import FP, VREG_BASE, is_jump, is_terminator, uses_defs
 
 # Caller-saved first (cheap, and r6-r9 stay free for values that live across calls).
 ORDER = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
@@ -88,7 +88,7 @@ def _analyse(code):
             leaders.add(i + 1)
         elif is_terminator(x):
             leaders.add(i + 1)
-    leaders = sorted(l for l in leaders if l < n)
+    leaders = sorted(x for x in leaders if x < n)
     block_of = [0] * n
     bounds = []
     for b, start in enumerate(leaders):

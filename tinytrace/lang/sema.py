@@ -23,7 +23,7 @@ from tinytrace.lang.builtins import AGGREGATIONS, BUILTINS, FUNCTIONS
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INT64, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, RecordT,
+    BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, IntT, OpaqueT, PtrT, RecordT,
     StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename, promote)
 
 MAX_ROUNDS = 8
@@ -283,8 +283,6 @@ class Sema:
                             "at %s)" % (info.name, ty.describe(), info.ty.describe(),
                                         _loc_text(info.loc)), loc)
         if new != info.ty:
-            if info.ty is UNKNOWN:
-                info.loc = loc
             info.ty = new
             self.changed = True
 
@@ -524,17 +522,17 @@ class Sema:
         raise AssertionError(op)
 
     def _e_Binop(self, e):
-        e.left = l = self.expr(e.left)
+        e.left = lhs = self.expr(e.left)
         e.right = r = self.expr(e.right)
         op = e.op
-        lt, rt = l.ty, r.ty
+        lt, rt = lhs.ty, r.ty
         if op in ("&&", "||"):
-            for side in (l, r):
+            for side in (lhs, r):
                 if side.ty is not UNKNOWN and not (side.ty.is_int or isinstance(side.ty, PtrT)):
                     raise LangError("'%s' needs integers, not %s" % (op, side.ty.describe()),
                                     side.loc)
-            if isinstance(l, ast.Int) and isinstance(r, ast.Int):
-                v = (l.value and r.value) if op == "&&" else (l.value or r.value)
+            if isinstance(lhs, ast.Int) and isinstance(r, ast.Int):
+                v = (lhs.value and r.value) if op == "&&" else (lhs.value or r.value)
                 return self._e_Int(ast.Int(1 if v else 0, e.loc))
             e.ty = BOOL
             return e
@@ -548,8 +546,8 @@ class Sema:
             if not (isinstance(lt, StrT) and isinstance(rt, StrT)):
                 other = rt if isinstance(lt, StrT) else lt
                 raise LangError("cannot compare a string with %s" % other.describe(), e.loc)
-            if isinstance(l, ast.Str) and isinstance(r, ast.Str):
-                same = l.value == r.value
+            if isinstance(lhs, ast.Str) and isinstance(r, ast.Str):
+                same = lhs.value == r.value
                 return self._e_Int(ast.Int(int(same == (op == "==")), e.loc))
             e.opty = lt if lt.size >= rt.size else rt
             e.ty = BOOL
@@ -563,7 +561,7 @@ class Sema:
                             e.loc)
         lptr, rptr = isinstance(lt, PtrT), isinstance(rt, PtrT)
         if not (lt.is_int or lptr) or not (rt.is_int or rptr):
-            bad = l if not (lt.is_int or lptr) else r
+            bad = lhs if not (lt.is_int or lptr) else r
             raise LangError("'%s' needs integers, not %s" % (op, bad.ty.describe()), bad.loc)
         if (lptr or rptr) and op in ("+", "-") and not (lptr and rptr):
             e.opty = UINT64
@@ -582,8 +580,8 @@ class Sema:
             e.ty = BOOL
         else:
             e.ty = cty
-        if isinstance(l, ast.Int) and isinstance(r, ast.Int):
-            folded = _fold(op, cty, l.value, r.value)
+        if isinstance(lhs, ast.Int) and isinstance(r, ast.Int):
+            folded = _fold(op, cty, lhs.value, r.value)
             if folded is not None:
                 return self._e_Int(ast.Int(e.ty.wrap(folded), e.loc))
         return e

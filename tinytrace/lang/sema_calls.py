@@ -14,9 +14,8 @@ from tinytrace.lang.parser import CAST_TYPES
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INET, INT64, KSYM, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, OpaqueT, PtrT,
-    RecordT, StrT, TupleT, lhist_buckets, parse_typename, stack_type, timestamp_type,
-    usym_type)
+    BOOL, INET, INT64, KSYM, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, PtrT, StrT,
+    lhist_buckets, parse_typename, stack_type, timestamp_type, usym_type)
 
 STATEMENT_ONLY = frozenset(("printf", "print", "exit", "clear", "zero", "delete", "time",
                             "cat", "system", "signal", "join"))
