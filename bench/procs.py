@@ -19,7 +19,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAUNCHER = os.path.join(HERE, "launch.py")
 
-LOST_RE = re.compile(rb"[Ll]ost (\d+) (?:events|samples)")
+# "Lost 12 events" (bpftrace), "Possibly lost 12 samples" (BCC), "12 events lost"
+LOST_RE = re.compile(rb"[Ll]ost (\d+) (?:events?|samples?)|(\d+) (?:events?|samples?) "
+                     rb"(?:were )?lost")
 
 LIVE = {}          # pid -> description; pids we started and have not reaped
 _LIVE_LOCK = threading.Lock()
@@ -144,9 +146,9 @@ class OutputReader(threading.Thread):
     def _lines(self, block, now):
         if self.count_bytes:
             self.count += block.count(self.count_bytes)
-        if b"ost " in block:
+        if b"ost" in block:
             for m in LOST_RE.finditer(block):
-                self.lost += int(m.group(1))
+                self.lost += int(m.group(1) or m.group(2))
         lines = block.splitlines()
         if self.lines == 0 and lines and self.on_first_line is not None:
             self.on_first_line(now)

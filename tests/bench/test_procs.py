@@ -31,10 +31,11 @@ def test_reader_counts_across_chunk_boundaries():
 
 
 def test_reader_sums_both_loss_formats_and_escapes():
-    reader, marks = _feed([b"Possibly lost 3 samples\nLost 4 events\n\x1b[2Jx\n"])
-    assert reader.lost == 7
+    reader, marks = _feed([b"Possibly lost 3 samples\nLost 4 events\n\x1b[2Jx\n"
+                           b"tinytrace: 5 events lost\nLost 1 event\n"])
+    assert reader.lost == 13
     assert marks == []
-    assert reader.text_tail()[-1] == "\\x1b[2Jx"
+    assert reader.text_tail()[-3] == "\\x1b[2Jx"
 
 
 def test_tracer_through_launcher_reports_rusage():
