@@ -60,7 +60,11 @@ def _wrap(v):
 
 class HeldChild(object):
     """A Python child running ``target`` ("module:function" generator) under the protocol
-    of ``_child``.  The constructor returns once the child is set up (``ready``)."""
+    of ``_child``.  The constructor returns once the child is set up (``ready``).
+
+    The child dies with the *thread* that started it (PR_SET_PDEATHSIG): start workloads
+    from the test's own thread, not from a short-lived helper thread.
+    """
 
     def __init__(self, target, cfg=None, comm=None, wrap=(), pass_fds=(), cwd=None,
                  env=None, timeout=30, preexec_fn=None):
