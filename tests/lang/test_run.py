@@ -294,6 +294,16 @@ CASES = [
     Case("ntop", 'BEGIN { printf("%s\\n", ntop(0x0100007f)); exit(); }', lines("127.0.0.1")),
     Case("time_strftime", 'BEGIN { time("%Y\\n"); printf("%s\\n", strftime("%Y", nsecs)); '
          'exit(); }', lambda out, ctx: _year(out)),
+    Case("ntop_v4_v6", 't:sock:inet_sock_set_state /args->newstate == 1 && (args->family == 2 '
+         '|| args->family == 10)/ { @[args->family == 2 ? ntop(args->daddr) : '
+         'ntop(args->daddr_v6)] = count(); @a[args->saddr] = count(); }',
+         matches(r"^@\[127\.0\.0\.1\]: [12]$", r"^@\[::1\]: [12]$",
+                 r"^@a\[\[127,0,0,1\]\]: [12]$"), work=W("tcp4", "tcp6")),
+    Case("signal_unsafe", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
+         'str($1)/ { @opens = count(); signal("KILL"); }', value("@opens", 1),
+         work=W("open", "2", "sleep", "5000"), params=["%MARKER%"], options=["-q", "--unsafe"]),
+    Case("verifier_log_verbose", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
+         lambda out, ctx: _verbose_log(ctx), rc=1, options=["-v"]),
     Case("tuples", 'BEGIN { $t = (1, "two", (uint8)3); printf("%d %s %d\\n", $t.0, $t.1, '
          '$t.2); @[$t.1, $t.0] = count(); exit(); }', lines("1 two 3", "", "", "@[two, 1]: 1")),
     Case("big_strings_scratch", 'BEGIN { $a = str($1); $b = str($1); printf("%s %d\\n", $a, '
@@ -348,6 +358,11 @@ def _rejected(ctx):
                              "BEGIN"), ctx["err"]
     assert err[1].startswith("BEGIN { $i = 0; while") and err[2] == " " * 16 + "^"
     assert err[3].startswith("  at insn "), ctx["err"]
+
+
+def _verbose_log(ctx):
+    err = ctx["err"]
+    assert "\nverifier log:\n" in err and "infinite loop" in err, err
 
 
 def _ids(out, ctx):
@@ -491,3 +506,26 @@ def test_list_probes():
     assert "    char prev_comm[16]" in r.stdout.splitlines()
     r = _tinytrace(["-l", "software:cpu*"])
     assert r.stdout.splitlines() == ["software:cpu-clock:", "software:cpu-migrations:"]
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_stops_and_prints_maps(signame):
+    import signal
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT
+    p = subprocess.Popen([sys.executable, "-m", "tinytrace", "-e",
+                          "interval:ms:10 { @ticks = count(); } END { printf(\"end\\n\"); }"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        first = p.stdout.readline()
+        assert first == "Attaching 2 probes...\n"
+        time.sleep(0.2)
+        p.send_signal(getattr(signal, signame))
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert out.startswith("end\n\n\n@ticks: "), out
+    assert "Traceback" not in err

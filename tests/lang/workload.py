@@ -12,6 +12,7 @@ Actions (in order):
   spin MS       burn CPU for MS milliseconds
   touch PAGES   fault in PAGES fresh pages of anonymous memory
   parallel K,N  K child processes at once, each opening DIR/marker N times
+  tcp4 / tcp6   connect to a listening socket on 127.0.0.1 / ::1 and close both ends
 """
 import mmap
 import os
@@ -74,6 +75,19 @@ def main(argv):
             os.close(w)                    # EOF releases every child at once
             for pid in kids:
                 os.waitpid(pid, 0)
+        elif action in ("tcp4", "tcp6"):
+            import socket
+            fam = socket.AF_INET if action == "tcp4" else socket.AF_INET6
+            host = "127.0.0.1" if action == "tcp4" else "::1"
+            srv = socket.socket(fam, socket.SOCK_STREAM)
+            srv.bind((host, 0))
+            srv.listen(1)
+            cli = socket.create_connection(srv.getsockname()[:2])
+            conn, _ = srv.accept()
+            cli.close()
+            conn.close()
+            srv.close()
+            i -= 1                         # no argument
         elif action == "touch":
             pages = int(arg)
             m = mmap.mmap(-1, pages * mmap.PAGESIZE)

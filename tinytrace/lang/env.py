@@ -68,6 +68,13 @@ class Env:
         return self.tracepoint_format(cat, name).id
 
 
+def _is_char(f):
+    """char arrays are strings; u8/__u8 arrays (addresses, hashes) are integer arrays."""
+    base = f.element_type.replace("const", " ").replace("unsigned", " ").replace(
+        "signed", " ").split()
+    return base == ["char"]
+
+
 def field_type(f, user_pointers):
     """The language type of one tracefs ``Field``."""
     if f.data_loc or f.rel_loc:
@@ -75,7 +82,7 @@ def field_type(f, user_pointers):
             return StrT(DEFAULT_STRLEN)
         return None  # dynamic arrays of other types: not readable yet
     if f.array_len is not None:
-        if f.is_string:
+        if _is_char(f):
             return StrT(f.array_len or f.size)
         esize = f.element_size or 1
         if f.array_len == 0 or esize not in (1, 2, 4, 8):

@@ -7,6 +7,13 @@ events until ``exit()``, Ctrl-C, the end of the command / ``-p`` process, or SIG
 Then the probes are detached, END runs, the last events are read, and every map is printed
 (sorted by name) after two newlines.  Everything the kernel hands back is owned by one
 ``tinytrace.session.Session`` and released on the way out, whatever happens.
+
+Embedding (``tinytrace.script`` runs tools' scripts through a subclass): the phases are
+the methods ``_create_maps(session)``, ``_load(session)``, ``_open_events(session)``,
+``_attach(session)``, ``_run_special("start"|"exit")``, ``_stop()``, ``_drain()``,
+``_detach()``; events go through ``_handler(spec)`` / ``_args(spec)``; maps are read with
+``_user_spec(name)``, ``maps``, ``decoders()`` and ``tinytrace.lang.mapread.read_map``;
+``reader``, ``done``, ``lost`` and ``comp.events`` are state.  They stay stable.
 """
 import os
 import sys
@@ -128,7 +135,7 @@ class Runtime:
 
     # -- set-up -----------------------------------------------------------------------------
     def run(self, child):
-        from tinytrace.session import Session
+        from tinytrace.session import Session, Terminated
         with Session() as s:
             self.session = s
             self._create_maps(s)
@@ -142,8 +149,8 @@ class Runtime:
                 child.release()
             try:
                 self._loop(child)
-            except KeyboardInterrupt:
-                pass
+            except (KeyboardInterrupt, Terminated):
+                pass   # Ctrl-C or SIGTERM: stop, run END and print, as bpftrace does
             self._stop()
             self._run_special("exit")
             self._drain()
