@@ -18,6 +18,9 @@ import pytest
 
 REQUIRE_BPF = os.environ.get("TINYTRACE_REQUIRE_BPF") == "1"
 
+# Workload fixtures (loop devices, ext4 images, netns pairs, cgroups ...) for every test.
+pytest_plugins = ["tests.workloads.plugin"]
+
 # bpf() syscall numbers, enough to probe on the architectures we test on.
 _NR_BPF = {"x86_64": 321, "aarch64": 280, "armv7l": 386, "armv8l": 386, "arm": 386,
            "riscv64": 280, "ppc64le": 361, "s390x": 351, "loongarch64": 280}
