@@ -40,7 +40,8 @@ def test_dump_assembles_back(case, tmp_path, monkeypatch, capsys):
     params = [_subst(p, d) for p in case.params]
     for k, v in case.env.items():
         monkeypatch.setenv(k, v)
-    argv = ["-d"] + (["-c", "true"] if case.work is not None else []) + \
+    argv = ["-d"] + [o for o in case.options if o == "--unsafe"] + \
+        (["-c", "true"] if case.work is not None else []) + \
         ["-e", program] + params
     made = []
     real = compiler.compile_program

@@ -10,6 +10,11 @@ from tests.lang.fakeenv import FakeEnv
 from tinytrace import cli
 from tinytrace.lang import command
 
+# 33 string variables (16 bytes each) or 22 string comparisons held at once: > 512 bytes
+_MANY_VARS = "BEGIN { " + " ".join("$v%d = comm;" % i for i in range(33)) + " exit(); }"
+_MANY_CALLS = 'BEGIN { printf("%%d\\n", %s); exit(); }' % " + ".join(
+    'strncmp(comm, "%s", 1)' % chr(97 + i) for i in range(22))
+
 # (program, line, column, fragment of the message)
 CORPUS = [
     ('BEGIN { printf("hi\\n")', 1, 23, "found end of input"),
@@ -87,8 +92,8 @@ CORPUS = [
     ("#define F(x) x\nBEGIN {}", 1, 1, "function-like macros"),
     ("BEGIN { $x = \"a\" + 1; }", 1, 18, "strings can only be compared"),
     # found by the code generator: the 512-byte stack
-    ('BEGIN { $v0 = comm; $v1 = comm; $v2 = comm; $v3 = comm; $v4 = comm; $v5 = comm; $v6 = comm; $v7 = comm; $v8 = comm; $v9 = comm; $v10 = comm; $v11 = comm; $v12 = comm; $v13 = comm; $v14 = comm; $v15 = comm; $v16 = comm; $v17 = comm; $v18 = comm; $v19 = comm; $v20 = comm; $v21 = comm; $v22 = comm; $v23 = comm; $v24 = comm; $v25 = comm; $v26 = comm; $v27 = comm; $v28 = comm; $v29 = comm; $v30 = comm; $v31 = comm; $v32 = comm; exit(); }', 1, 402, "BPF stack would need 520 bytes"),
-    ('BEGIN { printf("%d\\\\n", strncmp(comm, "a", 1) + strncmp(comm, "b", 1) + strncmp(comm, "c", 1) + strncmp(comm, "d", 1) + strncmp(comm, "e", 1) + strncmp(comm, "f", 1) + strncmp(comm, "g", 1) + strncmp(comm, "h", 1) + strncmp(comm, "i", 1) + strncmp(comm, "j", 1) + strncmp(comm, "k", 1) + strncmp(comm, "l", 1) + strncmp(comm, "m", 1) + strncmp(comm, "n", 1) + strncmp(comm, "o", 1) + strncmp(comm, "p", 1) + strncmp(comm, "q", 1) + strncmp(comm, "r", 1) + strncmp(comm, "s", 1) + strncmp(comm, "t", 1) + strncmp(comm, "u", 1) + strncmp(comm, "v", 1)); exit(); }', 1, 9, "BPF stack would need"),
+    (_MANY_VARS, 1, _MANY_VARS.index("$v31") + 1, "BPF stack would need 520 bytes"),
+    (_MANY_CALLS, 1, 9, "BPF stack would need"),
 ]
 
 

@@ -273,7 +273,8 @@ CASES = [
          lines("%COMM% root")),
     Case("nsecs_elapsed", 'BEGIN { $a = nsecs; $b = nsecs; printf("%d\\n", $b >= $a); } '
          'interval:ms:100 { printf("%d\\n", elapsed >= 90000000); exit(); }', lines("1", "1")),
-    Case("cpu_rand_cgroup_curtask", 'BEGIN { printf("%d %d %d %d %d\\n", cpu < 1024, '
+    Case("cpu_rand_cgroup_curtask",
+         'BEGIN { printf("%d %d %d %d %d\\n", cpu < 1024, '
          'rand <= 0xffffffff, cgroup > 0, curtask > 0, jiffies > 0); exit(); }',
          lines("1 1 1 1 1")),
     Case("cpid_builtin", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
@@ -491,8 +492,9 @@ def test_script_file_and_stdin(tmp_path):
     assert (r.returncode, r.stdout) == (0, "42 x\n\n\n"), r.stderr
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT
-    r = subprocess.run([sys.executable, "-m", "tinytrace", "-q", "-"], input=script.read_text(),
-                       capture_output=True, text=True, timeout=TIMEOUT, env=env)
+    r = subprocess.run([sys.executable, "-m", "tinytrace", "-q", "-"],
+                       input=script.read_text(), capture_output=True, text=True,
+                       timeout=TIMEOUT, env=env)
     assert (r.returncode, r.stdout) == (0, "0 \n\n\n"), r.stderr
 
 
