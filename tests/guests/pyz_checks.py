@@ -118,14 +118,16 @@ def _simple(python, pyz, args):
     return p.stdout, secs
 
 
-def check_version(python, pyz):
+def check_version(python, pyz, info=None):
     out, secs = _simple(python, pyz, ["--version"])
     if not re.match(r"^tinytrace \d+\.\d+\S*\n?$", out):
         raise CheckFailed("--version printed %r" % out)
-    return {"seconds": secs, "version": out.split()[1]}
+    info = {} if info is None else info
+    info.update(seconds=secs, version=out.split()[1])
+    return info
 
 
-def check_list(python, pyz, tools=None):
+def check_list(python, pyz, info=None, tools=None):
     """--list names every tool (``tools``, or $TT_EXPECT_TOOLS, comma-separated)."""
     if tools is None:
         tools = [t for t in os.environ.get("TT_EXPECT_TOOLS", "").split(",") if t]
@@ -134,7 +136,9 @@ def check_list(python, pyz, tools=None):
     missing = [t for t in tools if t not in listed]
     if missing:
         raise CheckFailed("--list lacks %s:\n%s" % (", ".join(missing), out))
-    return {"seconds": secs, "tools": len(listed)}
+    info = {} if info is None else info
+    info.update(seconds=secs, tools=len(listed))
+    return info
 
 
 # ---------------------------------------------------------------- runqlat
@@ -198,11 +202,14 @@ def _stop_all(procs):
         p.wait()
 
 
-def check_runqlat(python, pyz):
+def check_runqlat(python, pyz, info=None):
+    info = {} if info is None else info
     work = _workload_cpu(2)
     try:
         proc, out, errs = _start(python, pyz, ["runqlat", "1", "1"])
         first = out.wait_for(lambda l: l.strip() != "", TIMEOUT)
+        if first:
+            info.update(attach_seconds=first[0], attach_line=first[1])
         rc, err = _finish(proc, out, errs, TIMEOUT)
     finally:
         _stop_all(work)
@@ -211,10 +218,9 @@ def check_runqlat(python, pyz):
         raise CheckFailed("runqlat 1 1 exited %d: %s\n%s" % (rc, err[-500:], out.text()))
     rows = parse_log2_histogram(out.text())
     check_histogram(rows)
-    return {"attach_seconds": first[0] if first else None,
-            "attach_line": first[1] if first else None,
-            "seconds": out.lines[-1][0] if out.lines else None,
-            "events": sum(r[2] for r in rows)}
+    info.update(seconds=out.lines[-1][0] if out.lines else None,
+                events=sum(r[2] for r in rows))
+    return info
 
 
 # ---------------------------------------------------------------- execsnoop
@@ -222,7 +228,8 @@ def check_runqlat(python, pyz):
 EXEC_HEADER = re.compile(r"^\s*PCOMM\s+PID\s+PPID\s+RET\s+ARGS\s*$")
 
 
-def check_execsnoop(python, pyz, count=5):
+def check_execsnoop(python, pyz, info=None, count=5):
+    info = {} if info is None else info
     proc, out, errs = _start(python, pyz, ["execsnoop"])
     try:
         head = out.wait_for(lambda l: bool(EXEC_HEADER.match(l)), TIMEOUT)
@@ -231,6 +238,7 @@ def check_execsnoop(python, pyz, count=5):
             _, err = _finish(proc, out, errs, 30)
             raise CheckFailed("no 'PCOMM PID PPID RET ARGS' header; stdout:\n%s\nstderr:\n%s"
                               % (out.text(), err[-1000:]))
+        info["attach_seconds"] = head[0]
         echo = shutil.which("echo") or "/bin/echo"
         token = "tt-exec-%d" % os.getpid()
         spawned = {}
@@ -268,7 +276,8 @@ def check_execsnoop(python, pyz, count=5):
                               % (pid, os.getpid(), found[0]))
         if not cols[4].endswith(" " + marker) or "echo" not in cols[4]:
             raise CheckFailed("ARGS of pid %d reads %r" % (pid, cols[4]))
-    return {"attach_seconds": head[0], "events": len(spawned), "returncode": rc}
+    info.update(events=len(spawned), returncode=rc)
+    return info
 
 
 CHECKS = {"version": check_version, "list": check_list, "runqlat": check_runqlat,
@@ -288,7 +297,7 @@ def main(argv):
         t0 = time.monotonic()
         rec = {"name": name, "ok": True}
         try:
-            rec.update(CHECKS[name](python, pyz))
+            CHECKS[name](python, pyz, rec)     # fills rec as it measures
         except (CheckFailed, subprocess.TimeoutExpired, OSError) as e:
             rec["ok"] = False
             rec["error"] = str(e)

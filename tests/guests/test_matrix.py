@@ -199,7 +199,7 @@ def pyz_results(guest, pyz):
         values = {"pyz_size": os.path.getsize(pyz)}
         for name, rec in _pyz_results[arch][1].items():
             key = "seconds" if name == "version" else "attach_seconds"
-            if rec.get("ok") and rec.get(key) is not None and name != "list":
+            if rec.get(key) is not None and name != "list":    # measured, even if it failed later
                 values["pyz_" + name] = rec[key]
         report.record(arch, **values)
     return _pyz_results[arch]
