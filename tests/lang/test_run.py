@@ -389,8 +389,9 @@ def _prepare(case, base):
 
 
 def _subst(text, d):
-    return text.replace("%COMM%", COMM).replace("%DIR%", d).replace("%MARKER%", os.path.join(d, "marker")) \
-        .replace("%BIN%", os.path.join(d, "ttmarker"))
+    text = text.replace("%COMM%", COMM).replace("%DIR%", d)
+    return text.replace("%MARKER%", os.path.join(d, "marker")).replace(
+        "%BIN%", os.path.join(d, "ttmarker"))
 
 
 def run_case(case, base):
