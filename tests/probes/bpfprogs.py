@@ -122,6 +122,19 @@ def counter(map_fd, pid, value_insns=None, equals=None):
     return link(prog, maps={"m": map_fd})
 
 
+def cookie_counter(map_fd, pid):
+    """Count the hits of ``pid`` (None: everyone's) in the slot named by the attach cookie
+    (multi links)."""
+    prog = [Mov.Reg(R6, R1)] + _pid_check(pid) + [
+        Mov.Reg(R1, R6), Call("get_attach_cookie"),
+        StoreMem(R10, -4, R0, W),
+        LoadMapPtr(R1, "m"), Mov.Reg(R2, R10), Add.Imm(R2, -4),
+        Call("map_lookup_elem"),
+        JEq.Imm(R0, 0, "out"),
+    ] + _add_one(R0) + [Label("out"), Mov.Imm(R0, 0), Exit()]
+    return link(prog, maps={"m": map_fd})
+
+
 def recorder(map_fd, pid, loaders):
     """Count hits of ``pid`` in slot 0; the value each of ``loaders`` (lists of
     instructions leaving a value in r7) produces goes to slot 1, 2, ..."""

@@ -323,3 +323,28 @@ def test_ambiguous_name_is_probed_at_every_address(how):
                 a.close()
             return
     pytest.skip("none of the shared names could be probed")
+
+
+@pytest.mark.bpf
+def test_kprobe_multi_link(tmp_path):
+    """Wildcards on one kprobe_multi link, a cookie per function (where the kernel has
+    them: 5.18+, CONFIG_FPROBE, 64-bit)."""
+    if kprobes.method() is None:
+        pytest.skip("this kernel has no kprobes")
+    if not kprobes.multi_supported():
+        pytest.skip("no kprobe_multi links here")
+    _need(FUNC)
+    with Child(tmp_path) as w, maps.Map.create("array", 4, 8, 4) as m:
+        with progs.load(bp.cookie_counter(m.fd, w.pid), "kprobe", "t_kmulti",
+                        expected_attach_type="trace_kprobe_multi") as p:
+            with kprobes.attach_multi(p, ["vfs_read", FUNC], cookies=[1, 0]) as link:
+                assert link.names == ["vfs_read", FUNC]
+                w.do("open", 11, 0)
+                assert bp.value(m, 0) == 11
+            g = kprobes.attach_matching(p, "do_sys_openat*", retprobe=True)
+            try:
+                assert g.names == [FUNC]
+                w.do("open", 4, 0)
+                assert bp.value(m, 0) == 15
+            finally:
+                g.close()

@@ -349,3 +349,53 @@ def test_bash_readline_through_a_pty(tmp_path):
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+
+@pytest.fixture
+def multi():
+    if not uprobes.multi_supported():
+        pytest.skip("no uprobe_multi links (Linux 6.6+)")
+
+
+def test_multi_link_counts_per_cookie(tmp_path, libc, multi):
+    for name in ("getpid", "getuid"):
+        _arm_thumb_skip(libc, name)
+    offsets = [uprobes.symbol_offset(libc, n) for n in ("getpid", "getuid")]
+    with Child(tmp_path) as w, Child(tmp_path) as other, \
+            maps.Map.create("array", 4, 8, 4) as m:
+        code = bp.cookie_counter(m.fd, None)            # the link's pid filter does it
+        with progs.load(code, "kprobe", "t_multi",
+                        expected_attach_type="trace_uprobe_multi") as p:
+            with uprobes.attach_multi(p, libc, offsets, pid=w.pid, cookies=[0, 1],
+                                      names=["getpid", "getuid"]) as link:
+                assert len(link) == 2 and link.fd >= 0
+                w.do("getpid", 5)
+                w.do("getuid", 3)
+                other.do("getpid", 50)
+                assert (bp.value(m, 0), bp.value(m, 1)) == (5, 3)
+            w.do("getpid", 5)
+            assert bp.value(m, 0) == 5
+
+
+def test_multi_uretprobes_and_wildcards(tmp_path, libc, multi):
+    _arm_thumb_skip(libc, "getpid")
+    with Child(tmp_path) as w, maps.Map.create("array", 4, 8, 4) as m:
+        with progs.load(bp.cookie_counter(m.fd, w.pid), "kprobe", "t_multi_w",
+                        expected_attach_type="trace_uprobe_multi") as p:
+            link = uprobes.attach_matching(p, libc, "getpi[d]", retprobe=True)
+            try:
+                assert isinstance(link, uprobes.MultiLink) and link.names == ["getpid"]
+                w.do("getpid", 7)
+                assert bp.value(m, 0) == 7
+            finally:
+                link.close()
+            with pytest.raises(uprobes.UprobeError):
+                uprobes.attach_multi(p, libc, [])
+
+
+def test_multi_needs_a_program_loaded_for_it(libc, multi):
+    with maps.Map.create("array", 4, 8, 4) as m, \
+            progs.load(bp.counter(m.fd, 1), "kprobe", "t_plain") as p:
+        with pytest.raises(uprobes.UprobeError) as e:
+            uprobes.attach_multi(p, libc, [uprobes.symbol_offset(libc, "getpid")])
+    assert "trace_uprobe_multi" in str(e.value)

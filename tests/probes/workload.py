@@ -4,6 +4,7 @@ It says "ready" once its start-up is over (so nothing attached later sees the in
 start), then reads commands, one a line, and answers each with one line:
 
   getpid N        N calls of os.getpid() (libc getpid each)        -> "done PID"
+  getuid N        N calls of os.getuid()                             -> "done UID"
   mmap LEN        one mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0) of a file it opened at
                   start-up, then munmap                              -> "done FD"
   open N D        N os.open("opened", O_RDONLY|O_CREAT) + close, relative to the work
@@ -56,6 +57,10 @@ for line in sys.stdin:
         for _ in range(args[0]):
             pid = os.getpid()
         out.write("done %d\n" % pid)
+    elif cmd == "getuid":
+        for _ in range(args[0]):
+            uid = os.getuid()
+        out.write("done %d\n" % uid)
     elif cmd == "mmap":
         m = mmap.mmap(mfd, args[0], mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
         m.close()

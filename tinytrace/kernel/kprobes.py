@@ -24,6 +24,17 @@ still be kprobed unless blacklisted); when the kernel refuses it the error says 
 6.6 a name shared by several static functions is refused (EADDRNOTAVAIL); such a probe is
 attached to each of the addresses /proc/kallsyms lists for it.
 
+Wildcards on one link (``kprobe_multi``, 5.18+ with CONFIG_FPROBE)
+------------------------------------------------------------------
+Every kprobe perf event costs two file descriptors and, when closed, an RCU grace period
+under a kernel-wide lock (see ``uprobes``: 70-150 ms each on the development VM), so a
+wildcard over hundreds of functions is slow to attach and slower to detach.  A
+``kprobe_multi`` link attaches them all through ftrace in one step.  The program must be
+loaded for it (``expected_attach_type="trace_kprobe_multi"``): the compiler decides with
+``multi_supported()`` before loading, and ``attach_matching`` then uses one link, with a
+cookie per function (``get_attach_cookie``: the index into ``MultiLink.names``).  Function
+entries only: ``func+offset`` and single functions keep the perf-event path.
+
 API for the language (all return objects with ``close()``; add them to the Session)::
 
     kprobes.check(func, retprobe=False)          # raise KprobesUnavailable early (sema time)
@@ -32,6 +43,8 @@ API for the language (all return objects with ``close()``; add them to the Sessi
     a = kprobes.attach(prog, "do_sys_openat2", retprobe=True)
     g = kprobes.attach_matching(prog, "vfs_*")   # KprobeGroup: .attached, .skipped
     kprobes.matching_functions("vfs_*")          # [(name, module or None)] for -l listings
+    kprobes.multi_supported()                    # load wildcard programs for kprobe_multi?
+    l = kprobes.attach_multi(prog, ["vfs_read", "vfs_write"], retprobe=False, cookies=[0, 1])
 
 ``argN``/``retval`` for these programs come from ``regs.kernel()`` (offsets into the
 ``struct pt_regs`` the program gets; ``probe_read_kernel`` for stack-passed arguments).
@@ -499,10 +512,91 @@ def _raise_fd_limit(needed):
         pass
 
 
+KPROBE_MULTI = 42             # BPF_TRACE_KPROBE_MULTI
+KPROBE_MULTI_RETURN = 1       # BPF_F_KPROBE_MULTI_RETURN
+
+_multi = []
+
+
+def multi_supported():
+    """True when this kernel has ``kprobe_multi`` links (5.18+, CONFIG_FPROBE, 64-bit)."""
+    if not _multi:
+        from tinytrace.kernel import bpf, uprobes
+        ok = method() is not None and bpf.kernel_version() >= (5, 18, 0)
+        _multi.append(ok and uprobes.try_multi(KPROBE_MULTI) == _errno.EINVAL)
+    return _multi[0]
+
+
+def attach_multi(prog, functions, retprobe=False, cookies=None, target=""):
+    """Attach a program loaded with ``expected_attach_type="trace_kprobe_multi"`` to the
+    entry (or, ``retprobe``, the return) of every function in ``functions`` -- names, or
+    ``(name, module)`` pairs -- with one link.  ``cookies``: one u64 per function, what
+    ``get_attach_cookie`` returns there.  Returns a ``uprobes.MultiLink`` whose ``names``
+    are the functions in the order given."""
+    import struct
+    from tinytrace.kernel.libc import ffi
+    from tinytrace.kernel.uprobes import MultiLink, _u64_array, link_create_raw
+    funcs = [f if isinstance(f, tuple) else (f, None) for f in functions]
+    target = target or "%s:%s" % ("kretprobe" if retprobe else "kprobe",
+                                  ",".join(n for n, _ in funcs[:3]) +
+                                  (",..." if len(funcs) > 3 else ""))
+    if not funcs:
+        raise KprobeError("%s: nothing to attach" % target)
+    if cookies is not None and len(cookies) != len(funcs):
+        raise ValueError("cookies: one per function")
+    if method() is None:
+        raise KprobesUnavailable(unavailable_message(target))
+    keep = []
+    if all(m is None for _, m in funcs):
+        # by name: the kernel resolves them (through ftrace's list)
+        order = sorted(range(len(funcs)), key=lambda i: funcs[i][0])
+        strs = [ffi.new("char[]", funcs[i][0].encode()) for i in order]
+        keep.append(strs)
+        syms, syms_p = _u64_array([int(ffi.cast("uintptr_t", s)) for s in strs])
+        addrs_p = 0
+    else:
+        # module functions: by address, from kallsyms
+        order, addresses = [], []
+        for i, (name, mod) in enumerate(funcs):
+            found = _addresses_of("%s:%s" % (mod, name) if mod else name)
+            if not found:
+                raise KprobeError("%s: no kernel function %s in /proc/kallsyms" % (
+                    target, name))
+            order.append(i)
+            addresses.append(found[0])
+        syms, syms_p = None, 0
+        addrs, addrs_p = _u64_array(addresses)
+        keep.append(addrs)
+    keep.append(syms)
+    cks, cks_p = _u64_array([cookies[i] for i in order] if cookies is not None else None)
+    keep.append(cks)
+    tail = struct.pack("<IIQQQ", KPROBE_MULTI_RETURN if retprobe else 0, len(order), syms_p,
+                       addrs_p, cks_p)
+    pfd = prog if isinstance(prog, int) else prog.fileno()
+    try:
+        fd = link_create_raw(pfd, KPROBE_MULTI, tail)
+    except OSError as e:
+        if e.errno in (_errno.EPERM, _errno.EACCES):
+            from tinytrace import privileges
+            raise privileges.error("attaching %s" % target, e.errno)
+        if e.errno in (_errno.ESRCH, _errno.ENOENT):
+            raise KprobeError("%s: a function is not in the kernel's traceable list "
+                              "(available_filter_functions)" % target, e.errno)
+        if e.errno == _errno.EOPNOTSUPP:
+            raise KprobeError("%s: this kernel has no kprobe_multi links (CONFIG_FPROBE)"
+                              % target, e.errno)
+        raise KprobeError("%s: the kernel refused the kprobe_multi link: %s" % (
+            target, os.strerror(e.errno)), e.errno)
+    finally:
+        del keep
+    return MultiLink(fd, target, ["%s:%s" % (m, n) if m else n for n, m in funcs])
+
+
 def attach_matching(prog, pattern, retprobe=False, link=None, functions=None):
     """Attach ``prog`` to every probeable function matching ``pattern`` (see
-    ``matching_functions``).  Returns a ``KprobeGroup``; raises ``KprobeError`` when nothing
-    matches or nothing could be attached."""
+    ``matching_functions``).  Returns a ``KprobeGroup`` -- or, for a program loaded for
+    kprobe_multi links, one ``MultiLink`` whose cookies index its ``names``.  Raises
+    ``KprobeError`` when nothing matches or nothing could be attached."""
     kind = "kretprobe" if retprobe else "kprobe"
     target = "%s:%s" % (kind, pattern)
     if method() is None:
@@ -510,6 +604,9 @@ def attach_matching(prog, pattern, retprobe=False, link=None, functions=None):
     names = matching_functions(pattern) if functions is None else functions
     if not names:
         raise KprobeError("%s: no probeable kernel function matches %s" % (target, pattern))
+    if getattr(prog, "expected_attach_type", 0) == KPROBE_MULTI:
+        return attach_multi(prog, names, retprobe, cookies=list(range(len(names))),
+                            target=target)
     _raise_fd_limit(2 * len(names))
     g = KprobeGroup(target)
     try:
