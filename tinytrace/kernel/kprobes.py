@@ -26,9 +26,10 @@ attached to each of the addresses /proc/kallsyms lists for it.
 
 Wildcards on one link (``kprobe_multi``, 5.18+ with CONFIG_FPROBE)
 ------------------------------------------------------------------
-Every kprobe perf event costs two file descriptors and, when closed, an RCU grace period
-under a kernel-wide lock (see ``uprobes``: 70-150 ms each on the development VM), so a
-wildcard over hundreds of functions is slow to attach and slower to detach.  A
+Every kprobe perf event costs two file descriptors and, when closed, the same wait for an
+RCU grace period under a kernel-wide lock as a uprobe's (``uprobes``: 70-150 ms each on
+the development VM), so a wildcard over hundreds of functions is slow to attach and
+slower to detach.  A
 ``kprobe_multi`` link attaches them all through ftrace in one step.  The program must be
 loaded for it (``expected_attach_type="trace_kprobe_multi"``): the compiler decides with
 ``multi_supported()`` before loading, and ``attach_matching`` then uses one link, with a
