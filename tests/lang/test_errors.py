@@ -91,6 +91,7 @@ CORPUS = [
     ("BEGIN {\n  @a = 1;\n  @a[2] = 1;\n}", 3, 3, "1 key here but with no key"),
     ("#define F(x) x\nBEGIN {}", 1, 1, "function-like macros"),
     ("BEGIN { $x = \"a\" + 1; }", 1, 18, "strings can only be compared"),
+    ("BEGIN { @x = 1; printf(\"%d\\n\", len(@x)); }", 1, 36, "@x has none"),
     # found by the code generator: the 512-byte stack
     (_MANY_VARS, 1, _MANY_VARS.index("$v31") + 1, "BPF stack would need 520 bytes"),
     (_MANY_CALLS, 1, 9, "BPF stack would need"),

@@ -188,6 +188,9 @@ CASES = [
          '@a[3] = 3; exit(); }', lines("", "", "@a[3]: 3")),
     Case("map_has_key", 'BEGIN { @a[1] = 0; printf("%d %d\\n", has_key(@a, 1), '
          'has_key(@a, 2)); exit(); }', lines("1 0", "", "", "@a[1]: 0")),
+    Case("map_len", 'BEGIN { @a[1] = 1; @a[2] = 2; @c["x"] = count(); printf("%d %d\\n", '
+         'len(@a), len(@c)); delete(@a[1]); printf("%d\\n", len(@a)); exit(); }',
+         lines("2 1", "1", "", "", "@a[2]: 2", "@c[x]: 1")),
     Case("map_clear_zero", 'BEGIN { @a[1] = 5; @c[1] = count(); @c[2] = count(); clear(@a); '
          'zero(@c); } interval:ms:50 { exit(); }', lines("", "", "", "@c[1]: 0", "@c[2]: 0")),
     Case("map_print_top_div", 'BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; print(@a, 2, 10); '

@@ -130,6 +130,11 @@ def value(gen, e):
     b = gen.b
     if name == "has_key":
         return codegen_maps.has_key(gen, e.args[0])
+    if name == "len":
+        spec = gen.comp.map_spec(e.info["map"])
+        btf_id = gen.comp.kfunc_id("bpf_map_sum_elem_count", e.loc,
+                                   "len() needs the bpf_map_sum_elem_count kfunc (Linux 6.6)")
+        return b.call_kfunc(btf_id, ("map", spec.name))
     if name == "strncmp":
         a = gen.addr(e.args[0])
         c = gen.addr(e.args[1])

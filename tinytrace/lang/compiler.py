@@ -106,6 +106,18 @@ class Compiled:
             self.probe_names[pid] = target.name
         return pid
 
+    def kfunc_id(self, name, loc, why):
+        """The BTF id of kernel function ``name``; a LangError saying ``why`` when the
+        kernel has no BTF or no such function."""
+        try:
+            from tinytrace.kernel import btf
+            t = btf.vmlinux().find(name, "func")
+        except Exception:
+            t = None
+        if t is None:
+            raise LangError(why + "; this kernel does not have it", loc)
+        return t.id if hasattr(t, "id") else t.tid
+
     def need_zero(self, size):
         self.zero_size = max(self.zero_size, size)
 

@@ -181,6 +181,21 @@ class Builder:
         self.mov(res, R0)
         return res
 
+    def call_kfunc(self, btf_id, *args):
+        """Call a kernel function by BTF id; like ``call`` otherwise."""
+        for reg, a in zip(ARG_REGS, args):
+            if isinstance(a, tuple):
+                if a[0] == "map":
+                    self.load_map(reg, a[1])
+                else:
+                    self.movi(reg, a[1])
+            else:
+                self.mov(reg, a)
+        self.emit(op.CALL_OP, 0, op.PSEUDO_KFUNC_CALL, 0, btf_id)
+        res = self.vreg()
+        self.mov(res, R0)
+        return res
+
     def load_map(self, dst, name):
         self.code.append(Insn(op.LD_IMM64, dst, op.PSEUDO_MAP_FD, 0, 0, name, self.loc))
 
@@ -217,6 +232,8 @@ def uses_defs(x):
     if cls == op.JMP or cls == op.JMP32:
         sub = code & 0xF0
         if sub == op.CALL:
+            if src == op.PSEUDO_KFUNC_CALL:
+                return ARG_REGS, CALLER_SAVED    # argument count unknown: assume all
             from tinytrace.asm import helpers
             n = helpers.nargs(x[4])
             return ARG_REGS[:n], CALLER_SAVED

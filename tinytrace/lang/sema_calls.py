@@ -275,8 +275,14 @@ def _has_key(sema, e):
 
 
 def _len(sema, e):
-    raise LangError("len() is not supported yet (it needs the kernel's map element count "
-                    "kfunc)", e.loc)
+    _arity(e, 1)
+    ref = _map_arg(sema, e, 0)
+    info = sema._map(ref, whole=True)
+    if info.nkeys == 0:
+        raise LangError("len() counts the elements of a map with keys; @%s has none"
+                        % info.name, ref.loc)
+    e.info = {"map": info}
+    e.ty = INT64
 
 
 # -- values ---------------------------------------------------------------------------------
