@@ -63,7 +63,9 @@ def _pump(proc, on_line, backstop):
             if left <= 0:
                 on_line("harness: no end of output before the backstop, stopping the guest")
                 return
-            if not sel.select(min(left, 5.0)):
+            if not sel.select(min(left, 0.5)):
+                if proc.poll() is not None and not sel.select(0.5):
+                    break   # the program is gone; whatever still holds the pipe is not ours
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:

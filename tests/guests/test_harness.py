@@ -375,3 +375,120 @@ def test_histogram_checks_reject_wrong_output(bad):
 def test_check_results_parse_from_console_noise():
     text = 'noise\n@@CHECK {"name": "version", "ok": true}\n[  1.2] kernel: x\n@@CHECK bad\n'
     assert pyz_checks.parse_results(text) == {"version": {"name": "version", "ok": True}}
+
+
+# ---------------------------------------------------------------- run(), with a stand-in qemu
+
+FAKE_QEMU = """\
+#!%(python)s
+# Stands in for qemu: unpacks the payload cpio from -initrd and runs /tt/run with sh, the
+# way the guest's /init would, markers included.
+import os, subprocess, sys, tempfile
+sys.path.insert(0, %(repo)r)
+from tests.guests import initramfs
+a = sys.argv
+with open(a[a.index("-pidfile") + 1], "w") as f:
+    f.write("%%d\\n" %% os.getpid())
+with open(a[a.index("-initrd") + 1], "rb") as f:
+    files = dict((n, b) for n, m, b in initramfs.read_cpio(f.read()))
+d = tempfile.mkdtemp()
+for name in ("tt/env", "tt/run"):
+    with open(os.path.join(d, name.split("/")[1]), "wb") as f:
+        f.write(files[name])
+env = dict(l.split("=", 1) for l in files["tt/env"].decode().splitlines())
+tok = env["TT_TOKEN"]
+print("kernel noise before the command", flush=True)
+print("@@TT:%%s:BEGIN 1.00" %% tok, flush=True)
+import signal
+child = subprocess.Popen(["sh", "-c", "cd %%s; set -a; . ./env; set +a; sh ./run" %% d],
+                         start_new_session=True)
+def stop(n, f):
+    os.killpg(child.pid, signal.SIGKILL)
+    sys.exit(1)
+signal.signal(signal.SIGTERM, stop)
+rc = child.wait()
+print("@@TT:%%s:EXIT=%%d 2.00" %% (tok, rc), flush=True)
+"""
+
+
+class _FakeImage(object):
+    def __init__(self, tmp):
+        self.vmlinuz = str(tmp / "vmlinuz")
+        self.modules = str(tmp / "mods.cpio")
+        self.userland = str(tmp / "userland.cpio.zst")
+        for p in (self.vmlinuz, self.modules, self.userland):
+            open(p, "wb").close()
+        self.kernel = {"release": "6.1.0-fake", "features": {}}
+        self.features = {}
+
+
+@pytest.fixture
+def fake_qemu(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    q = bin_dir / "qemu-system-aarch64"
+    q.write_text(FAKE_QEMU % {"python": sys.executable, "repo": REPO})
+    os.chmod(str(q), 0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    return _FakeImage(tmp_path)
+
+
+def test_run_returns_status_and_only_the_commands_output(fake_qemu, tmp_path):
+    seen = []
+    res = harness.run("arm64", "echo \"$GREETING\"; printf 'no newline'; exit 4",
+                      env={"GREETING": "hi there"}, image=fake_qemu, echo=seen.append,
+                      cache=str(tmp_path / "c"), progress=lambda line: None)
+    assert res.returncode == 4 and not res.ok
+    assert res.output == "hi there\nno newline\n"
+    assert seen == ["hi there", "no newline"]
+    assert res.guest_uptime == 1.0 and res.boot_seconds is not None
+    assert res.console[0] == "kernel noise before the command"
+    with open(res.log_path) as f:
+        assert "kernel noise" in f.read()
+
+
+def test_run_that_hangs_is_cut_by_the_timeout(fake_qemu, tmp_path):
+    res = harness.run("arm64", "echo started; sleep 300", image=fake_qemu, timeout=1,
+                      cache=str(tmp_path / "c"), progress=lambda line: None)
+    assert res.returncode is None and res.timed_out
+    assert "timed out" in res.error and "timed out" in res.describe()
+    assert res.output == "started\n"
+
+
+def test_forged_markers_do_not_end_the_run(fake_qemu, tmp_path):
+    res = harness.run("arm64", "echo '@@TT:0000:EXIT=0'; exit 7", image=fake_qemu,
+                      cache=str(tmp_path / "c"), progress=lambda line: None)
+    assert res.returncode == 7
+
+
+# ---------------------------------------------------------------- the cache
+
+def _ready(cache, arch, name, userland, kdir, debs):
+    import json
+    os.makedirs(os.path.join(cache, "ready"), exist_ok=True)
+    with open(os.path.join(cache, "ready", name), "w") as f:
+        json.dump({"userland": userland, "vmlinuz": os.path.join(kdir, "vmlinuz"),
+                   "debs": debs}, f)
+
+
+def test_garbage_collection_keeps_what_ready_records_use(tmp_path):
+    c = str(tmp_path)
+    s = harness.Settings("arm64", cache=c)
+    keep_k = os.path.join(c, "kernels/arm64/linux-image-new-3")
+    old_k = os.path.join(c, "kernels/arm64/linux-image-old-3")
+    other_arch_k = os.path.join(c, "kernels/armhf/linux-image-x-3")
+    for d in (keep_k, old_k, other_arch_k, os.path.join(c, "debs/arm64"),
+              os.path.join(c, "userland")):
+        os.makedirs(d, exist_ok=True)
+    for f in ("userland/arm64-new.cpio.zst", "userland/arm64-old.cpio.zst",
+              "userland/armhf-x.cpio.zst", "debs/arm64/a_1_arm64.deb",
+              "debs/arm64/a_0_arm64.deb", "debs/arm64/k_1_arm64.deb"):
+        open(os.path.join(c, f), "w").close()
+    _ready(c, "arm64", "arm64-bookworm-x.json", os.path.join(c, "userland/arm64-new.cpio.zst"),
+           keep_k, ["arm64/a_1_arm64.deb", "arm64/k_1_arm64.deb"])
+    harness._collect_garbage(s)
+    assert os.path.isdir(keep_k) and not os.path.exists(old_k) and os.path.isdir(other_arch_k)
+    assert sorted(os.listdir(os.path.join(c, "userland"))) == ["arm64-new.cpio.zst",
+                                                                "armhf-x.cpio.zst"]
+    assert sorted(os.listdir(os.path.join(c, "debs/arm64"))) == ["a_1_arm64.deb",
+                                                                  "k_1_arm64.deb"]
