@@ -46,8 +46,12 @@ def _enabled():
 
 
 ENABLED = _enabled()
-SUBSET_TIMEOUT = float(os.environ.get("TINYTRACE_GUEST_SUBSET_TIMEOUT", "1500"))
-PYZ_TIMEOUT = float(os.environ.get("TINYTRACE_GUEST_PYZ_TIMEOUT", "900"))
+SUBSET_TIMEOUT = float(os.environ.get("TINYTRACE_GUEST_SUBSET_TIMEOUT", "900"))
+PYZ_TIMEOUT = float(os.environ.get("TINYTRACE_GUEST_PYZ_TIMEOUT", "600"))
+# The whole matrix gets this many minutes of qemu time, so a hanging guest cannot push CI
+# past its hour: each run's timeout is cut to what is left.
+BUDGET = float(os.environ.get("TINYTRACE_GUEST_BUDGET", "45")) * 60
+_START = time.monotonic()
 
 pytestmark = [
     pytest.mark.guest,
@@ -93,10 +97,15 @@ def _progress(line):
     print(line)
 
 
-def _run(guest, command, **kw):
+def _run(guest, command, timeout, **kw):
     from tests.guests import harness
     arch, settings, image = guest
-    res = harness.run(arch, command, image=image, settings=settings, **kw)
+    left = BUDGET - (time.monotonic() - _START)
+    if left < 60:
+        pytest.fail("the guest matrix used up its %.0f-minute budget (TINYTRACE_GUEST_BUDGET)"
+                    % (BUDGET / 60), pytrace=False)
+    res = harness.run(arch, command, image=image, settings=settings,
+                      timeout=min(timeout, left), **kw)
     report.record(arch, add_seconds=res.total_seconds or 0.0)
     if res.boot_seconds is not None and "boot" not in report.data().get(arch, {}):
         report.record(arch, boot=res.boot_seconds)
@@ -112,7 +121,7 @@ def test_environment(guest):
     from tests.guests import harness
     import json
     arch, settings, image = guest
-    res = _run(guest, "python3 -m tests.guests.probe", share=REPO, timeout=300)
+    res = _run(guest, "python3 -m tests.guests.probe", 180, share=REPO)
     _fail_unless_status(res)
     assert res.returncode == 0, res.describe()
     line = [l for l in res.output.splitlines() if l.startswith("@@PROBE ")]
@@ -151,7 +160,7 @@ def test_subset(guest):
     if command is None:
         pytest.skip("no guest-safe tests in this checkout yet (%s)" % ", ".join(subset.GUEST_PATHS))
     env = subset.environment(arch, image.features)
-    res = _run(guest, command, share=REPO, env=env, timeout=SUBSET_TIMEOUT)
+    res = _run(guest, command, SUBSET_TIMEOUT, share=REPO, env=env)
     _fail_unless_status(res)
     summary = _pytest_summary(res.output)
     report.record(arch, subset=res.command_seconds or 0.0, subset_summary=summary)
@@ -193,8 +202,8 @@ def pyz_results(guest, pyz):
         files = {"tinytrace.pyz": pyz, "pyz_checks.py": pyz_checks.__file__.replace(".pyc", ".py")}
         cmd = ("test ! -e /mnt/host/setup.cfg || { echo 'checkout visible'; exit 9; }; "
                "python3 pyz_checks.py tinytrace.pyz " + " ".join(checks))
-        env = {"TT_CHECK_TIMEOUT": "300", "TT_EXPECT_TOOLS": ",".join(tools)}
-        res = _run(guest, cmd, files=files, env=env, timeout=PYZ_TIMEOUT)
+        env = {"TT_CHECK_TIMEOUT": "120", "TT_EXPECT_TOOLS": ",".join(tools)}
+        res = _run(guest, cmd, PYZ_TIMEOUT, files=files, env=env)
         _pyz_results[arch] = (res, pyz_checks.parse_results(res.output))
         values = {"pyz_size": os.path.getsize(pyz)}
         for name, rec in _pyz_results[arch][1].items():
