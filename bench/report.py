@@ -8,7 +8,7 @@ import os
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
-MIN_EVENTS = 1000        # per-event figures over fewer events per run are marked, not judged
+MIN_EVENTS = 100         # per-event figures over fewer events per run are marked, not judged
 BCC_RUNQLAT_NS = 189.0   # best peer figure: BCC runqlat's sched_switch (raw tracepoint)
 
 TARGETS = {"start_ms": 50.0, "rss_mb": 20.0, "peer_factor": 1.2}
@@ -116,15 +116,27 @@ def _summary(c, key):
     return c.get("summary", {}).get(key, {})
 
 
+def _min_of(c, side, key):
+    from bench.stats import spread
+    return spread([r.get(key) for r in c.get("runs", {}).get(side, [])
+                   if r.get("status") == "ok"])[0]
+
+
 def start_table(d):
     rows = []
     for c in d.get("cases", []):
         s = _summary(c, "start_to_attached_ms")
-        rows.append([c["name"], _cell(c, "tinytrace", s.get("tinytrace")),
-                     _cell(c, "bpftrace", s.get("bpftrace")), fmt_ratio(s.get("ratio")),
-                     fmt_ratios(s.get("ratios", []))])
-    return _table(["case", "tinytrace ms", "bpftrace ms", "ratio", "pair ratios"], rows,
-                  left=(0, 4))
+        cells = []
+        for side in ("tinytrace", "bpftrace"):
+            cell = _cell(c, side, s.get(side))
+            low = _min_of(c, side, "start_to_attached_ms")
+            if s.get(side) is not None and low is not None:
+                cell += " (%s)" % fmt(low)
+            cells.append(cell)
+        rows.append([c["name"]] + cells + [fmt_ratio(s.get("ratio")),
+                                           fmt_ratios(s.get("ratios", []))])
+    return _table(["case", "tinytrace ms (min)", "bpftrace ms (min)", "ratio", "pair ratios"],
+                  rows, left=(0, 4))
 
 
 def memory_table(d):
@@ -170,8 +182,10 @@ def per_event_table(d):
                 _cell(c, "tinytrace", None) if c["status"].get("tinytrace") != "ok" else "–"
             bt = fmt(p.get("bpftrace_ns"), 0) if "bpftrace" in ins else \
                 _cell(c, "bpftrace", None) if c["status"].get("bpftrace") != "ok" else "–"
-            few = events is not None and events < MIN_EVENTS
-            rows.append([c["name"], key + (" (few events)" if few else ""), tt,
+            note = ""
+            if events is not None and events < MIN_EVENTS:
+                note = " (no events)" if events == 0 else " (few events)"
+            rows.append([c["name"], key + note, tt,
                          ins.get("tinytrace", "–"), bt, ins.get("bpftrace", "–"),
                          fmt_ratio(p.get("ratio")), fmt(events, 0)])
     return _table(["case", "attach point", "tinytrace ns/event", "insns",
@@ -491,7 +505,7 @@ def render(d, variants=None):
         "",
         cases_note(d),
         "",
-        "### 1. Start-to-attached (median ms)",
+        "### 1. Start-to-attached (median ms, the fastest run in brackets)",
         "",
         start_table(d),
         "",
@@ -515,11 +529,13 @@ def render(d, variants=None):
         "",
         "### 6. Import time, start-up phases and compile time (tinytrace)",
         "",
-        "Imports (`python -X importtime`, one run to the attached line):",
+        "Imports (`python -X importtime` to the attached line; of 3 runs, the one with the "
+        "median total):",
         "",
         import_table(d),
         "",
-        "Start-up phases (bench/phases.py, wall ms, exclusive; one run):",
+        "Start-up phases (bench/phases.py, wall ms, exclusive; of 3 runs, the one with the "
+        "median total):",
         "",
         phases_table(d),
         "",

@@ -39,8 +39,8 @@ def test_render_tables():
     text = report.render(_data())
     assert text.startswith(report.BEGIN) and text.rstrip().endswith(report.END)
     # start-up: medians 50 vs 155, pair ratios 0.25 and 0.40 -> median 0.33
-    assert "| runqlat | 50.0 | 155.0 | 0.33× | 0.25 0.40 |" in text
-    assert "| syscount | missing | 90.0 | – | – |" in text
+    assert "| runqlat | 50.0 (40.0) | 155.0 (150.0) | 0.33× | 0.25 0.40 |" in text
+    assert "| syscount | missing | 90.0 (90.0) | – | – |" in text
     # per-event per attach point, with instruction counts
     assert "| runqlat | sched_switch | 220 | 88 | 400 | 101 | 0.55× | 1000 |" in text
     assert "| 20000 | bpftrace | 19990 | 1000 | 990 | 10 | 0 |" in text
