@@ -53,8 +53,14 @@ def log(msg):
     sys.stderr.flush()
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write("bench: %s (see --help)\n" % message)
+        sys.exit(2)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python3 -m bench",
         description="Benchmarks of tinytrace against bpftrace: start-up, memory, per-event "
                     "cost, lost events, import/compile time and size on disk.")

@@ -230,8 +230,14 @@ KINDS = {"opens": opens, "execs": execs, "syscalls": syscalls, "pingpong": pingp
          "reads": reads, "bio": bio, "bio-prepare": bio_prepare}
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        sys.stderr.write("workload.py: %s\n" % message)
+        sys.exit(2)
+
+
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="workload.py")
+    p = _Parser(prog="workload.py")
     p.add_argument("kind", choices=sorted(KINDS))
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--rate", type=float, default=0.0, help="operations per second (opens)")
