@@ -1,0 +1,363 @@
+"""tcpconnect: trace active TCP connections (connect()), one line per connection attempt,
+like BCC's tcpconnect.
+
+BCC times ``tcp_v4_connect()``/``tcp_v6_connect()`` with kprobes.  This version needs none:
+``sock:inet_sock_set_state`` reports a socket's CLOSE -> SYN_SENT transition from inside
+``connect()``, in the connecting thread, so ``pid``, ``uid`` and ``comm`` are the caller's,
+and the tracepoint's fields carry the family, both addresses and the destination port.  Every
+attempt is traced, whether it then succeeds, is refused or times out (as in BCC).
+
+The local port (``-L``) is not chosen yet at SYN_SENT.  It is taken from whichever comes
+first: the exit of the ``connect()`` syscall (``syscalls:sys_exit_connect``), reading
+``sock.__sk_common.skc_num`` at the offset the kernel's BTF gives; or the socket's next
+state transition (SYN_SENT -> ESTABLISHED or CLOSE), whose tracepoint carries the port.
+The line is printed once the port is known.
+
+``-c`` counts attempts per source address, destination address and port in the kernel
+(``count()`` maps), printed at Ctrl-C.  No ``-d`` (DNS correlation needs a kprobe on
+``udp_recvmsg`` and a DNS parser); no ``--cgroupmap``/``--mntnsmap`` (BCC's pinned-map
+filters).  On a kernel with kprobes the BCC probe points would add nothing: the state
+tracepoint already fires in the caller's context.
+"""
+
+SUMMARY = "active TCP connections (connect()), one line per attempt"
+PROBES = ("tracepoint:sock:inet_sock_set_state",
+          "tracepoint:syscalls:sys_exit_connect (-L)")
+NEEDS = ()
+
+EXAMPLES = """\
+    tinytrace tcpconnect           # trace all TCP connect()s
+    tinytrace tcpconnect -t        # include timestamps
+    tinytrace tcpconnect -p 181    # only trace PID 181
+    tinytrace tcpconnect -P 80     # only trace port 80
+    tinytrace tcpconnect -P 80,81  # only trace port 80 and 81
+    tinytrace tcpconnect -4        # only trace IPv4 family
+    tinytrace tcpconnect -6        # only trace IPv6 family
+    tinytrace tcpconnect -U        # include UID
+    tinytrace tcpconnect -u 1000   # only trace UID 1000
+    tinytrace tcpconnect -c        # count connects per src ip and dest ip/port
+    tinytrace tcpconnect -L        # include LPORT while printing outputs
+    tinytrace tcpconnect --json    # one JSON object per connect
+"""
+
+AF_INET, AF_INET6 = 2, 10
+TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE = 1, 2, 7
+
+# what each printf of the script reports (they are numbered in source order)
+EV_CONNECT4, EV_CONNECT6, EV_LPORT = "connect4", "connect6", "lport"
+
+
+def parse_args(argv):
+    from tinytrace import toolkit
+    p = toolkit.ArgumentParser("tcpconnect", "Trace TCP connects", EXAMPLES)
+    p.add_argument("-t", "--timestamp", action="store_true",
+                   help="include timestamp on output")
+    p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
+    p.add_argument("-P", "--port", type=_ports,
+                   help="comma-separated list of destination ports to trace.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
+    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    p.add_argument("-L", "--lport", action="store_true", help="include LPORT on output")
+    p.add_argument("-U", "--print-uid", action="store_true", help="include UID on output")
+    p.add_argument("-u", "--uid", type=_uid, help="trace this UID only")
+    p.add_argument("-c", "--count", action="store_true",
+                   help="count connects per src ip and dest ip/port")
+    toolkit.add_json(p)
+    return p.parse_args(argv)
+
+
+def _ports(text):
+    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
+    import argparse
+    out = []
+    for part in text.split(","):
+        try:
+            port = int(part.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
+        if not 0 < port < 65536:
+            raise argparse.ArgumentTypeError("port out of range (1-65535): %d" % port)
+        out.append(port)
+    return out
+
+
+def _uid(text):
+    """An argparse type: a UID number, or a user name looked up in the password database."""
+    import argparse
+    try:
+        uid = int(text, 10)
+    except ValueError:
+        import pwd
+        try:
+            return pwd.getpwnam(text).pw_uid
+        except KeyError:
+            raise argparse.ArgumentTypeError("no such user: %r" % text)
+    if uid < 0:
+        raise argparse.ArgumentTypeError("must be >= 0, not %r" % text)
+    return uid
+
+
+# -- the script ---------------------------------------------------------------------------
+
+CONNECT = r"""
+tracepoint:sock:inet_sock_set_state
+/args->protocol == 6 && args->oldstate == %(close)d && args->newstate == %(syn_sent)d%(filter)s/
+{
+%(body)s}
+"""
+
+TRACE_BODY = r"""	if (args->family == %(af_inet)d) {
+		printf("%%d %%d %%d %%s %%s %%s %%d %%x\n", nsecs, pid, uid, comm,
+		       ntop(args->saddr), ntop(args->daddr), args->dport, args->skaddr);
+	} else {
+		printf("%%d %%d %%d %%s %%s %%s %%d %%x\n", nsecs, pid, uid, comm,
+		       ntop(args->saddr_v6), ntop(args->daddr_v6), args->dport, args->skaddr);
+	}
+%(lport)s"""
+
+# -L: remember the socket until its port is known (see the module docstring).
+LPORT_MARK = r"""	@pending[args->skaddr] = 1;
+%(by_tid)s"""
+
+LPORT_EXIT = r"""
+tracepoint:syscalls:sys_exit_connect
+/@connecting[tid]/
+{
+	$sk = @connecting[tid];
+	delete(@connecting[tid]);
+	if (has_key(@pending, $sk)) {
+		delete(@pending[$sk]);
+		printf("%%x %%d\n", $sk, *(uint16 *)($sk + %(skc_num)d));
+	}
+}
+"""
+
+LPORT_STATE = r"""
+tracepoint:sock:inet_sock_set_state
+/args->protocol == 6 && args->oldstate == %(syn_sent)d && has_key(@pending, args->skaddr)/
+{
+	delete(@pending[args->skaddr]);
+	printf("%%x %%d\n", args->skaddr, args->sport);
+}
+"""
+
+COUNT_BODY = r"""	if (args->family == %(af_inet)d) {
+		@ipv4_count[ntop(args->saddr), ntop(args->daddr), args->dport] = count();
+	} else {
+		@ipv6_count[ntop(args->saddr_v6), ntop(args->daddr_v6), args->dport] = count();
+	}
+"""
+
+
+def skc_num_offset():
+    """Offset of ``sock.__sk_common.skc_num`` (the local port, host order) from BTF, or
+    None when the kernel has no BTF."""
+    from tinytrace.kernel import btf
+    if not btf.available():
+        return None
+    try:
+        m = btf.vmlinux().member("sock", "__sk_common.skc_num")
+    except Exception:
+        return None
+    return m.offset if m is not None else None
+
+
+def script_text(opts, skc_num=None):
+    """The script for these options, and what its printfs report (in source order);
+    ``skc_num`` (an offset, or None) enables the connect()-exit source of the local port
+    with -L."""
+    conds = []
+    if opts.pid:
+        conds.append("pid == %d" % opts.pid)
+    if opts.uid is not None:
+        conds.append("uid == %d" % opts.uid)
+    if opts.ipv4:
+        conds.append("args->family == %d" % AF_INET)
+    elif opts.ipv6:
+        conds.append("args->family == %d" % AF_INET6)
+    if opts.port:
+        conds.append("(" + " || ".join("args->dport == %d" % p for p in opts.port) + ")")
+    consts = {"close": TCP_CLOSE, "syn_sent": TCP_SYN_SENT, "af_inet": AF_INET,
+              "filter": "".join(" && " + c for c in conds)}
+    if opts.count:
+        consts["body"] = COUNT_BODY % consts
+        return CONNECT % consts, []
+    lport = ""
+    if opts.lport:
+        lport = LPORT_MARK % {"by_tid": "\t@connecting[tid] = args->skaddr;\n"
+                              if skc_num is not None else ""}
+    consts["body"] = TRACE_BODY % dict(consts, lport=lport)
+    text = CONNECT % consts
+    events = [EV_CONNECT4, EV_CONNECT6]
+    if opts.lport:
+        if skc_num is not None:
+            text += LPORT_EXIT % {"skc_num": skc_num}
+            events.append(EV_LPORT)
+        text += LPORT_STATE % consts
+        events.append(EV_LPORT)
+    return text, events
+
+
+# -- output -------------------------------------------------------------------------------
+
+class Printer(object):
+    """Turns the script's printf values into BCC's columns, or JSON lines."""
+
+    def __init__(self, opts, events, out):
+        self.opts = opts
+        self.events = events
+        self.out = out
+        self.start_ns = None
+        self.pending = {}       # -L: skaddr -> event waiting for its local port
+        self.early = {}         # -L: skaddr -> port that came before its event
+
+    def header(self):
+        o = self.opts
+        if o.json:
+            return
+        line = ""
+        if o.timestamp:
+            line += "%-9s" % "TIME(s)"
+        if o.print_uid:
+            line += "%-6s" % "UID"
+        if o.lport:
+            line += "%-6s %-12s %-2s %-16s %-6s %-16s %-6s" % (
+                "PID", "COMM", "IP", "SADDR", "LPORT", "DADDR", "DPORT")
+        else:
+            line += "%-6s %-12s %-2s %-16s %-16s %-6s" % (
+                "PID", "COMM", "IP", "SADDR", "DADDR", "DPORT")
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def event(self, values, index):
+        kind = self.events[index]
+        if kind in (EV_CONNECT4, EV_CONNECT6):
+            ts, pid, uid, comm, saddr, daddr, dport, sk = values
+            ev = {"ts": ts, "pid": pid, "uid": uid, "comm": comm,
+                  "ip": 4 if kind == EV_CONNECT4 else 6, "saddr": saddr, "daddr": daddr,
+                  "dport": dport}
+            if not self.opts.lport:
+                self.emit(ev)
+            elif sk in self.early:
+                ev["lport"] = self.early.pop(sk)
+                self.emit(ev)
+            else:
+                self.pending[sk] = ev
+        else:
+            sk, port = values
+            ev = self.pending.pop(sk, None)
+            if ev is None:
+                self.early[sk] = port      # per-CPU buffers may deliver it first
+                return
+            ev["lport"] = port
+            self.emit(ev)
+
+    def finish(self):
+        """At the end: attempts whose port never became known (no connect() exit and
+        no answer yet) are printed with the port they have so far: 0."""
+        for sk in list(self.pending):
+            ev = self.pending.pop(sk)
+            ev["lport"] = 0
+            self.emit(ev)
+
+    def emit(self, ev):
+        o = self.opts
+        if self.start_ns is None:
+            self.start_ns = ev["ts"]
+        rel = (ev["ts"] - self.start_ns) / 1e9
+        if o.json:
+            from tinytrace.output import jsonl
+            rec = {}
+            if o.timestamp:
+                rec["ts"] = round(rel, 6)
+            rec.update(pid=ev["pid"], uid=ev["uid"], comm=jsonl.text(ev["comm"]), ip=ev["ip"],
+                       saddr=ev["saddr"], daddr=ev["daddr"], dport=ev["dport"])
+            if o.lport:
+                rec["lport"] = ev["lport"]
+            jsonl.write(rec, self.out)
+            return
+        from tinytrace.output.escape import cstring
+        line = ""
+        if o.timestamp:
+            line += "%-9.3f" % rel
+        if o.print_uid:
+            line += "%-6d" % ev["uid"]
+        comm = cstring(ev["comm"])
+        if o.lport:
+            line += "%-6d %-12.12s %-2d %-16s %-6d %-16s %-6d" % (
+                ev["pid"], comm, ev["ip"], ev["saddr"], ev["lport"], ev["daddr"], ev["dport"])
+        else:
+            line += "%-6d %-12.12s %-2d %-16s %-16s %-6d" % (
+                ev["pid"], comm, ev["ip"], ev["saddr"], ev["daddr"], ev["dport"])
+        self.out.write(line + "\n")
+        self.out.flush()
+
+
+def count_rows(script):
+    """The -c counts: [(ip, saddr, daddr, dport, connects)], most connects first, IPv4
+    before IPv6 (as BCC prints them)."""
+    rows = []
+    for ip, name in ((4, "@ipv4_count"), (6, "@ipv6_count")):
+        part = [(ip, k[0], k[1], k[2], v) for k, v in script.read(name).items()]
+        part.sort(key=lambda r: r[4], reverse=True)
+        rows.extend(part)
+    return rows
+
+
+def report_counts(opts, rows, out):
+    if opts.json:
+        from tinytrace import toolkit
+        from tinytrace.output import jsonl
+        jsonl.write(jsonl.interval_record(time=toolkit.hhmmss(), flows=[
+            {"ip": ip, "laddr": s, "raddr": d, "rport": p, "connects": n}
+            for ip, s, d, p, n in rows]), out)
+        return
+    out.write("\n%-25s %-25s %-20s %-10s\n" % ("LADDR", "RADDR", "RPORT", "CONNECTS"))
+    for ip, s, d, p, n in rows:
+        out.write("%-25s %-25s %-20s %-10d\n" % (s, d, p, n))
+    out.flush()
+
+
+class _Discard(object):
+    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
+
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+
+def main(argv):
+    import sys
+    from tinytrace import toolkit
+    from tinytrace.script import Script
+    opts = parse_args(argv)
+    toolkit.require_privileges()
+    skc_num = skc_num_offset() if opts.lport else None
+    text, events = script_text(opts, skc_num)
+    script = Script(text, tool="tcpconnect", out=_Discard())
+    printer = Printer(opts, events, sys.stdout)
+    script.on_printf(printer.event)
+    lost = [0]
+
+    def report_lost():
+        if script.lost > lost[0]:
+            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
+            sys.stderr.flush()
+            lost[0] = script.lost
+        return False
+
+    with toolkit.Stopper() as stopper, script.start():
+        toolkit.announce(opts, "Tracing connect ... Hit Ctrl-C to end")
+        if opts.count:
+            while stopper.sleep(3600):
+                pass
+            report_counts(opts, count_rows(script), sys.stdout)
+            return 0
+        printer.header()
+        script.follow(stopper, until=report_lost)
+        report_lost()
+    printer.finish()
+    return 0
