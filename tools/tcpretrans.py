@@ -1,0 +1,220 @@
+"""tcpretrans: trace TCP retransmissions, one line per retransmitted segment (or a count
+per flow with ``-c``), like BCC's tcpretrans.
+
+The probe is the ``tcp:tcp_retransmit_skb`` tracepoint (BCC's choice too where it exists):
+its fields give the family, both addresses and ports, and the socket's state.  On kernels
+whose tracepoint predates the ``state`` field, the state is read from
+``sock.__sk_common.skc_state`` at the offset BTF gives.  A retransmission usually runs from
+a timer (softirq), so PID is whatever task was on the CPU -- often 0 -- as in BCC.
+
+One event is one retransmitted *skb*: with segmentation offload an skb can hold several
+segments, so the kernel's RetransSegs counter may grow faster than the line count.
+SYN-ACK retransmissions (``tcp:tcp_retransmit_synack``) are not included, as in BCC.
+
+``-l`` (tail loss probes) needs a kprobe on ``tcp_send_loss_probe()``: no tracepoint marks
+a loss probe.  On this kind of kernel (no kprobes) ``-l`` says so and exits; it is the one
+BCC option that is left for the kprobe-based variant.
+
+``-c`` counts in the kernel (a ``count()`` map per family) and prints the flows at Ctrl-C.
+"""
+
+SUMMARY = "TCP retransmissions, per event or counted per flow"
+PROBES = ("tracepoint:tcp:tcp_retransmit_skb",)
+NEEDS = ()
+
+EXAMPLES = """\
+    tinytrace tcpretrans           # trace TCP retransmits
+    tinytrace tcpretrans -l        # include TLP attempts (needs kprobes)
+    tinytrace tcpretrans -4        # trace IPv4 family only
+    tinytrace tcpretrans -6        # trace IPv6 family only
+    tinytrace tcpretrans -c        # count retransmits per flow
+    tinytrace tcpretrans --json    # one JSON object per retransmit
+"""
+
+AF_INET, AF_INET6 = 2, 10
+
+
+def parse_args(argv):
+    from tinytrace import toolkit
+    p = toolkit.ArgumentParser("tcpretrans", "Trace TCP retransmits", EXAMPLES)
+    p.add_argument("-l", "--lossprobe", action="store_true",
+                   help="include tail loss probe attempts (needs kprobes)")
+    p.add_argument("-c", "--count", action="store_true",
+                   help="count occurred retransmits per flow")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
+    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    toolkit.add_json(p)
+    return p.parse_args(argv)
+
+
+def check_lossprobe():
+    """-l: loss probes can only be seen with a kprobe on tcp_send_loss_probe."""
+    from tinytrace.errors import KernelError
+    from tinytrace.kernel import features
+    if features.probe().kprobe_pmu is None:
+        raise KernelError("tcpretrans -l: tail loss probes have no tracepoint and need a "
+                          "kprobe on tcp_send_loss_probe, but this kernel has no kprobes "
+                          "(CONFIG_KPROBES); run without -l")
+    raise KernelError("tcpretrans -l: tail loss probes need a kprobe on "
+                      "tcp_send_loss_probe, which this version of tinytrace does not "
+                      "attach yet; run without -l")
+
+
+# -- the script ---------------------------------------------------------------------------
+
+SCRIPT = r"""
+tracepoint:tcp:tcp_retransmit_skb
+%(filter)s{
+%(body)s}
+"""
+
+TRACE_BODY = r"""	if (args->family == %(af_inet)d) {
+		printf("%%d %%s %%d %%s %%d %%d\n", pid, ntop(args->saddr), args->sport,
+		       ntop(args->daddr), args->dport, %(state)s);
+	} else {
+		printf("%%d %%s %%d %%s %%d %%d\n", pid, ntop(args->saddr_v6), args->sport,
+		       ntop(args->daddr_v6), args->dport, %(state)s);
+	}
+"""
+
+COUNT_BODY = r"""	if (args->family == %(af_inet)d) {
+		@ipv4_count[ntop(args->saddr), args->sport, ntop(args->daddr), args->dport] = count();
+	} else {
+		@ipv6_count[ntop(args->saddr_v6), args->sport, ntop(args->daddr_v6), args->dport] =
+			count();
+	}
+"""
+
+
+def state_expr():
+    """How the script gets the socket's state: the tracepoint's ``state`` field (4.16+...
+    where present), else a read of ``skc_state`` through BTF, else nothing (None)."""
+    from tinytrace.kernel import tracefs
+    fmt = tracefs.event_format("tcp", "tcp_retransmit_skb")
+    if fmt.field("state") is not None:
+        return "args->state"
+    from tinytrace.kernel import btf
+    if btf.available():
+        m = btf.vmlinux().member("sock", "__sk_common.skc_state")
+        if m is not None:
+            return "*(uint8 *)(args->skaddr + %d)" % m.offset
+    return None
+
+
+def script_text(opts, state="args->state"):
+    if opts.ipv4:
+        filt = "/args->family == %d/\n" % AF_INET
+    elif opts.ipv6:
+        filt = "/args->family == %d/\n" % AF_INET6
+    else:
+        filt = ""
+    consts = {"af_inet": AF_INET, "state": state if state is not None else "0"}
+    body = (COUNT_BODY if opts.count else TRACE_BODY) % consts
+    return SCRIPT % {"filter": filt, "body": body}
+
+
+# -- output -------------------------------------------------------------------------------
+
+def _state_name(n):
+    from tinytrace.kernel import abi
+    if n == 0:
+        return "-"
+    return abi.tcp_state_name(n) or str(n)
+
+
+class Printer(object):
+    def __init__(self, opts, out):
+        self.opts = opts
+        self.out = out
+
+    def header(self):
+        if self.opts.json:
+            return
+        self.out.write("%-8s %-6s %-2s %-20s %1s> %-20s %-4s\n" % (
+            "TIME", "PID", "IP", "LADDR:LPORT", "T", "RADDR:RPORT", "STATE"))
+        self.out.flush()
+
+    def event(self, values, index):
+        from tinytrace import toolkit
+        pid, saddr, sport, daddr, dport, state = values
+        ip = 4 if index == 0 else 6
+        now = toolkit.hhmmss()
+        if self.opts.json:
+            from tinytrace.output import jsonl
+            jsonl.write({"time": now, "pid": pid, "ip": ip, "laddr": saddr, "lport": sport,
+                         "raddr": daddr, "rport": dport, "type": "R",
+                         "state": _state_name(state)}, self.out)
+            return
+        self.out.write("%-8s %-6d %-2d %-20s %1s> %-20s %s\n" % (
+            now, pid, ip, "%s:%d" % (saddr, sport), "R", "%s:%d" % (daddr, dport),
+            _state_name(state)))
+        self.out.flush()
+
+
+def count_rows(script):
+    """The -c counts: [(ip, laddr, lport, raddr, rport, retransmits)], IPv4 first, each
+    family in increasing count (as BCC prints them)."""
+    rows = []
+    for ip, name in ((4, "@ipv4_count"), (6, "@ipv6_count")):
+        part = [(ip,) + tuple(k) + (v,) for k, v in script.read(name).items()]
+        part.sort(key=lambda r: r[5])
+        rows.extend(part)
+    return rows
+
+
+def report_counts(opts, rows, out):
+    if opts.json:
+        from tinytrace import toolkit
+        from tinytrace.output import jsonl
+        jsonl.write(jsonl.interval_record(time=toolkit.hhmmss(), flows=[
+            {"ip": ip, "laddr": la, "lport": lp, "raddr": ra, "rport": rp, "retransmits": n}
+            for ip, la, lp, ra, rp, n in rows]), out)
+        return
+    out.write("\n%-25s %-25s %-10s\n" % ("LADDR:LPORT", "RADDR:RPORT", "RETRANSMITS"))
+    for ip, la, lp, ra, rp, n in rows:
+        out.write("%-20s <-> %-20s %10d\n" % ("[%s]#%d" % (la, lp), "[%s]#%d" % (ra, rp), n))
+    out.flush()
+
+
+class _Discard(object):
+    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
+
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+
+def main(argv):
+    import sys
+    from tinytrace import toolkit
+    from tinytrace.script import Script
+    opts = parse_args(argv)
+    toolkit.require_privileges()
+    if opts.lossprobe:
+        check_lossprobe()
+    script = Script(script_text(opts, state_expr()), tool="tcpretrans", out=_Discard())
+    printer = Printer(opts, sys.stdout)
+    script.on_printf(printer.event)
+    lost = [0]
+
+    def report_lost():
+        if script.lost > lost[0]:
+            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
+            sys.stderr.flush()
+            lost[0] = script.lost
+        return False
+
+    with toolkit.Stopper() as stopper, script.start():
+        toolkit.announce(opts, "Tracing retransmits ... Hit Ctrl-C to end")
+        if opts.count:
+            while stopper.sleep(3600):
+                pass
+            report_counts(opts, count_rows(script), sys.stdout)
+            return 0
+        printer.header()
+        script.follow(stopper, until=report_lost)
+        report_lost()
+    return 0
