@@ -394,16 +394,22 @@ def summarize_case(res):
         out[key] = stats.summarize(_values(tt, key), _values(bt, key))
     # per attach point: median ns/event and instruction counts, each side
     points = {}
-    for side, runs in (("tinytrace", tt), ("bpftrace", bt)):
-        for r in runs:
-            if r.get("status") != "ok":
-                continue
-            for key, (cnt, ns, insns) in stats.by_attach_point(r["programs"]).items():
-                p = points.setdefault(key, {"tinytrace": [], "bpftrace": [],
-                                            "insns": {}, "events": {}})
-                p[side].append(ns / cnt if cnt else None)
-                p["insns"][side] = insns
-                p["events"].setdefault(side, []).append(cnt)
+    per_run = [(side, stats.by_attach_point(r["programs"]))
+               for side, runs in (("tinytrace", tt), ("bpftrace", bt))
+               for r in runs if r.get("status") == "ok"]
+    # one side may run one program on two events (a+b) where the other has one per event:
+    # the other side's a and b are then compared as one
+    combined = set(k for _, pts in per_run for k in pts if "+" in k)
+    for side, pts in per_run:
+        for key in combined:
+            stats.merge_points(pts, key)
+    for side, pts in per_run:
+        for key, (cnt, ns, insns) in pts.items():
+            p = points.setdefault(key, {"tinytrace": [], "bpftrace": [],
+                                        "insns": {}, "events": {}})
+            p[side].append(ns / cnt if cnt else None)
+            p["insns"][side] = insns
+            p["events"].setdefault(side, []).append(cnt)
     out["attach_points"] = {}
     for key, p in sorted(points.items()):
         out["attach_points"][key] = {
@@ -598,6 +604,8 @@ def main(argv=None):
         from bench import report
         with open(a.render) as f:
             data = json.load(f)
+        for c in data.get("cases", []):
+            c["summary"] = summarize_case(c)   # figures from the raw runs, as now computed
         report.write_docs(data, a.docs or DOCS)
         log("wrote %s" % (a.docs or DOCS))
         return 0

@@ -79,3 +79,19 @@ def cpu_per_million(cpu_ns, events):
     if cpu_ns is None or not events:
         return None
     return cpu_ns / 1e6 / events * 1e6
+
+
+def merge_points(points, key):
+    """In a ``by_attach_point`` result, fold the separate entries of a combined key 'a+b'
+    into one entry 'a+b' (summing counts and times), when the entry itself is absent."""
+    if key in points:
+        return points
+    parts = key.split("+")
+    if not all(p in points for p in parts):
+        return points
+    cnt = ns = insns = 0
+    for p in parts:
+        c, n, i = points.pop(p)
+        cnt, ns, insns = cnt + c, ns + n, max(insns, i)
+    points[key] = (cnt, ns, insns)
+    return points

@@ -73,3 +73,13 @@ def test_cpu_per_million():
     assert stats.cpu_per_million(2000000, 1000) == 2000.0
     assert stats.cpu_per_million(5, 0) is None
     assert stats.cpu_per_million(None, 10) is None
+
+
+def test_merge_points_folds_separate_events_into_a_combined_key():
+    pts = {"a": (10, 100, 5), "b": (2, 40, 6), "c": (1, 1, 1)}
+    stats.merge_points(pts, "a+b")
+    assert pts == {"a+b": (12, 140, 6), "c": (1, 1, 1)}
+    # present already, or a part missing: unchanged
+    assert stats.merge_points({"a+b": (1, 1, 1), "a": (2, 2, 2)}, "a+b") == \
+        {"a+b": (1, 1, 1), "a": (2, 2, 2)}
+    assert stats.merge_points({"a": (1, 1, 1)}, "a+b") == {"a": (1, 1, 1)}
