@@ -83,6 +83,15 @@ def test_json_unique():
     assert bind["ret"] == 0 and bind["verdict"] == "allow"   # the first one is kept
 
 
+def test_json_user_stacks():
+    run, rec = _trace(["--json", "-U"], ready="Tracing")
+    events = [json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
+    assert len(events) >= len(rec.checks), run.stdout
+    for e in events:
+        assert "kstack" not in e
+        assert e["ustack"] and all(isinstance(f, str) and f for f in e["ustack"]), e
+
+
 def test_bad_option_is_one_line_exit_2():
     rc, out, err = run_tool(["capable", "-p", "abc"])
     assert rc == 2 and "Traceback" not in err

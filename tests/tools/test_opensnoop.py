@@ -77,8 +77,8 @@ def test_json_full_path_and_tid():
 
 def test_flag_filter_and_name():
     with opens(n_ok=3, syscalls=("openat", "openat2")) as w:
-        run, rec = _trace(["-f", "O_WRONLY", "-f", "O_RDWR", "-n", "tt-op", "-p", str(w.pid)],
-                          w)
+        run, rec = _trace(["-f", "O_WRONLY", "-f", "O_RDWR", "-n", "tt-op", "-u", "0",
+                           "-p", str(w.pid)], w)
     want = [c.path for c in rec.calls if c.flags & (os.O_WRONLY | os.O_RDWR)]
     assert len(want) == 4                               # create + read-write, per syscall
     assert [l.split()[-1] for l in _rows(run.stdout)] == want, run.stdout
@@ -119,6 +119,23 @@ def test_duration_ends_the_run_and_name_filter_drops():
         rc = run.wait(60)                               # -d: ends by itself, no Ctrl-C
     assert rc == 0, run.stderr
     assert _rows(run.stdout) == [], run.stdout
+
+
+def test_lost_events_are_reported_as_bcc_does(capsys):
+    from tinytrace.tools.opensnoop import LostReporter
+
+    class Counting(object):
+        lost = 0
+
+    script = Counting()
+    reporter = LostReporter(script)
+    reporter.check()
+    script.lost = 7
+    reporter.check()
+    reporter.check()                    # nothing new: nothing printed
+    script.lost = 9
+    reporter.check()
+    assert capsys.readouterr().err == "Possibly lost 7 samples\nPossibly lost 2 samples\n"
 
 
 @pytest.mark.parametrize("args, word", [
