@@ -38,6 +38,7 @@ WORKLOAD = os.path.join(ROOT, "bench", "workload.py")
 PHASES = os.path.join(ROOT, "bench", "phases.py")
 RESULTS = os.path.join(ROOT, "bench", "results")
 DOCS = os.path.join(ROOT, "docs", "benchmarks.md")
+QUICK_JSON = "/tmp/ttbench-quick.json"   # smoke-test results stay out of the checkout
 
 SETTLE_S = 0.3        # after the attached line, before the first snapshot
 PROFILE_REPEAT = 3    # import-time and phase runs per case (the median one is kept)
@@ -66,7 +67,7 @@ def parse_args(argv):
                     "cost, lost events, import/compile time and size on disk.")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: small workloads, 2 pairs, one lost-events rate; writes "
-                        "bench/results/quick.json and leaves docs/benchmarks.md alone")
+                        "/tmp/ttbench-quick.json and leaves docs/benchmarks.md alone")
     p.add_argument("--pairs", type=int, help="measured pairs per case (default 7; quick 2)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per side (default 1)")
     p.add_argument("--only", help="comma-separated cases to run (default: all): "
@@ -86,7 +87,7 @@ def parse_args(argv):
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get install bpftrace when it is missing")
     p.add_argument("--json", help="where to write the raw results "
-                                  "(default bench/results/latest.json; quick: quick.json)")
+                                  "(default bench/results/latest.json; --quick: /tmp/ttbench-quick.json)")
     p.add_argument("--docs", help="markdown file to update (default docs/benchmarks.md; "
                                   "with --quick only when given)")
     p.add_argument("--no-docs", action="store_true", help="do not write the markdown")
@@ -112,7 +113,7 @@ def parse_args(argv):
     else:
         a.cases = list(C.CASES)
     if a.json is None:
-        a.json = os.path.join(RESULTS, "quick.json" if a.quick else "latest.json")
+        a.json = QUICK_JSON if a.quick else os.path.join(RESULTS, "latest.json")
     if a.docs is None and not a.quick:
         a.docs = DOCS
     if a.no_docs:

@@ -582,7 +582,7 @@ HEADER = """\
 
 `python3 -m bench` (as root, from the repository root) measures tinytrace and bpftrace side
 by side and rewrites the block below; raw numbers go to bench/results/latest.json.
-`python3 -m bench --quick` is a smoke test (writes bench/results/quick.json only).
+`python3 -m bench --quick` is a smoke test (writes /tmp/ttbench-quick.json only).
 """
 
 
