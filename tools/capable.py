@@ -139,7 +139,8 @@ def main(argv):
     opts = parse_args(argv)
     toolkit.require_privileges()
     if not tracefs.exists("capability", "cap_capable"):
-        raise KernelError("this kernel has no capability:cap_capable tracepoint (Linux 6.6+)")
+        raise KernelError("this kernel has no capability:cap_capable tracepoint (a recent "
+                          "addition); older kernels would need a kprobe on cap_capable")
     printer = Printer(opts, sys.stdout)
     script = Script(script_text(opts, os.getpid()), tool="capable")
     script.on_printf(printer.event)

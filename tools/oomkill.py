@@ -11,7 +11,7 @@ Difference from BCC: BCC's kprobe on oom_kill_process() reads ``oom_control.tota
 limit); that is not in the tracepoint, so the pages shown are the victim's resident set
 (anonymous + file + shared memory) when it was chosen -- marked "pages RSS" in the output.
 A kprobe-based variant (kernels with kprobes) could print totalpages again; that is future
-work.  Kernels before 6.8 have only ``pid`` in oom:mark_victim: the victim's name then
+work.  Older kernels have only ``pid`` in oom:mark_victim: the victim's name then
 comes from /proc (if it still exists) and the pages are not shown.
 """
 

@@ -58,6 +58,20 @@ def test_json_memory_of_the_victim():
     assert re.match("^%s$" % LOADAVG, e["loadavg"])
 
 
+def test_old_kernel_record_with_pid_only():
+    # kernels whose oom:mark_victim has only the victim's pid: name from /proc, no pages
+    import io
+    import os
+    from tinytrace.tools.oomkill import Printer, parse_args
+    out = io.StringIO()
+    Printer(parse_args([]), [], out).event([7, b"trig\x1b", os.getpid()], 0)
+    with open("/proc/self/comm") as f:
+        me = f.read().strip()
+    line = out.getvalue()
+    assert 'Triggered by PID 7 ("trig\\x1b"), OOM kill of PID %d ("%s"), loadavg: ' % (
+        os.getpid(), me) in line and "pages" not in line
+
+
 def test_bad_option_is_one_line_exit_2():
     rc, out, err = run_tool(["oomkill", "-z"])
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
