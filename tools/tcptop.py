@@ -1,0 +1,221 @@
+"""tcptop: TCP send/receive throughput by connection and process, refreshed every interval,
+like BCC's tcptop.
+
+BCC uses kprobes on ``tcp_sendmsg()`` and ``tcp_cleanup_rbuf()``.  This version uses the
+socket-layer tracepoints ``sock:sock_send_length`` and ``sock:sock_recv_length``, filtered
+to TCP over IPv4/IPv6: they fire in the calling process with the number of bytes the
+send/receive call actually moved (BCC's send side counts the size *asked* for).  So the
+figures are application bytes per process and connection; kernel-internal senders (e.g.
+an NFS client) do not appear, and peeked data (MSG_PEEK) is not counted.
+
+The connection's addresses and ports are read from the socket
+(``sock.__sk_common.skc_rcv_saddr``, ``skc_daddr``, ``skc_v6_*``, ``skc_dport`` and
+``inet_sock.inet_sport``) at offsets from the kernel's BTF, and are part of the map key,
+so sockets that existed before tracing began are shown too.  The local port is
+``inet_sport``, not ``skc_num`` (BCC's): a socket that reached CLOSE has given its port
+back (``skc_num`` is 0) while the application still reads the last data it received.
+Bytes are summed in the kernel (``sum()`` maps keyed by addresses, ports, PID and COMM);
+Python sorts and prints them every interval and clears the maps.
+
+Options are BCC's (-C -S -p, interval, count) plus ``-r MAXROWS`` as in BCC's other top
+tools.  The screen is cleared between intervals only when the output is a terminal.
+"""
+
+SUMMARY = "TCP send/receive throughput by process and connection, per interval"
+PROBES = ("tracepoint:sock:sock_send_length", "tracepoint:sock:sock_recv_length")
+NEEDS = ("btf",)
+
+EXAMPLES = """\
+    tinytrace tcptop           # trace TCP send/recv by host
+    tinytrace tcptop -C        # don't clear the screen
+    tinytrace tcptop -p 181    # only trace PID 181
+    tinytrace tcptop -r 10 5   # the 10 busiest connections per family, every 5 s
+    tinytrace tcptop --json 1 3  # three 1-second reports as JSON lines
+"""
+
+AF_INET, AF_INET6 = 2, 10
+MSG_PEEK = 2
+
+
+def parse_args(argv):
+    from tinytrace import toolkit
+    p = toolkit.ArgumentParser("tcptop", "Summarize TCP send/recv throughput by host",
+                               EXAMPLES)
+    p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
+    p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
+    p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
+    p.add_argument("-r", "--maxrows", type=toolkit.positive_int, default=None,
+                   help="maximum rows to print per address family, default: all")
+    toolkit.add_json(p)
+    p.add_argument("interval", nargs="?", default=1, type=toolkit.positive_int,
+                   help="output interval, in seconds (default 1)")
+    p.add_argument("count", nargs="?", default=None, type=toolkit.positive_int,
+                   help="number of outputs")
+    return p.parse_args(argv)
+
+
+# -- the script ---------------------------------------------------------------------------
+
+PROBE = r"""
+tracepoint:sock:%(event)s
+/args->protocol == 6 && args->ret > 0 &&
+ (args->family == %(af_inet)d || args->family == %(af_inet6)d)%(filter)s/
+{
+	$sk = args->sk;
+	$lport = *(uint16 *)($sk + %(inet_sport)d);
+	$dport = *(uint16 *)($sk + %(skc_dport)d);
+	if (args->family == %(af_inet)d) {
+		$s_hi = (uint64)0;
+		$s_lo = (uint64)*(uint32 *)($sk + %(skc_rcv_saddr)d);
+		$d_hi = (uint64)0;
+		$d_lo = (uint64)*(uint32 *)($sk + %(skc_daddr)d);
+	} else {
+		$s_hi = *(uint64 *)($sk + %(skc_v6_rcv_saddr)d);
+		$s_lo = *(uint64 *)($sk + %(skc_v6_rcv_saddr)d + 8);
+		$d_hi = *(uint64 *)($sk + %(skc_v6_daddr)d);
+		$d_lo = *(uint64 *)($sk + %(skc_v6_daddr)d + 8);
+	}
+	// 64-bit members first: the language packs keys without padding
+	@%(map)s[$s_hi, $s_lo, $d_hi, $d_lo, pid, $lport, $dport, args->family, comm] =
+		sum(args->ret);
+}
+"""
+
+OFFSETS = ("skc_dport", "skc_rcv_saddr", "skc_daddr", "skc_v6_rcv_saddr", "skc_v6_daddr")
+
+
+def sock_offsets():
+    """The offsets of the connection's ends in ``struct sock``, from BTF."""
+    from tinytrace.errors import KernelError
+    from tinytrace.kernel import btf
+    if not btf.available():
+        raise KernelError("tcptop needs the kernel's BTF (%s) to read a socket's addresses; "
+                          "this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
+    b = btf.vmlinux()
+    out = {}
+    for name in OFFSETS:
+        m = b.member("sock", "__sk_common." + name)
+        if m is None:
+            raise KernelError("tcptop: this kernel's BTF has no sock_common.%s" % name)
+        out[name] = m.offset
+    m = b.member("inet_sock", "inet_sport")
+    if m is None:
+        raise KernelError("tcptop: this kernel's BTF has no inet_sock.inet_sport")
+    out["inet_sport"] = m.offset
+    return out
+
+
+def script_text(opts, offsets):
+    pid = " && pid == %d" % opts.pid if opts.pid else ""
+    parts = []
+    for event, name, extra in (("sock_send_length", "send", ""),
+                               ("sock_recv_length", "recv",
+                                " && (args->flags & %d) == 0" % MSG_PEEK)):
+        consts = dict(offsets)
+        consts.update(event=event, map=name, af_inet=AF_INET, af_inet6=AF_INET6,
+                      filter=pid + extra)
+        parts.append(PROBE % consts)
+    return "".join(parts)
+
+
+# -- reading and printing -----------------------------------------------------------------
+
+def _addr(family, hi, lo):
+    import socket
+    import struct
+    if family == AF_INET:
+        return socket.inet_ntop(socket.AF_INET, struct.pack("=I", lo & 0xffffffff))
+    return socket.inet_ntop(socket.AF_INET6, struct.pack("=QQ", hi, lo))
+
+
+def connections(send, recv):
+    """The two maps' entries as connections: [{pid, comm, ip, laddr, lport, raddr, rport,
+    rx_bytes, tx_bytes}], busiest first.  Threads of one process with different names
+    are one row, named after the first seen."""
+    import socket
+    rows = {}
+    for field, entries in (("tx_bytes", send), ("rx_bytes", recv)):
+        for key, n in entries.items():
+            s_hi, s_lo, d_hi, d_lo, pid, lport, dport, family, comm = key
+            ident = (pid, family, s_hi, s_lo, lport, d_hi, d_lo, dport)
+            row = rows.get(ident)
+            if row is None:
+                row = rows[ident] = {
+                    "pid": pid, "comm": comm, "ip": 4 if family == AF_INET else 6,
+                    "laddr": _addr(family, s_hi, s_lo), "lport": socket.ntohs(lport),
+                    "raddr": _addr(family, d_hi, d_lo), "rport": socket.ntohs(dport),
+                    "rx_bytes": 0, "tx_bytes": 0}
+            row[field] += n
+    return sorted(rows.values(), key=lambda r: r["rx_bytes"] + r["tx_bytes"], reverse=True)
+
+
+def _loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def report(opts, rows, out):
+    from tinytrace import toolkit
+    now = toolkit.hhmmss()
+    v4 = _top(opts, [r for r in rows if r["ip"] == 4])
+    v6 = _top(opts, [r for r in rows if r["ip"] == 6])
+    if opts.json:
+        from tinytrace.output import jsonl
+        rec = {"time": now}
+        if not opts.nosummary:
+            rec["loadavg"] = _loadavg()
+        rec["connections"] = [dict(r, comm=jsonl.text(r["comm"])) for r in v4 + v6]
+        jsonl.write(rec, out)
+        return
+    from tinytrace.output.escape import cstring
+    if opts.noclear or not out.isatty():
+        out.write("\n")
+    else:
+        out.write("\033[H\033[2J")
+    if not opts.nosummary:
+        out.write("%-8s loadavg: %s\n\n" % (now, _loadavg() or "-"))
+    if v4:
+        out.write("%-6s %-12s %-21s %-21s %6s %6s\n" % (
+            "PID", "COMM", "LADDR", "RADDR", "RX_KB", "TX_KB"))
+        for r in v4:
+            out.write("%-6d %-12.12s %-21s %-21s %6d %6d\n" % (
+                r["pid"], cstring(r["comm"]), "%s:%d" % (r["laddr"], r["lport"]),
+                "%s:%d" % (r["raddr"], r["rport"]), r["rx_bytes"] // 1024,
+                r["tx_bytes"] // 1024))
+    if v6:
+        out.write("\n%-6s %-12s %-32s %-32s %6s %6s\n" % (
+            "PID", "COMM", "LADDR6", "RADDR6", "RX_KB", "TX_KB"))
+        for r in v6:
+            out.write("%-6d %-12.12s %-32s %-32s %6d %6d\n" % (
+                r["pid"], cstring(r["comm"]), "%s:%d" % (r["laddr"], r["lport"]),
+                "%s:%d" % (r["raddr"], r["rport"]), r["rx_bytes"] // 1024,
+                r["tx_bytes"] // 1024))
+    out.flush()
+
+
+def _top(opts, rows):
+    return rows[:opts.maxrows] if opts.maxrows else rows
+
+
+def main(argv):
+    import sys
+    from tinytrace import toolkit
+    from tinytrace.script import Script
+    opts = parse_args(argv)
+    toolkit.require_privileges()
+    script = Script(script_text(opts, sock_offsets()), tool="tcptop")
+    with toolkit.Stopper() as stopper, script.start():
+        toolkit.announce(opts, "Tracing... Output every %d secs. Hit Ctrl-C to end"
+                         % opts.interval)
+
+        def one_report(last):
+            send, recv = script.read("@send"), script.read("@recv")
+            script.clear("@send")
+            script.clear("@recv")
+            report(opts, connections(send, recv), sys.stdout)
+
+        toolkit.intervals(opts.interval, opts.count, one_report, stopper)
+    return 0
