@@ -75,11 +75,18 @@ def paths(root):
     return chosen
 
 
+# A test that runs longer than this in a guest is stopped, with every thread's stack printed,
+# rather than eating the whole run's timeout without saying which test hung.
+TEST_TIMEOUT = 240
+
+
 def environment(arch, features):
     """Variables the guest's pytest runs with."""
     have = [f for f in FEATURE_MARKERS if features.get(f)]
     return {"TINYTRACE_REQUIRE_BPF": "1", "TINYTRACE_GUEST": arch,
-            "TINYTRACE_GUEST_FEATURES": ",".join(have), "PYTHONUNBUFFERED": "1"}
+            "TINYTRACE_GUEST_FEATURES": ",".join(have), "PYTHONUNBUFFERED": "1",
+            "TINYTRACE_GUEST_TEST_TIMEOUT": os.environ.get("TINYTRACE_GUEST_TEST_TIMEOUT",
+                                                           str(TEST_TIMEOUT))}
 
 
 def command(root, features=None, extra=None):
@@ -120,6 +127,10 @@ def _guest_features():
     return set(f for f in os.environ.get("TINYTRACE_GUEST_FEATURES", "").split(",") if f)
 
 
+# The real stderr, kept before pytest starts capturing (this module is imported with -p,
+# earlier than that): the hang report must reach the console, not a capture buffer.
+_STDERR = os.dup(2) if os.environ.get("TINYTRACE_GUEST_TEST_TIMEOUT") else None
+
 try:
     import pytest
 
@@ -137,5 +148,38 @@ try:
                 rep.longrepr = ("this %s guest's kernel has %s, but the test skipped: %s"
                                 % (os.environ.get("TINYTRACE_GUEST"), feature, reason))
                 return
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        try:
+            limit = float(os.environ.get("TINYTRACE_GUEST_TEST_TIMEOUT") or 0)
+        except ValueError:
+            limit = 0
+        if limit <= 0:
+            yield
+            return
+        import faulthandler
+        import signal
+        import sys
+        import threading
+
+        main = threading.main_thread().ident
+        out = _STDERR if _STDERR is not None else sys.stderr.fileno()
+
+        def expire():
+            os.write(out, ("\n%s: still running after %gs in this guest: stopping the run; "
+                           "every thread's stack follows\n" % (item.nodeid, limit)).encode())
+            faulthandler.dump_traceback(file=out, all_threads=True)
+            # In the main thread, so that a blocking call there is interrupted too;
+            # pytest then stops and prints its summary.
+            signal.pthread_kill(main, signal.SIGINT)
+            faulthandler.dump_traceback_later(30, exit=True, file=out)   # if even that fails
+
+        timer = threading.Timer(limit, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
 except ImportError:     # imported by the harness on a host without pytest
     pass

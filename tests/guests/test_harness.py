@@ -340,6 +340,30 @@ def test_subset_plugin_selects_and_refuses_feature_skips(tmp_path):
     assert p.returncode == 1
 
 
+def test_subset_plugin_stops_a_hanging_test_and_names_it(tmp_path):
+    t = tmp_path / "tests" / "asm"
+    t.mkdir(parents=True)
+    (t / "test_h.py").write_text(textwrap.dedent("""\
+        import time
+        def test_quick(): pass
+        def test_hangs():
+            time.sleep(300)
+        def test_after(): pass
+        """))
+    env = dict(os.environ, PYTHONPATH=REPO, TINYTRACE_GUEST="arm64",
+               TINYTRACE_GUEST_TEST_TIMEOUT="1")
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "-p", "tests.guests.subset", "--rootdir", str(tmp_path), "tests/asm"],
+                       cwd=str(tmp_path), env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert time.monotonic() - t0 < 100, "the hanging test was not stopped"
+    assert "tests/asm/test_h.py::test_hangs: still running after 1s" in p.stdout
+    assert "in test_hangs" in p.stdout              # its stack
+    assert "1 passed" in p.stdout and "KeyboardInterrupt" in p.stdout
+    assert p.returncode != 0
+
+
 # ---------------------------------------------------------------- runqlat output checks
 
 GOOD = """\
