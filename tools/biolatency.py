@@ -74,7 +74,8 @@ def split_dev(dev):
 
 def disk_name(dev):
     """The kernel name of a tracepoint ``dev`` ("vda", "loop0"), from
-    /sys/dev/block/MAJ:MIN/uevent; "?" for a device that is gone (names are cached)."""
+    /sys/dev/block/MAJ:MIN/uevent, escaped for printing; "?" for a device that is gone
+    (names are cached)."""
     name = _names.get(dev)
     if name is not None:
         return name
@@ -89,6 +90,8 @@ def disk_name(dev):
     except OSError:
         pass
     if name != "?":
+        from tinytrace.output.escape import escape
+        name = escape(name)
         _names[dev] = name
     return name
 
@@ -324,7 +327,6 @@ class Biolatency(object):
 def report(opts, hists, ext, out):
     from tinytrace import toolkit
     from tinytrace.output import hist as H
-    from tinytrace.output.escape import escape
     unit = "msecs" if opts.milliseconds else "usecs"
     section = "disk" if opts.disks else "flags"
     keyed = opts.disks or opts.flags
@@ -347,8 +349,8 @@ def report(opts, hists, ext, out):
     if opts.timestamp:
         out.write("%-8s\n" % toolkit.hhmmss())
     if keyed:
-        out.write(H.log2_sections_text(hists, unit, section_header=section,
-                                       section_fmt=escape))
+        # disk names come escaped from disk_name, flag labels are the tool's own words
+        out.write(H.log2_sections_text(hists, unit, section_header=section, section_fmt=str))
     else:
         out.write(H.log2_hist_text(hists.get(None, {}), unit))
     if ext is not None:
