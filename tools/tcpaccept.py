@@ -24,6 +24,17 @@ PROBES = ("tracepoint:sock:inet_sock_set_state", "tracepoint:syscalls:sys_exit_a
           "tracepoint:syscalls:sys_exit_accept4")
 NEEDS = ("btf",)
 
+DESCRIPTION = """\
+Trace TCP accepts
+
+Probes: tracepoint sock:inet_sock_set_state keeps each new connection's ends by socket (it
+runs in softirq or in the peer's task, not in the acceptor); syscalls:sys_exit_accept and
+sys_exit_accept4 follow the returned fd to that socket (offsets from the kernel's BTF) and
+print it with the accepting process.  Not seen: accepts made through io_uring, and
+connections whose handshake completed before tracing began (BCC's kretprobe on
+inet_csk_accept, on a kernel with kprobes, sees those too).
+"""
+
 EXAMPLES = """\
     tinytrace tcpaccept           # trace all TCP accept()s
     tinytrace tcpaccept -t        # include timestamps
@@ -41,7 +52,7 @@ TCP_SYN_RECV, TCP_CLOSE = 3, 7
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcpaccept", "Trace TCP accepts", EXAMPLES)
+    p = toolkit.ArgumentParser("tcpaccept", DESCRIPTION, EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true",

@@ -22,8 +22,17 @@ tracepoint already fires in the caller's context.
 
 SUMMARY = "active TCP connections (connect()), one line per attempt"
 PROBES = ("tracepoint:sock:inet_sock_set_state",
-          "tracepoint:syscalls:sys_exit_connect (-L)")
+          "tracepoint:syscalls:sys_exit_connect")
 NEEDS = ()
+
+DESCRIPTION = """\
+Trace TCP connects
+
+Probes: tracepoint sock:inet_sock_set_state, whose CLOSE -> SYN_SENT transition runs
+inside connect() in the caller's thread (BCC uses kprobes on tcp_v4_connect and
+tcp_v6_connect; the lines are the same).  -L adds syscalls:sys_exit_connect, which reads
+the local port from the socket through the kernel's BTF.
+"""
 
 EXAMPLES = """\
     tinytrace tcpconnect           # trace all TCP connect()s
@@ -49,7 +58,7 @@ EV_CONNECT4, EV_CONNECT6, EV_LPORT = "connect4", "connect6", "lport"
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcpconnect", "Trace TCP connects", EXAMPLES)
+    p = toolkit.ArgumentParser("tcpconnect", DESCRIPTION, EXAMPLES)
     p.add_argument("-t", "--timestamp", action="store_true",
                    help="include timestamp on output")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")

@@ -23,6 +23,14 @@ SUMMARY = "TCP sessions at close: process, ends, bytes each way, duration"
 PROBES = ("tracepoint:sock:inet_sock_set_state",)
 NEEDS = ("btf",)
 
+DESCRIPTION = """\
+Trace the lifespan of TCP sessions and summarize
+
+Probe: tracepoint sock:inet_sock_set_state (as BCC).  The process is the one seen at
+connect() or at the application's close; TX_KB and RX_KB are the socket's
+tcp_sock.bytes_acked and bytes_received counters at close, read through the kernel's BTF.
+"""
+
 EXAMPLES = """\
     tinytrace tcplife           # trace all TCP connect()s
     tinytrace tcplife -T        # include time column (HH:MM:SS)
@@ -41,7 +49,7 @@ TCP_SYN_SENT, TCP_FIN_WAIT1, TCP_CLOSE, TCP_LAST_ACK = 2, 4, 7, 9
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcplife", "Trace the lifespan of TCP sessions and summarize",
+    p = toolkit.ArgumentParser("tcplife", DESCRIPTION,
                                EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")

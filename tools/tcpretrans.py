@@ -22,6 +22,14 @@ SUMMARY = "TCP retransmissions, per event or counted per flow"
 PROBES = ("tracepoint:tcp:tcp_retransmit_skb",)
 NEEDS = ()
 
+DESCRIPTION = """\
+Trace TCP retransmits
+
+Probe: tracepoint tcp:tcp_retransmit_skb, one line per retransmitted skb.  Retransmits run
+from timers, so PID is the task that was on the CPU (often 0), as in BCC.  Tail loss
+probes (-l) have no tracepoint: they need a kprobe on tcp_send_loss_probe.
+"""
+
 EXAMPLES = """\
     tinytrace tcpretrans           # trace TCP retransmits
     tinytrace tcpretrans -l        # include TLP attempts (needs kprobes)
@@ -36,7 +44,7 @@ AF_INET, AF_INET6 = 2, 10
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcpretrans", "Trace TCP retransmits", EXAMPLES)
+    p = toolkit.ArgumentParser("tcpretrans", DESCRIPTION, EXAMPLES)
     p.add_argument("-l", "--lossprobe", action="store_true",
                    help="include tail loss probe attempts (needs kprobes)")
     p.add_argument("-c", "--count", action="store_true",

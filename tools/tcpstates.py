@@ -21,6 +21,14 @@ SUMMARY = "TCP state changes, with the time spent in each state"
 PROBES = ("tracepoint:sock:inet_sock_set_state",)
 NEEDS = ()
 
+DESCRIPTION = """\
+Trace TCP session state changes and durations
+
+Probe: tracepoint sock:inet_sock_set_state.  C-PID and C-COMM are the context the change
+ran in: the process for changes made by its system calls (connect, listen, close...),
+otherwise softirq or, on loopback, the peer's task.
+"""
+
 EXAMPLES = """\
     tinytrace tcpstates           # trace all TCP state changes
     tinytrace tcpstates -t        # include timestamp column
@@ -40,7 +48,7 @@ TCP_CLOSE = 7
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcpstates", "Trace TCP session state changes and durations",
+    p = toolkit.ArgumentParser("tcpstates", DESCRIPTION,
                                EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")

@@ -25,6 +25,14 @@ SUMMARY = "TCP send/receive throughput by process and connection, per interval"
 PROBES = ("tracepoint:sock:sock_send_length", "tracepoint:sock:sock_recv_length")
 NEEDS = ("btf",)
 
+DESCRIPTION = """\
+Summarize TCP send/recv throughput by host
+
+Probes: tracepoints sock:sock_send_length and sock:sock_recv_length: the bytes each send
+and receive call moved, in the calling process (BCC uses kprobes on tcp_sendmsg and
+tcp_cleanup_rbuf).  Connection ends are read from the socket through the kernel's BTF.
+"""
+
 EXAMPLES = """\
     tinytrace tcptop           # trace TCP send/recv by host
     tinytrace tcptop -C        # don't clear the screen
@@ -39,7 +47,7 @@ MSG_PEEK = 2
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcptop", "Summarize TCP send/recv throughput by host",
+    p = toolkit.ArgumentParser("tcptop", DESCRIPTION,
                                EXAMPLES)
     p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
     p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
