@@ -153,3 +153,38 @@ def test_lport_without_btf_comes_from_the_state_transition():
         assert row[0] == str(rec.pid) and row[2:4] == [str(fam), daddr]
         assert row[5:] == [daddr, str(dport)]
         assert int(row[4]) == lport if lport is not None else int(row[4]) > 0, row
+
+
+EVIL = r"""
+import ctypes, socket, sys
+ctypes.CDLL(None).prctl(15, b"tt\x1b[31m\nevil", 0, 0, 0)     # PR_SET_NAME
+sys.stdin.buffer.read(1)
+s = socket.socket()
+try:
+    s.connect(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    pass
+"""
+
+
+def test_control_characters_in_comm_are_escaped():
+    import socket
+    import subprocess
+    import sys
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))            # bound, not listening: the connect is refused
+    port = closed.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", EVIL, str(port)], stdin=subprocess.PIPE)
+    run = ToolRun(["tcpconnect", "-p", str(proc.pid)], ready=READY)
+    try:
+        run.started()
+        proc.stdin.write(b"x")
+        proc.stdin.close()
+        assert proc.wait(30) == 0
+    finally:
+        rc = run.stop()
+        closed.close()
+    assert rc == 0, run.stderr
+    rows = run.stdout.splitlines()[2:]
+    assert len(rows) == 1, run.stdout
+    assert "\x1b" not in run.stdout and rows[0].split()[1] == "tt\\x1b[31m\\n", run.stdout
