@@ -112,7 +112,7 @@ def test_failed_only_escaped_and_long_names():
 
 def test_duration_ends_the_run_and_name_filter_drops():
     with opens(n_ok=1, n_missing=1) as w:
-        run = ToolRun(["opensnoop", "-d", "3", "-n", "no-such-comm", "-p", str(w.pid)],
+        run = ToolRun(["opensnoop", "-d", "2", "-n", "no-such-comm", "-p", str(w.pid)],
                       ready=HEADER)
         run.started()
         w.go()
