@@ -1,5 +1,6 @@
 """The error corpus: malformed and ill-typed programs, each rejected before anything is
 loaded with one ``file:line:col: error: ...`` line, the source line and a caret, exit 2."""
+import os
 import re
 import subprocess
 import sys
@@ -60,7 +61,7 @@ CORPUS = [
     ("BEGIN { @x = hist(1, 9); }", 1, 22, "between 0 and 5"),
     ('BEGIN { prinf("x"); }', 1, 9, "'printf'?"),
     ('BEGIN { printf("%d\\n", cpid); }', 1, 24, "only available with -c"),
-    ("BEGIN { $x = (struct task_struct *)curtask; }", 1, 14, "BTF"),
+    ("BEGIN { $x = (struct nosuchstruct *)curtask; }", 1, 14, "struct nosuchstruct"),
     ("BEGIN { $x = 1; print($x.foo); }", 1, 26, "int64 has no fields"),
     ("BEGIN { $t = (1, 2); print($t.5); }", 1, 31, "out of range"),
     ("BEGIN { @ = count(); print(@ + 1); }", 1, 28, "can only be printed"),
@@ -102,6 +103,26 @@ CORPUS = [
 def fake_env(monkeypatch):
     monkeypatch.setattr(command, "make_env", lambda o, cpid=None: FakeEnv(
         params=o.params, unsafe=o.unsafe, cpid=cpid))
+
+    def no_run(*args):
+        raise AssertionError("the program was accepted and would have run")
+    from tinytrace.lang import runtime
+    monkeypatch.setattr(runtime.Runtime, "run", no_run)
+
+
+@pytest.mark.skipif(not os.path.exists("/sys/kernel/btf/vmlinux"), reason="no kernel BTF")
+@pytest.mark.parametrize("program,line,col,fragment", [
+    ('BEGIN { printf("%d\\n", curtask->pidd); }', 1, 33, "did you mean 'pid'"),
+    ('BEGIN { printf("%d\\n", curtask->se.vruntim); }', 1, 36, "did you mean 'vruntime'"),
+    ('BEGIN { $p = curtask->comm->x; }', 1, 29, "string[16] has no fields"),
+    ('BEGIN { $t = *curtask; }', 1, 14, "a whole struct (struct task_struct) cannot"),
+])
+def test_btf_error(program, line, col, fragment, fake_env, capsys):
+    rc = cli.main(["-e", program])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("stdin:%d:%d: error: " % (line, col)), err
+    assert fragment in err.split("\n")[0], err
 
 
 def test_corpus_is_big_enough():

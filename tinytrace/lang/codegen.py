@@ -16,7 +16,7 @@ from tinytrace.lang import ast
 from tinytrace.lang.ir import FP, R1, Builder
 from tinytrace.lang.source import LangError
 from tinytrace.lang.types import (
-    INT64, UINT64, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, StrT, TupleT)
+    INT64, UINT64, AggT, ArrayT, BufT, IntT, OpaqueT, PtrT, StrT, StructT, TupleT)
 
 STACK_LIMIT = 512
 STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
@@ -448,12 +448,16 @@ class ProgramGen:
         if isinstance(base, ast.Builtin) and base.name == "args":
             from tinytrace.lang import codegen_builtins
             return codegen_builtins.args_field_value(self, e)
+        if _is_member(e):
+            return self.member_value(e)
         mem = self.addr(base)
         off = base.ty.offsets[e.field]
         return self.load_scalar(mem.at(off), e.ty)
 
     def _v_Index(self, e):
         base_ty = e.expr.ty
+        if isinstance(base_ty, PtrT) and isinstance(base_ty.pointee, StructT):
+            raise AssertionError("a struct is not a scalar")
         if isinstance(base_ty, PtrT):
             return self.deref(e.expr, e.index, e.ty, base_ty.user)
         mem = self.addr(e.expr)
@@ -772,6 +776,9 @@ class ProgramGen:
             from tinytrace.lang import codegen_builtins
             codegen_builtins.store(self, e, dst, ty, clean)
             return
+        if isinstance(e, ast.Field) and _is_member(e):
+            self.member_store(e, dst, ty, clean)
+            return
         if isinstance(e, ast.Field):
             base = e.expr
             if isinstance(base, ast.Builtin) and base.name == "args":
@@ -836,6 +843,92 @@ class ProgramGen:
         b.call(self.comp.target.read_helper(user, False), self._ptr(m), ("imm", ty.size), p)
         return self.load_scalar(m, ty)
 
+    # -- kernel structs (BTF) ---------------------------------------------------------------
+    def struct_addr(self, e):
+        """A register holding the address of the struct an expression of StructT type
+        stands for: ``*p``, ``p->inner`` (a struct member), ``p[i]``."""
+        b = self.b
+        if isinstance(e, ast.Unop) and e.op == "*":
+            return self.reg(self.value(e.operand))
+        if isinstance(e, ast.Field) and _is_member(e):
+            base = self.member_base(e.expr)
+            if e.field.offset:
+                r = b.vreg()
+                b.mov(r, base)
+                b.alu("+", r, imm=e.field.offset)
+                return r
+            return base
+        if isinstance(e, ast.Index):
+            p = self.reg(self.value(e.expr))
+            idx = self.convert(self.value(e.index), e.index.ty, INT64)
+            off = self.arith("*", idx, INT64, Imm(e.ty.size), INT64, INT64, INT64)
+            return self.reg(self.arith("+", p, UINT64, off, INT64, UINT64, UINT64))
+        raise AssertionError("no address for %s" % type(e).__name__)
+
+    def member_base(self, base):
+        """The address of the struct whose member is read: a pointer's value, or the
+        address a struct-typed expression stands for."""
+        if isinstance(base.ty, PtrT):
+            return self.reg(self.value(base))
+        return self.struct_addr(base)
+
+    def _member_addr(self, e):
+        base = self.member_base(e.expr)
+        r = self.b.vreg()
+        self.b.mov(r, base)
+        if e.field.offset:
+            self.b.alu("+", r, imm=e.field.offset)
+        return r
+
+    def member_value(self, e):
+        """A scalar struct member, read with probe_read (kernel or user memory)."""
+        b = self.b
+        m = e.field
+        ty = m.ty
+        size = ty.size if ty.size in (1, 2, 4, 8) else 8
+        addr = self._member_addr(e)
+        tmp = self.alloc(8)
+        b.store_imm(tmp.base, tmp.off, 0, 8)
+        b.call(self.comp.target.read_helper(_user(e.expr.ty), False), self._ptr(tmp),
+               ("imm", size), addr)
+        r = b.vreg()
+        b.load(r, tmp.base, tmp.off, size)
+        if m.bits:
+            import sys
+            shift = m.bit_shift if sys.byteorder == "little" else size * 8 - m.bit_shift - m.bits
+            if shift:
+                b.alu(">>", r, imm=shift)
+            if m.bits < 64:
+                if m.bits < 32:
+                    b.alu("&", r, imm=(1 << m.bits) - 1)
+                else:
+                    b.alu("<<", r, imm=64 - m.bits)
+                    b.alu(">>", r, imm=64 - m.bits)
+            if isinstance(ty, IntT) and ty.signed:
+                b.sign_extend(r, m.bits)
+            return r
+        if isinstance(ty, IntT):
+            self._canonical(r, ty)
+        return r
+
+    def member_store(self, e, dst, ty, clean):
+        """A struct member into memory: strings with probe_read_str, arrays with
+        probe_read, scalars through ``member_value``."""
+        b = self.b
+        mty = e.ty
+        if isinstance(mty, (StrT, ArrayT)):
+            n = min(mty.size, ty.size)
+            if clean:
+                self.zero(dst, ty.size)
+            addr = self._member_addr(e)
+            b.call(self.comp.target.read_helper(_user(e.expr.ty), isinstance(mty, StrT)),
+                   self._ptr(dst), ("imm", n), addr)
+            return
+        v = self.member_value(e)
+        if isinstance(ty, IntT):
+            v = self.convert(v, mty if isinstance(mty, IntT) else UINT64, ty)
+        b.store(dst.base, dst.off, self.reg(v), ty.size if ty.size in (1, 2, 4, 8) else 8)
+
     # -- events -----------------------------------------------------------------------------
     def event(self, kind, arg_types, data=None, loc=None):
         """Register an event kind; returns its spec (the caller fills the arguments)."""
@@ -870,6 +963,18 @@ class ProgramGen:
 
 _NEG = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 _SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _is_member(e):
+    from tinytrace.lang.btftypes import BtfMember
+    return isinstance(e.field, BtfMember)
+
+
+def _user(ty):
+    """Whether a pointer (or struct) lives in the traced process's memory."""
+    if isinstance(ty, PtrT):
+        return ty.user
+    return getattr(ty, "user", False)
 
 
 def _assigned_before_use(probe):

@@ -36,6 +36,27 @@ class Env:
         self.cpid = cpid            # None without -c; the child's pid once it exists
         self._tracepoints = None
         self._records = {}
+        self._btf = False
+
+    # -- BTF --------------------------------------------------------------------------------
+    def btf(self):
+        """The kernel's BTF (``tinytrace.kernel.btf``), or None without it."""
+        if self._btf is False:
+            try:
+                from tinytrace.kernel import btf
+                self._btf = btf.vmlinux()
+            except Exception:
+                self._btf = None
+        return self._btf
+
+    def task_type(self):
+        """``struct task_struct *`` (the type of ``curtask``) when BTF describes it."""
+        b = self.btf()
+        if b is None:
+            return None
+        from tinytrace.lang import btftypes
+        st = btftypes.find_struct(b, "task_struct")
+        return PtrT(st, False) if st is not None else None
 
     # -- tracepoints ------------------------------------------------------------------------
     def tracepoints(self):

@@ -23,7 +23,7 @@ from tinytrace.lang.builtins import AGGREGATIONS, BUILTINS, FUNCTIONS
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, IntT, OpaqueT, PtrT, RecordT,
+    BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, IntT, OpaqueT, PtrT, RecordT, StructT,
     StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename, promote)
 
 MAX_ROUNDS = 8
@@ -348,7 +348,7 @@ class Sema:
             return
         if ty is VOID:
             raise LangError("this expression has no value", loc)
-        if isinstance(ty, RecordT):
+        if isinstance(ty, (RecordT, StructT)):
             raise LangError("a whole struct (%s) cannot be stored; pick a field" %
                             ty.describe(), loc)
         if isinstance(ty, ArrayT) and what == "key":
@@ -400,6 +400,8 @@ class Sema:
     def _e_Builtin(self, e, bare=True):
         name = e.name
         ty = BUILTINS.get(name)
+        if name == "curtask":
+            ty = self.env.task_type() or ty
         if ty is not None:
             if name == "cpid" and self.env.cpid is None:
                 raise LangError("cpid is only available with -c COMMAND", e.loc)
@@ -512,6 +514,9 @@ class Sema:
         if op == "*":
             if not isinstance(ty, PtrT):
                 raise LangError("'*' needs a pointer, not %s" % ty.describe(), e.loc)
+            if isinstance(ty.pointee, StructT):
+                e.ty = ty.pointee      # the struct itself: stands for its address
+                return e
             if ty.pointee is None or not (ty.pointee.is_int or isinstance(ty.pointee, PtrT)):
                 raise LangError("cannot dereference %s; cast it to an integer pointer first, "
                                 "e.g. *(uint64 *)p" % ty.describe(), e.loc)
@@ -630,10 +635,33 @@ class Sema:
             e.field = i
             e.ty = ty.elems[i]
             return e
+        st = None
+        if isinstance(ty, PtrT) and isinstance(ty.pointee, StructT):
+            st = ty.pointee
+        elif isinstance(ty, StructT):
+            st = ty
+        if st is not None:
+            return self._struct_member(e, st)
         if isinstance(ty, PtrT):
-            raise LangError("field access through pointers needs the kernel's BTF "
-                            "(struct types), which tinytrace does not support yet", e.loc)
+            raise LangError("%s points to no struct; cast it first, e.g. "
+                            "((struct task_struct *)p)->pid" % ty.describe(), e.loc)
         raise LangError("%s has no fields" % ty.describe(), e.loc)
+
+    def _struct_member(self, e, st):
+        from tinytrace.lang import btftypes
+        btf = self.env.btf()
+        if btf is None or not st.size:
+            raise LangError("%s is not known (no BTF for it)" % st.describe(), e.loc)
+        m = btftypes.member(btf, st, e.name)
+        if m is None:
+            raise LangError("%s has no member named '%s'%s" % (
+                st.describe(), e.name, hint(e.name, btftypes.member_names(btf, st))), e.loc)
+        if m.ty is None:
+            raise LangError("%s.%s has a type the language cannot read" % (
+                st.describe(), e.name), e.loc)
+        e.field = m
+        e.ty = m.ty
+        return e
 
     def _args_field(self, e):
         base = e.expr
@@ -688,6 +716,9 @@ class Sema:
             e.ty = IntT(8, True)
             return e
         if isinstance(ty, PtrT):
+            if isinstance(ty.pointee, StructT) and ty.pointee.size:
+                e.ty = ty.pointee
+                return e
             if ty.pointee is None or not (ty.pointee.is_int or isinstance(ty.pointee, PtrT)):
                 raise LangError("cannot index %s; cast it to an integer pointer first"
                                 % ty.describe(), e.loc)
@@ -698,10 +729,9 @@ class Sema:
     def _e_Cast(self, e):
         e.expr = x = self.expr(e.expr)
         ty = parse_typename(e.typename)
+        if ty is None and e.typename.split()[0] in ("struct", "union"):
+            ty = self._struct_pointer_type(e)
         if ty is None:
-            if e.typename.split()[0] in ("struct", "union", "enum"):
-                raise LangError("casts to '%s' need the kernel's BTF (struct types), which "
-                                "tinytrace does not support yet" % e.typename, e.loc)
             raise LangError("unknown type '%s' in cast" % e.typename, e.loc)
         xt = x.ty
         if xt is UNKNOWN:
@@ -720,6 +750,24 @@ class Sema:
             e.expr = self._e_Int(ast.Int(ty.wrap(x.value), x.loc))
         e.ty = ty
         return e
+
+    def _struct_pointer_type(self, e):
+        """``(struct NAME *)``: a pointer to a BTF struct."""
+        from tinytrace.lang import btftypes
+        text = e.typename.replace("*", " * ").split()
+        stars = text.count("*")
+        name = " ".join(w for w in text[1:] if w != "*")
+        if stars != 1:
+            raise LangError("casts to a struct need a pointer: (%s %s *)" % (text[0], name),
+                            e.loc)
+        btf = self.env.btf()
+        if btf is None:
+            raise LangError("casts to '%s *' need the kernel's BTF (/sys/kernel/btf/vmlinux), "
+                            "which this system does not have" % " ".join(text[:2]), e.loc)
+        st = btftypes.find_struct(btf, name)
+        if st is None:
+            raise LangError("unknown %s %s" % (text[0], name), e.loc)
+        return PtrT(st, False)
 
     def _e_Call(self, e):
         if e.name in AGGREGATIONS:

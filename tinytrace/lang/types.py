@@ -294,6 +294,31 @@ class RecordT(Type):
         return "struct " + self.name
 
 
+class StructT(Type):
+    """A kernel struct or union known from BTF (``struct task_struct``).  Values of this
+    type are never copied: an expression of struct type stands for the struct's address
+    in kernel (or, ``user``, process) memory, and member reads go through probe_read."""
+    __slots__ = ("name", "btf_id", "_size", "user")
+    kind = "struct"
+    align = 8
+
+    def __init__(self, name, btf_id, size, user=False):
+        self.name = name
+        self.btf_id = btf_id
+        self._size = size
+        self.user = user
+
+    @property
+    def size(self):
+        return self._size
+
+    def key(self):
+        return (self.btf_id, self.user)
+
+    def describe(self):
+        return "struct " + (self.name or "<anonymous>")
+
+
 class OpaqueT(Type):
     """Values that only print or compare: stack ids, symbols, addresses, probe names.
 
