@@ -202,8 +202,8 @@ def report(opts, rows, out):
     agg = "PID    COMM" if opts.process else "SYSCALL"
     out.write("[%s]\n" % toolkit.hhmmss())
     if opts.latency:
-        out.write("%-22s %8s %16s\n" % (agg, "COUNT", "TIME (ms)" if opts.milliseconds
-                                          else "TIME (us)"))
+        unit = "TIME (ms)" if opts.milliseconds else "TIME (us)"
+        out.write("%-22s %8s %16s\n" % (agg, "COUNT", unit))
     else:
         out.write("%-22s %8s\n" % (agg, "COUNT"))
     for key, count, total in rows:
