@@ -108,6 +108,7 @@ def W(*actions):
 
 
 OPEN7 = W("open", "7")
+_OLD = "ringbuf=0,atomics=0,v4=0,cookies=0"
 
 CASES = [
     # -- output and literals -----------------------------------------------------------
@@ -346,6 +347,14 @@ CASES = [
          work=W("parallel", "2,500"), params=["%MARKER%"]),
     Case("verifier_rejection", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
          lambda out, ctx: _rejected(ctx), rc=1),
+    # the code older kernels and 32-bit JITs get: perf buffer, no atomics, no sdiv, no cookies
+    Case("fallback_perf_buffer_sdiv", 'BEGIN { $a = 7; $b = -2; printf("%d %d %d %d\\n", '
+         '$a / $b, $a % $b, -$a / $b, -$a % $b); @x[1] += 5; @x[1] += 2; exit(); }',
+         lines("-3 1 3 -1", "", "", "@x[1]: 7"), env={"TINYTRACE_TARGET": _OLD}),
+    Case("fallback_probe_without_cookies", 't:syscalls:sys_enter_openat* /pid == cpid && '
+         'str(args->filename) == str($1)/ { @[probe] = count(); }',
+         lines("", "", "@[tracepoint:syscalls:sys_enter_openat]: 7"), work=OPEN7,
+         params=["%MARKER%"], env={"TINYTRACE_TARGET": _OLD}),
     Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
          '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
 ]

@@ -97,18 +97,26 @@ class Target:
     @classmethod
     def probe(cls):
         """From the running kernel (``tinytrace.kernel.features``); modern defaults when
-        bpf() is not usable (e.g. ``-d`` as an ordinary user)."""
+        bpf() is not usable (e.g. ``-d`` as an ordinary user).  ``TINYTRACE_TARGET``
+        (``ringbuf=0,atomics=0,...``) turns features off, to exercise the fallbacks that
+        older kernels and 32-bit JITs get."""
         try:
             from tinytrace.kernel import bpf, features
             f = features.probe()
             version = bpf.kernel_version()
-            return cls(ringbuf=bool(f.ringbuf), atomics=bool(f.atomics),
-                       probe_read_kernel=bool(f.probe_read_kernel),
-                       v4=tuple(version[:2]) >= (6, 6),
-                       bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
-                       cookies=bool(f.perf_link))
+            t = cls(ringbuf=bool(f.ringbuf), atomics=bool(f.atomics),
+                    probe_read_kernel=bool(f.probe_read_kernel),
+                    v4=tuple(version[:2]) >= (6, 6),
+                    bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
+                    cookies=bool(f.perf_link))
         except Exception:
-            return cls()
+            t = cls()
+        import os
+        for item in os.environ.get("TINYTRACE_TARGET", "").split(","):
+            name, _, value = item.partition("=")
+            if name.strip() in t.__dict__ and value.strip() in ("0", "1"):
+                setattr(t, name.strip(), value.strip() == "1")
+        return t
 
     def read_helper(self, user, string):
         if not self.probe_read_kernel:
