@@ -348,10 +348,10 @@ CASES = [
     Case("verifier_rejection", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
          lambda out, ctx: _rejected(ctx), rc=1),
     # the code older kernels and 32-bit JITs get: perf buffer, no atomics, no sdiv, no cookies
-    Case("fallback_perf_buffer_sdiv", 'BEGIN { $a = 7; $b = -2; printf("%d %d %d %d\\n", '
+    Case("fb_perfbuf_sdiv", 'BEGIN { $a = 7; $b = -2; printf("%d %d %d %d\\n", '
          '$a / $b, $a % $b, -$a / $b, -$a % $b); @x[1] += 5; @x[1] += 2; exit(); }',
          lines("-3 1 3 -1", "", "", "@x[1]: 7"), env={"TINYTRACE_TARGET": _OLD}),
-    Case("fallback_probe_without_cookies", 't:syscalls:sys_enter_openat* /pid == cpid && '
+    Case("fb_probe", 't:syscalls:sys_enter_openat* /pid == cpid && '
          'str(args->filename) == str($1)/ { @[probe] = count(); }',
          lines("", "", "@[tracepoint:syscalls:sys_enter_openat]: 7"), work=OPEN7,
          params=["%MARKER%"], env={"TINYTRACE_TARGET": _OLD}),
