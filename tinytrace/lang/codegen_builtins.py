@@ -167,9 +167,9 @@ def args_field_store(gen, e, dst, ty, clean):
         for pos, c in _ctx_chunks(f.offset, n):
             b.load(t, gen.ctx, f.offset + pos, c)
             b.store(dst.base, dst.off + pos, t, c)
-        if isinstance(ty, StrT) and n == ty.size and isinstance(fty, StrT):
-            # a full char array may lack its NUL: the last byte of the copy ends the string
-            b.store_imm(dst.base, dst.off + n - 1, 0, 1) if f.size > ty.size else None
+        if isinstance(ty, StrT) and isinstance(fty, StrT) and f.size > ty.size:
+            # cut short: the last byte of the copy ends the string
+            b.store_imm(dst.base, dst.off + n - 1, 0, 1)
         if clean and ty.size > n:
             gen.zero(dst, ty.size, n)
         return
