@@ -47,7 +47,11 @@ U64_MAX = (1 << 64) - 1
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("offcputime", "Summarize off-CPU time by stack trace", EXAMPLES)
+    p = toolkit.ArgumentParser(
+        "offcputime", "Summarize off-CPU time by stack trace\n\n"
+        "Uses tracepoint:sched:sched_switch: stacks are taken as a thread leaves the CPU\n"
+        "(innermost frame __schedule), and --state tests the state that tracepoint\n"
+        "reports (1 S, 2 D, 4 T, 8 t, 0x80 TASK_IDLE; 0 preempted).", EXAMPLES)
     t = p.add_mutually_exclusive_group()
     t.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
     t.add_argument("-t", "--tid", type=toolkit.positive_int, help="trace this TID only")

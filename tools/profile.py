@@ -18,7 +18,7 @@ walked with frame pointers: binaries built without them give short user stacks.
 """
 
 SUMMARY = "CPU stack samples at a timed interval, counted"
-PROBES = ("profile:hz:F (software cpu-clock perf event per CPU)",)
+PROBES = ("profile:hz:49", "software:cpu-clock")     # -F frequency; -c period
 NEEDS = ()
 
 EXAMPLES = """\

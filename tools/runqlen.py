@@ -15,7 +15,7 @@ tasks are counted (not real-time ones).
 """
 
 SUMMARY = "run-queue length, sampled, as a histogram"
-PROBES = ("profile:hz:99 (software cpu-clock perf event per CPU)",)
+PROBES = ("profile:hz:99",)
 NEEDS = ("btf",)
 
 FREQUENCY = 99

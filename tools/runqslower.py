@@ -21,8 +21,8 @@ of that is needed.
 
 SUMMARY = "run-queue waits above a threshold, one line each"
 PROBES = ("tracepoint:sched:sched_wakeup", "tracepoint:sched:sched_wakeup_new",
-          "tracepoint:sched:sched_switch", "tracepoint:task:task_newtask (-p)",
-          "tracepoint:sched:sched_process_exit (-p)")
+          "tracepoint:sched:sched_switch", "tracepoint:task:task_newtask",
+          "tracepoint:sched:sched_process_exit")      # the last two with -p only
 NEEDS = ()
 
 EXAMPLES = """\

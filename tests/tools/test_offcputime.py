@@ -92,6 +92,19 @@ def test_min_and_max_block_time_filters():
     assert _time_in(stacks, _block(rec, "sleep").kstack_expect) == 0, run.stdout
 
 
+def test_state_filter():
+    # both blocks are interruptible sleeps (S, 1): kept by --state 1, dropped by --state 2
+    rec, run = _run(["-K", "--state", "1"])
+    stacks = _stacks(run.stdout)
+    for kind in ("sleep", "pipe_read"):
+        b = _block(rec, kind)
+        assert _time_in(stacks, b.kstack_expect) >= b.planned_s * 1e6 - 2000, run.stdout
+    rec, run = _run(["-K", "--state", "2"])
+    stacks = _stacks(run.stdout)
+    assert _time_in(stacks, _block(rec, "sleep").kstack_expect) == 0, run.stdout
+    assert _time_in(stacks, _block(rec, "pipe_read").kstack_expect) == 0, run.stdout
+
+
 def test_folded_user_and_kernel_with_delimiter():
     rec, run = _run(["-f", "-d"])
     assert READY in run.stderr
