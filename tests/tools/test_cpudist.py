@@ -84,6 +84,11 @@ def test_per_process_and_per_thread_sections():
     assert len(sections) == 1, run.stdout
     rec, run = _run(["-L", "-O"])
     assert ("tid = %d tt-onoff" % rec.tid) in run.stdout, run.stdout
+    # off-CPU per process: the process ID is kept beside the start time
+    rec, run = _run(["-P", "-O", "-e"])
+    sections = [l for l in run.stdout.splitlines() if l.startswith("pid = ")]
+    assert sections == ["pid = %d tt-onoff" % rec.pid], run.stdout
+    assert _extension(run.stdout)[2] >= CYCLES, run.stdout
 
 
 def test_json_interval_record():
