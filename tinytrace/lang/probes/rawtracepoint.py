@@ -9,6 +9,9 @@ from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import UINT64
 
 MAX_ARGS = 12
+# tracefs event groups that are not kernel tracepoints: syscall events are built on the
+# raw_syscalls:sys_enter/sys_exit tracepoints, ftrace events on the function tracer.
+NOT_RAW = frozenset(("syscalls", "ftrace"))
 
 
 class RawTracepoint(Provider):
@@ -27,7 +30,8 @@ class RawTracepoint(Provider):
         events = env.tracepoints()
         names = set()
         for c in wildcard_match(events, cat):
-            names.update(events[c])
+            if c not in NOT_RAW:
+                names.update(events[c])
         found = wildcard_match(names, name)
         if not found:
             if has_wildcard(name):
@@ -52,6 +56,8 @@ class RawTracepoint(Provider):
         out = set()
         events = env.tracepoints()
         for c in events:
+            if c in NOT_RAW:
+                continue
             for n in events[c]:
                 full = "rawtracepoint:%s" % n
                 if fnmatch.fnmatchcase(full, pattern):
