@@ -36,6 +36,11 @@ class RawTracepoint(Provider):
         if not found:
             if has_wildcard(name):
                 raise LangError("no raw tracepoint matches '%s'" % name, loc)
+            for c in NOT_RAW:
+                if name in events.get(c, ()):
+                    raise LangError("%s is a %s event, not a raw tracepoint; use "
+                                    "tracepoint:%s:%s (or rawtracepoint:sys_enter/sys_exit)"
+                                    % (name, c, c, name), loc)
             raise LangError("unknown raw tracepoint '%s'%s" % (name, hint(name, names)), loc)
         return [Target(self, "rawtracepoint:%s" % n, (n,)) for n in found]
 
