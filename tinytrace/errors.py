@@ -39,7 +39,9 @@ class SourceError(UserError):
         head = "%s:%d:%d: error: %s" % (self.filename, self.line, self.col, self.message)
         if self.source_line is None:
             return head
-        from tinytrace.output.escape import escape
-        text = escape(self.source_line.rstrip("\n"))
-        caret = " " * max(self.col - 1, 0) + "^"
+        # Only control characters are made visible (as in the script itself, a backslash is
+        # shown as it is), so the caret under the line still lines up with the column.
+        import re
+        text = re.sub(r"[\x00-\x08\x0a-\x1f\x7f]", "?", self.source_line.rstrip("\n"))
+        caret = "".join("\t" if c == "\t" else " " for c in text[:max(self.col - 1, 0)]) + "^"
         return "%s\n%s\n%s" % (head, text, caret)

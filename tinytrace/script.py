@@ -21,7 +21,11 @@ drives it instead of letting the language runtime print at exit::
 - ``log2_slots(buckets)`` turns a bpftrace ``hist()`` bucket list into BCC's log2 slots, so
   tools print BCC's histograms (``tinytrace.output.hist``) from ``hist()`` maps.
 - ``exited``: the script called ``exit()``.
-- ``lost``: events lost so far (the tool reports them).
+- ``lost``: events lost so far, also after ``stop()``.  The script prints nothing about
+  losses itself (a tool's stdout may be JSON): the tool reports them, e.g. with
+  ``toolkit.LostReporter``, or passes ``on_lost(callback)``.
+- ``Script(text, strlen=N)``: the size of ``str()`` buffers (bpftrace's BPFTRACE_STRLEN),
+  for tools that print long paths.
 """
 import sys
 
@@ -37,14 +41,16 @@ class _Options(object):
 
 
 class Script(object):
-    def __init__(self, text, tool="script", params=(), out=None):
+    def __init__(self, text, tool="script", params=(), out=None, strlen=None):
         from tinytrace.lang import compiler
-        from tinytrace.lang.env import Env
+        from tinytrace.lang.env import DEFAULT_STRLEN, Env
         self.tool = tool
-        self.env = Env(params=[str(p) for p in params])
+        self.env = Env(params=[str(p) for p in params], strlen=strlen or DEFAULT_STRLEN)
         self.source, self.program = compiler.check(text, "<%s>" % tool, self.env)
         self.out = out if out is not None else sys.stdout
         self._printf = None
+        self._lost_cb = None
+        self._lost_final = 0
         self._comp = None
         self._rt = None
         self._session = None
@@ -52,6 +58,11 @@ class Script(object):
     # -- set-up -----------------------------------------------------------------------------
     def on_printf(self, callback):
         self._printf = callback
+        return self
+
+    def on_lost(self, callback):
+        """``callback(n)`` for every batch of ``n`` lost events, as the reader notices them."""
+        self._lost_cb = callback
         return self
 
     def start(self, session=None):
@@ -62,7 +73,7 @@ class Script(object):
         self._comp = compiler.compile_program(self.source, self.program, self.env)
         self._own_session = session is None
         self._session = session if session is not None else Session()
-        self._rt = _ToolRuntime(self._comp, _Options(), self.out, self._printf)
+        self._rt = _ToolRuntime(self._comp, _Options(), self.out, self._printf, self._lost_cb)
         try:
             self._rt.begin(self._session)
         except BaseException:
@@ -84,10 +95,12 @@ class Script(object):
         """Probes off, END, the last events delivered; then release (own session only)."""
         if self._rt is None:
             return
-        rt, self._rt = self._rt, None
+        rt = self._rt
         try:
             rt.end()
         finally:
+            self._lost_final = rt.lost
+            self._rt = None
             if self._own_session:
                 self._session.close()
 
@@ -99,20 +112,33 @@ class Script(object):
     def drain(self):
         self._rt._drain()
 
-    def follow(self, stopper, until=None):
-        """Deliver events until Ctrl-C (``stopper``, a ``toolkit.Stopper``), ``exit()`` or
-        ``until()``; then deliver what is still buffered."""
+    def follow(self, stopper, until=None, timeout=None):
+        """Deliver events until Ctrl-C (``stopper``, a ``toolkit.Stopper``), ``exit()``,
+        ``until()`` (checked after each batch of events, and at least every second) or
+        ``timeout`` seconds (BCC's -d duration); then deliver what is still buffered.
+        Returns True when the run ended by itself (exit(), until() or the timeout)."""
+        import time
         rt = self._rt
-        if rt.reader is None:
-            while not rt.done and stopper.sleep(0.2):
-                if until is not None and until():
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not rt.done:
+            wait = 1.0
+            if deadline is not None:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
                     break
-            return
-        while not rt.done and stopper.wait_readable(rt.reader.fileno()):
-            rt.reader.drain()
+                wait = min(wait, 1.0)
+            if rt.reader is None:
+                if not stopper.sleep(wait):
+                    break
+            elif not stopper.wait_readable(rt.reader.fileno(), wait):
+                break
+            else:
+                rt.reader.drain()
             if until is not None and until():
                 break
-        rt._drain()
+        if rt.reader is not None:
+            rt._drain()
+        return not stopper.stopped
 
     @property
     def exited(self):
@@ -120,7 +146,7 @@ class Script(object):
 
     @property
     def lost(self):
-        return self._rt.lost if self._rt is not None else 0
+        return self._rt.lost if self._rt is not None else self._lost_final
 
     def read(self, name):
         """The map ``name`` (``"@usecs"`` or ``"usecs"``; ``"@"`` for the unnamed map) as a
@@ -128,7 +154,7 @@ class Script(object):
         from tinytrace.lang.mapread import read_map
         spec = self._rt._user_spec(_bare(name))
         entries, _, _ = read_map(self._rt.maps[spec.name], spec, self._rt.decoders())
-        return dict(entries)
+        return dict((_hashable(k), v) for k, v in entries)
 
     def clear(self, name):
         self._rt._clear(_bare(name))
@@ -136,6 +162,15 @@ class Script(object):
     def kernel_map(self, name):
         """The kernel-layer ``Map`` behind ``name`` (for tools that read raw values)."""
         return self._rt.maps[self._rt._user_spec(_bare(name)).name]
+
+
+def _hashable(key):
+    """Map keys as dict keys: arrays (decoded as lists) become tuples, at any depth."""
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, tuple):
+        return tuple(_hashable(k) for k in key)
+    return key
 
 
 def _bare(name):
@@ -169,13 +204,20 @@ class _ToolRuntime(object):
     """Built on first use: a subclass of the language runtime whose phases a tool calls one
     by one, and whose printf events go to the tool."""
 
-    def __new__(cls, comp, options, out, printf):
+    def __new__(cls, comp, options, out, printf, lost_cb=None):
         base = _runtime_base()
 
         class ToolRuntime(base):
-            def __init__(self, comp, options, out, printf):
+            def __init__(self, comp, options, out, printf, lost_cb):
                 base.__init__(self, comp, options, out)
                 self._tool_printf = printf
+                self._tool_lost = lost_cb
+
+            def _on_lost(self, n):
+                # counted, never printed: the tool decides how (its stdout may be JSON)
+                self.lost += n
+                if self._tool_lost is not None:
+                    self._tool_lost(n)
 
             def begin(self, session):
                 self.session = session
@@ -208,4 +250,4 @@ class _ToolRuntime(object):
                         return i
                 return -1
 
-        return ToolRuntime(comp, options, out, printf)
+        return ToolRuntime(comp, options, out, printf, lost_cb)

@@ -14,13 +14,24 @@ import sys
 import time
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's and examples' layout; the width is read only when help is
+    printed (argparse's own lookup imports shutil on every add_argument: ~2 ms at start)."""
+
+    def __init__(self, prog, indent_increment=2, max_help_position=24, width=None):
+        if width is None:
+            import shutil
+            width = shutil.get_terminal_size().columns - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with BCC's help layout (examples as an epilog) and one-line errors."""
 
     def __init__(self, prog, description, examples, **kw):
+        kw.setdefault("formatter_class", _HelpFormatter)
         super().__init__(prog="tinytrace " + prog, description=description,
-                         epilog="examples:\n" + examples.rstrip("\n"),
-                         formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+                         epilog="examples:\n" + examples.rstrip("\n"), **kw)
 
     def format_help(self):
         text = super().format_help()
@@ -51,6 +62,59 @@ def nonneg_int(text):
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0, not %r" % text)
     return value
+
+
+def cpu_number(text):
+    """An argparse type: a CPU number this machine has (one of the possible CPUs)."""
+    cpu = nonneg_int(text)
+    from tinytrace.kernel.arch import possible_cpus
+    try:
+        cpus = possible_cpus()
+    except OSError:
+        return cpu
+    if cpu not in cpus:
+        raise argparse.ArgumentTypeError("no CPU %d on this system" % cpu)
+    return cpu
+
+
+def port_list(text):
+    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
+    out = []
+    for part in text.split(","):
+        try:
+            port = int(part.strip(), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
+        if not 0 < port < 65536:
+            raise argparse.ArgumentTypeError("port out of range (1-65535): %d" % port)
+        out.append(port)
+    return out
+
+
+def pid_list(text):
+    """An argparse type: "123" or "123,456" -> [123, 456]."""
+    try:
+        out = [int(p, 10) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid PID list: %r" % text)
+    if any(p <= 0 for p in out):
+        raise argparse.ArgumentTypeError("PIDs must be > 0: %r" % text)
+    return out
+
+
+def user_id(text):
+    """An argparse type: a UID, or a user name looked up in the password database."""
+    try:
+        uid = int(text, 10)
+    except ValueError:
+        import pwd
+        try:
+            return pwd.getpwnam(text).pw_uid
+        except KeyError:
+            raise argparse.ArgumentTypeError("no such user: %r" % text)
+    if uid < 0:
+        raise argparse.ArgumentTypeError("invalid UID: %r" % text)
+    return uid
 
 
 def add_json(parser):
@@ -167,3 +231,64 @@ def intervals(interval, count, report, stopper):
 
 def hhmmss():
     return time.strftime("%H:%M:%S")
+
+
+def process_comm(pid):
+    """The comm of a live process (escaped), or None."""
+    try:
+        with open("/proc/%d/comm" % pid, "rb") as f:
+            raw = f.read().rstrip(b"\n")
+    except (OSError, ValueError):
+        return None
+    from tinytrace.output.escape import escape
+    return escape(raw)
+
+
+def pid_label(pid):
+    """BCC's section label for a process: "PID comm" while it lives, else "PID"."""
+    comm = process_comm(pid) if pid > 0 else None
+    return "%d %s" % (pid, comm) if comm is not None else "%d" % pid
+
+
+class LostReporter(object):
+    """BCC's "Possibly lost N samples" on stderr, as losses are noticed.
+
+    Pass ``reporter.report`` to ``Script.on_lost`` (reports as the reader notices), or call
+    ``check()`` now and then (e.g. as ``Script.follow``'s ``until``: it returns False)."""
+
+    def __init__(self, script=None):
+        self.script = script
+        self.seen = 0
+
+    def report(self, n):
+        if n > 0:
+            sys.stderr.write("Possibly lost %d samples\n" % n)
+            sys.stderr.flush()
+            self.seen += n
+
+    def check(self):
+        if self.script is not None:
+            lost = self.script.lost
+            if lost > self.seen:
+                sys.stderr.write("Possibly lost %d samples\n" % (lost - self.seen))
+                sys.stderr.flush()
+                self.seen = lost
+        return False
+
+
+def stop_after(seconds):
+    """Deliver a Ctrl-C to this process after ``seconds`` (BCC's -d), so the run ends the
+    way a user's Ctrl-C ends it; returns a function that cancels it."""
+    import os
+    import signal
+
+    def fire(signum, frame):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def cancel():
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    return cancel

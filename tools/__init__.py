@@ -9,33 +9,35 @@ Each tool module defines:
 
 Tools are found by file name, so that ``tinytrace runqlat`` imports only ``runqlat``.
 """
-import importlib
-import importlib.util
 import os
-import pkgutil
-import re
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _valid(name):
+    return name.isidentifier() and name.islower() and not name.startswith("_")
 
 
 def tool_names():
     # pkgutil also lists modules inside a zipapp, where os.listdir cannot look.
+    import pkgutil
     return sorted(m.name for m in pkgutil.iter_modules(__path__)
-                  if not m.ispkg and _NAME.match(m.name))
+                  if not m.ispkg and _valid(m.name))
 
 
 def _exists(name):
     if os.path.isfile(os.path.join(_HERE, name + ".py")):
         return True
     # Inside a zipapp the folder cannot be listed with os; ask the import system instead.
+    import importlib.util
     return importlib.util.find_spec("tinytrace.tools." + name) is not None
 
 
 def find_tool(name):
     """The tool module called ``name``, or None if there is no such tool."""
-    if not _NAME.match(name) or not _exists(name):
+    if not _valid(name) or not _exists(name):
         return None
+    import importlib
     return importlib.import_module("tinytrace.tools." + name)
 
 
