@@ -244,10 +244,12 @@ class _ToolRuntime(object):
                 return base._handler(self, spec)
 
             def _printf_index(self, spec):
-                printfs = [s for s in self.comp.events if s.kind == "printf"]
-                for i, s in enumerate(printfs):
-                    if s is spec:
-                        return i
-                return -1
+                # The number of the printf call in source order: a block shared by several
+                # probes may be compiled more than once, giving one spec per copy.
+                if not hasattr(self, "_printf_order"):
+                    locs = sorted(set(s.loc for s in self.comp.events
+                                      if s.kind == "printf" and s.loc is not None))
+                    self._printf_order = dict((loc, i) for i, loc in enumerate(locs))
+                return self._printf_order.get(spec.loc, -1)
 
         return ToolRuntime(comp, options, out, printf, lost_cb)

@@ -6,8 +6,10 @@ the matching exit (``sys_exit_execve[at]``) sends the return value and the new `
 space pairs the two by process ID and prints a line when the exec returns, so failed execs
 (``-x``) carry their error code.
 
-The parent PID comes from ``current->real_parent->tgid`` where the kernel has BTF (offsets
-read from /sys/kernel/btf/vmlinux), else from /proc when the event arrives.
+The kernel side is a script in tinytrace's language; each argument is its own event (as in
+BCC), joined by process ID in user space.  The parent PID comes from
+``curtask->real_parent->tgid`` where the kernel has BTF, else from /proc when the event
+arrives (too late for a process that has already exited: then it shows as "?").
 """
 
 SUMMARY = "new processes, one line per exec()"
@@ -31,10 +33,6 @@ EXAMPLES = """\
 """
 
 ARGSIZE = 128       # bytes kept of each argument (BCC's ARGSIZE)
-HDR = 24            # event header: type, tgid, uid, ppid, nargs, truncated (u32 each)
-EV_ARGS, EV_RET = 1, 2
-RET_SIZE = 32       # type, tgid, ret, pad, comm[16]
-
 
 def parse_args(argv):
     from tinytrace import toolkit
@@ -83,126 +81,52 @@ def _regex(text):
         raise argparse.ArgumentTypeError("bad regular expression %r: %s" % (text, e))
 
 
-# -- BPF programs -------------------------------------------------------------------------
+# -- the script ---------------------------------------------------------------------------
 
-def _size(a, n):
-    return {1: a.B, 2: a.H, 4: a.W, 8: a.DW}[n]
+# printf events, by their order in the script (Script.on_printf's index)
+EV_FILE, EV_ARG, EV_MORE, EV_RET = 0, 1, 2, 3
 
+SCRIPT = r"""
+%(enter)s
+%(uid_pred)s{
+	$ppid = %(ppid)s;
+%(ppid_filter)s	printf("%%d %%d %%d %%s\n", pid, uid, $ppid, str(args->filename, %(argsize)d));
+	$i = 1;
+	while ($i < %(maxargs)d) {
+		$p = args->argv[$i];
+		if ($p == 0) {
+			break;
+		}
+		printf("%%d %%s\n", pid, str($p, %(argsize)d));
+		$i++;
+	}
+	if ($i == %(maxargs)d && args->argv[%(maxargs)d] != 0) {
+		printf("%%d\n", pid);
+	}
+}
 
-def _ppid_offsets():
-    """(task_struct.real_parent, task_struct.tgid) offsets from BTF, or None without BTF."""
-    from tinytrace.kernel import btf
-    if not btf.available():
-        return None
-    try:
-        b = btf.vmlinux()
-        return b.member("task_struct", "real_parent").offset, b.member("task_struct", "tgid").offset
-    except Exception:
-        return None
-
-
-def _output(a, out_is_ringbuf, data_reg, size):
-    """Send ``size`` bytes at ``data_reg`` to the output map (ring buffer or perf buffer)."""
-    if out_is_ringbuf:
-        return [a.LoadMapPtr(a.R1, "out"), a.Mov.Reg(a.R2, data_reg), a.Mov.Imm(a.R3, size),
-                a.Mov.Imm(a.R4, 0), a.Call("ringbuf_output")]
-    return [a.Mov.Reg(a.R1, a.R6), a.LoadMapPtr(a.R2, "out"),
-            a.LoadImm64(a.R3, 0xffffffff),              # BPF_F_CURRENT_CPU
-            a.Mov.Reg(a.R4, data_reg), a.Mov.Imm(a.R5, size),
-            a.Call("perf_event_output")]
-
-
-def _scratch(a):
-    """r7 = this CPU's event buffer (a per-CPU array of one entry)."""
-    return [a.StoreImm(a.R10, -4, 0, a.W), a.LoadMapPtr(a.R1, "scratch"),
-            a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4), a.Call("map_lookup_elem"),
-            a.JEq.Imm(a.R0, 0, "out"), a.Mov.Reg(a.R7, a.R0)]
+%(exit)s
+{
+	printf("%%d %%d %%s\n", pid, args->ret, comm);
+}
+"""
 
 
-def _enter_prog(a, fmt, opts, ppid_offs, ringbuf):
-    maxargs = opts.max_args
-    fname, argv = fmt.field("filename"), fmt.field("argv")
-    prog = [a.Mov.Reg(a.R6, a.R1)]
-    prog += _scratch(a)
-    prog += [a.Call("get_current_uid_gid"), a.Mov.Reg32(a.R0, a.R0)]
-    if opts.uid is not None:
-        prog += [a.JNe.Imm32(a.R0, opts.uid, "out")]
-    prog += [a.StoreMem(a.R7, 8, a.R0, a.W),
-             a.Call("get_current_pid_tgid"), a.Rsh.Imm(a.R0, 32),
-             a.StoreMem(a.R7, 4, a.R0, a.W),
-             a.StoreImm(a.R7, 0, EV_ARGS, a.W),
-             a.StoreImm(a.R7, 20, 0, a.W)]
-    if ppid_offs is not None:
-        parent_off, tgid_off = ppid_offs
-        prog += [a.Call("get_current_task"),
-                 a.Mov.Reg(a.R3, a.R0), a.Add.Imm(a.R3, parent_off),
-                 a.Mov.Reg(a.R1, a.R10), a.Add.Imm(a.R1, -16), a.Mov.Imm(a.R2, 8),
-                 a.Call("probe_read_kernel"),
-                 a.StoreImm(a.R10, -8, 0, a.DW),
-                 a.LoadMem(a.R3, a.R10, -16, a.DW), a.Add.Imm(a.R3, tgid_off),
-                 a.Mov.Reg(a.R1, a.R10), a.Add.Imm(a.R1, -8), a.Mov.Imm(a.R2, 4),
-                 a.Call("probe_read_kernel"),
-                 a.LoadMem(a.R0, a.R10, -8, a.W)]
-        if opts.ppid:
-            prog += [a.JNe.Imm32(a.R0, opts.ppid, "out")]
-        prog += [a.StoreMem(a.R7, 12, a.R0, a.W)]
-    else:
-        prog += [a.StoreImm(a.R7, 12, 0, a.W)]
-    prog += [
-        # slot 0: the file name
-        a.Mov.Reg(a.R1, a.R7), a.Add.Imm(a.R1, HDR), a.Mov.Imm(a.R2, ARGSIZE),
-        a.LoadMem(a.R3, a.R6, fname.offset, _size(a, fname.size)),
-        a.Call("probe_read_user_str"),
-        # slots 1..maxargs-1: argv[1..], until a NULL pointer
-        a.LoadMem(a.R8, a.R6, argv.offset, _size(a, argv.size)),
-        a.Mov.Imm(a.R9, 1),
-        a.Label("loop"),
-        a.JGe.Imm(a.R9, maxargs, "done"),
-        a.Mov.Reg(a.R3, a.R9), a.Lsh.Imm(a.R3, 3), a.Add.Reg(a.R3, a.R8),
-        a.Mov.Reg(a.R1, a.R10), a.Add.Imm(a.R1, -16), a.Mov.Imm(a.R2, 8),
-        a.Call("probe_read_user"),
-        a.JNe.Imm(a.R0, 0, "done"),
-        a.LoadMem(a.R3, a.R10, -16, a.DW),
-        a.JEq.Imm(a.R3, 0, "done"),
-        a.Mov.Reg(a.R1, a.R9), a.Mul.Imm(a.R1, ARGSIZE), a.Add.Reg(a.R1, a.R7),
-        a.Add.Imm(a.R1, HDR), a.Mov.Imm(a.R2, ARGSIZE),
-        a.Call("probe_read_user_str"),
-        a.Add.Imm(a.R9, 1),
-        a.Ja("loop"),
-        a.Label("done"),
-        a.StoreMem(a.R7, 16, a.R9, a.W),
-        # every slot was used: is there more?  (then print "..." as BCC does)
-        a.JLt.Imm(a.R9, maxargs, "send"),
-        a.Mov.Reg(a.R3, a.R8), a.Add.Imm(a.R3, 8 * maxargs),
-        a.Mov.Reg(a.R1, a.R10), a.Add.Imm(a.R1, -16), a.Mov.Imm(a.R2, 8),
-        a.Call("probe_read_user"),
-        a.JNe.Imm(a.R0, 0, "send"),
-        a.LoadMem(a.R3, a.R10, -16, a.DW),
-        a.JEq.Imm(a.R3, 0, "send"),
-        a.StoreImm(a.R7, 20, 1, a.W),
-        a.Label("send"),
-    ]
-    prog += _output(a, ringbuf, a.R7, HDR + maxargs * ARGSIZE)
-    prog += [a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()]
-    return prog
-
-
-def _exit_prog(a, fmt, ringbuf):
-    ret = fmt.field("ret")
-    prog = [a.Mov.Reg(a.R6, a.R1)]
-    prog += _scratch(a)
-    prog += [
-        a.StoreImm(a.R7, 0, EV_RET, a.W),
-        a.Call("get_current_pid_tgid"), a.Rsh.Imm(a.R0, 32),
-        a.StoreMem(a.R7, 4, a.R0, a.W),
-        a.LoadMem(a.R1, a.R6, ret.offset, _size(a, ret.size)),
-        a.StoreMem(a.R7, 8, a.R1, a.W),
-        a.Mov.Reg(a.R1, a.R7), a.Add.Imm(a.R1, 16), a.Mov.Imm(a.R2, 16),
-        a.Call("get_current_comm"),
-    ]
-    prog += _output(a, ringbuf, a.R7, RET_SIZE)
-    prog += [a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()]
-    return prog
+def script_text(opts, calls, btf):
+    """The script for these options; ``calls`` are the exec syscalls this kernel has, and
+    ``btf`` says whether the parent can be read from the task (else it comes from /proc)."""
+    ppid_filter = ""
+    if opts.ppid and btf:
+        ppid_filter = "\tif ($ppid != %d) {\n\t\treturn;\n\t}\n" % opts.ppid
+    return SCRIPT % {
+        "enter": ",\n".join("tracepoint:syscalls:sys_enter_" + c for c in calls),
+        "exit": ",\n".join("tracepoint:syscalls:sys_exit_" + c for c in calls),
+        "uid_pred": "/uid == %d/\n" % opts.uid if opts.uid is not None else "",
+        "ppid": "curtask->real_parent->tgid" if btf else "0",
+        "ppid_filter": ppid_filter,
+        "argsize": ARGSIZE,
+        "maxargs": opts.max_args,
+    }
 
 
 # -- user space ---------------------------------------------------------------------------
@@ -227,15 +151,11 @@ class Printer(object):
     """Pairs entry and exit events and prints BCC's columns (or JSON lines)."""
 
     def __init__(self, opts, out):
-        import struct
         import time
         self.opts = opts
         self.out = out
         self.pending = {}
         self.start = time.time()
-        order = "<" if __import__("sys").byteorder == "little" else ">"
-        self.hdr = struct.Struct(order + "IIIIII")
-        self.ret = struct.Struct(order + "IIiI16s")
 
     def header(self):
         o = self.opts
@@ -252,21 +172,26 @@ class Printer(object):
         self.out.write(line + "\n")
         self.out.flush()
 
-    def event(self, data):
-        kind = int.from_bytes(data[:4], __import__("sys").byteorder)
-        if kind == EV_ARGS:
-            _, tgid, uid, ppid, nargs, truncated = self.hdr.unpack_from(data, 0)
-            nargs = min(nargs, self.opts.max_args)
-            args = [_cstr(data[HDR + i * ARGSIZE:HDR + (i + 1) * ARGSIZE]) for i in range(nargs)]
-            self.pending[tgid] = (uid, ppid, args, bool(truncated))
-        elif kind == EV_RET:
-            _, tgid, ret, _, comm = self.ret.unpack_from(data, 0)
-            entry = self.pending.pop(tgid, None)
+    def event(self, values, index):
+        if index == EV_FILE:
+            pid, uid, ppid, filename = values
+            self.pending[pid] = [uid, ppid, [filename], False]
+        elif index == EV_ARG:
+            entry = self.pending.get(values[0])
+            if entry is not None:
+                entry[2].append(values[1])
+        elif index == EV_MORE:
+            entry = self.pending.get(values[0])
+            if entry is not None:
+                entry[3] = True
+        elif index == EV_RET:
+            pid, ret, comm = values
+            entry = self.pending.pop(pid, None)
             if entry is None:
                 return
             if ret != 0 and not self.opts.fails:
                 return
-            self.emit(tgid, ret, _cstr(comm), *entry)
+            self.emit(pid, ret, comm, *entry)
 
     def emit(self, pid, ret, comm, uid, ppid, args, truncated):
         import time
@@ -307,44 +232,34 @@ class Printer(object):
         self.out.flush()
 
 
-def lost(count):
-    import sys
-    sys.stderr.write("Possibly lost %d samples\n" % count)
-    sys.stderr.flush()
+def exec_calls():
+    """The exec syscalls this kernel has tracepoints for (execveat is missing on old ones)."""
+    from tinytrace.kernel import tracefs
+    return [c for c in ("execve", "execveat")
+            if tracefs.exists("syscalls", "sys_enter_" + c) and
+            tracefs.exists("syscalls", "sys_exit_" + c)]
 
 
 def main(argv):
     import sys
-    from tinytrace import asm as a
     from tinytrace import toolkit
-    from tinytrace.kernel import tracefs
-    from tinytrace.session import Session
+    from tinytrace.errors import KernelError
+    from tinytrace.kernel import btf
+    from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
+    calls = exec_calls()
+    if not calls:
+        raise KernelError("no execve syscall tracepoints on this kernel "
+                          "(CONFIG_FTRACE_SYSCALLS is off?)")
     printer = Printer(opts, sys.stdout)
-    with Session() as session:
-        reader = session.output(printer.event, lost)
-        ringbuf = reader.map.kind == "ringbuf"
-        scratch = session.map("percpu_array", 4, HDR + opts.max_args * ARGSIZE, 1,
-                              name="exec_scratch")
-        maps = {"out": reader.map, "scratch": scratch}
-        ppid_offs = _ppid_offsets()
-        loaded = []
-        for call in ("execve", "execveat"):
-            if not tracefs.exists("syscalls", "sys_enter_" + call):
-                continue  # execveat is missing on some old kernels
-            enter = _enter_prog(a, tracefs.event_format("syscalls", "sys_enter_" + call), opts,
-                                ppid_offs, ringbuf)
-            leave = _exit_prog(a, tracefs.event_format("syscalls", "sys_exit_" + call), ringbuf)
-            for kind, insns in (("enter", enter), ("exit", leave)):
-                prog = session.load(a.link(insns, maps), "tracepoint", "exec_%s_%s" % (kind, call),
-                                    source=insns)
-                loaded.append((prog, "sys_%s_%s" % (kind, call)))
-        for prog, event in loaded:
-            session.tracepoint(prog, "syscalls", event)
-        with toolkit.Stopper() as stopper:
-            if opts.json:
-                toolkit.announce(opts, "Tracing exec()s... Hit Ctrl-C to end.")
-            printer.header()
-            stopper.follow(reader)
+    script = Script(script_text(opts, calls, btf.available()), tool="execsnoop",
+                    strlen=ARGSIZE)
+    script.on_printf(printer.event)
+    script.on_lost(toolkit.LostReporter().report)
+    with toolkit.Stopper() as stopper, script.start():
+        if opts.json:
+            toolkit.announce(opts, "Tracing exec()s... Hit Ctrl-C to end.")
+        printer.header()
+        script.follow(stopper)
     return 0
