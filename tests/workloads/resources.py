@@ -174,7 +174,6 @@ def _unlink(path):
         pass
 
 
-@contextlib.contextmanager
 def _count_io(dev):
     """Loop devices are reused: a run that switched off I/O accounting on this one (a test of
     the tracepoints without iostats) must not leave our /sys/block/*/stat checks at zero."""
@@ -186,6 +185,7 @@ def _count_io(dev):
         pass
 
 
+@contextlib.contextmanager
 def loop_device(size_mb=64, directory=None, backing=None):
     """A loop device over a fresh sparse image of ``size_mb`` MiB (or over ``backing``).
 
