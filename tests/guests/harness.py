@@ -579,7 +579,9 @@ def build_payload(token, command, env, files, share, jit, p9_cache, arch_name):
 
 def qemu_argv(s, image, initrd, pidfile, share):
     a = s.arch
-    append = "console=%s quiet loglevel=3 panic=-1 rdinit=/init" % a.console
+    # softlockup_panic: a guest kernel wedged by a soft lockup panics, and with panic=-1
+    # and -no-reboot qemu ends at once instead of idling until the hard timeout.
+    append = "console=%s quiet loglevel=3 panic=-1 softlockup_panic=1 rdinit=/init" % a.console
     if s.append:
         append += " " + s.append
     argv = [a.qemu, "-M", a.machine, "-accel", "tcg,thread=multi", "-cpu", s.cpu,
@@ -678,6 +680,9 @@ def run(arch, command, share=None, files=None, env=None, echo=None, image=None, 
         res.qemu_status = br.returncode
         res.timed_out = br.timed_out
         res.output = "\n".join(out_lines) + ("\n" if out_lines else "")
+        panic = [l for l in res.console if "Kernel panic - not syncing" in l]
+        if res.returncode is None and res.error is None and panic:
+            res.error = "the guest kernel panicked: " + panic[0].split("]", 1)[-1].strip()
         if res.returncode is None and res.error is None:
             if br.timed_out:
                 res.error = "timed out after %gs" % s.timeout

@@ -425,7 +425,7 @@ print("kernel noise before the command", flush=True)
 print("@@TT:%%s:BEGIN 1.00" %% tok, flush=True)
 import signal
 child = subprocess.Popen(["sh", "-c", "cd %%s; set -a; . ./env; set +a; sh ./run" %% d],
-                         start_new_session=True)
+                         start_new_session=True, env=dict(os.environ, QEMU_PID=str(os.getpid())))
 def stop(n, f):
     os.killpg(child.pid, signal.SIGKILL)
     sys.exit(1)
@@ -477,6 +477,15 @@ def test_run_that_hangs_is_cut_by_the_timeout(fake_qemu, tmp_path):
     assert res.returncode is None and res.timed_out
     assert "timed out" in res.error and "timed out" in res.describe()
     assert res.output == "started\n"
+
+
+def test_kernel_panic_is_named(fake_qemu, tmp_path):
+    res = harness.run("arm64", "echo '[   47.1] Kernel panic - not syncing: softlockup: hung "
+                      "tasks'; kill -9 $QEMU_PID", image=fake_qemu,
+                      cache=str(tmp_path / "c"), progress=lambda line: None)
+    assert res.returncode is None and not res.timed_out
+    assert res.error == "the guest kernel panicked: Kernel panic - not syncing: softlockup: " \
+        "hung tasks"
 
 
 def test_forged_markers_do_not_end_the_run(fake_qemu, tmp_path):
