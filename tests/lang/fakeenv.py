@@ -1,4 +1,6 @@
-"""An Env with canned tracepoints, so that front-end tests run without tracefs."""
+"""An Env with canned tracepoints, kernel functions and feature answers, so that front-end
+tests run without tracefs and give the same answers on every kernel (kprobes are there,
+hardware counters are not).  ``FakeEnv(kprobes=False)`` is a kernel without kprobes."""
 from tinytrace.kernel.tracefs import parse_format
 from tinytrace.lang.env import Env
 
@@ -69,7 +71,40 @@ def format_text(cat, name):
     return "name: %s\nID: %d\nformat:\n%s\n%s\nprint fmt: \"\"\n" % (name, eid, _COMMON, body)
 
 
+KERNEL_FUNCTIONS = [
+    ("do_sys_openat2", None), ("vfs_read", None), ("vfs_readv", None), ("vfs_write", None),
+    ("vfs_writev", None), ("tcp_sendmsg", None), ("tcp_recvmsg", None),
+    ("ext4_file_open", "ext4"), ("ext4_sync_file", "ext4"),
+]
+
+
 class FakeEnv(Env):
+    def __init__(self, *args, **kw):
+        self.has_kprobes = kw.pop("kprobes", True)
+        Env.__init__(self, *args, **kw)
+
+    def kprobes_unavailable(self, probe):
+        if self.has_kprobes:
+            return None
+        return "%s: this kernel was built without CONFIG_KPROBES; try a tracepoint: " \
+            "tracepoint:syscalls:sys_enter_read" % probe
+
+    def kernel_functions(self, pattern):
+        from tinytrace.kernel import kprobes
+        return kprobes.matching_functions(pattern, KERNEL_FUNCTIONS, ())
+
+    def kernel_function_names(self):
+        return set(n for n, _ in KERNEL_FUNCTIONS)
+
+    def kernel_symbol(self, name):
+        return None
+
+    def uprobes_unavailable(self):
+        return None
+
+    def hardware_unavailable(self, event, probe):
+        return "%s: this machine exposes no hardware performance counters" % probe
+
     def tracepoints(self):
         out = {}
         for cat, name in FORMATS:

@@ -69,3 +69,30 @@ def test_dump_shows_maps_and_source_lines(capsys):
     assert "; program BEGIN (raw_tracepoint): BEGIN;" in out
     assert "call bpf_get_current_comm#16" in out
     assert "; 1:9 BEGIN { @c[comm] = count(); exit(); }" in out
+
+
+def test_char_array_keys_are_read_up_to_their_nul(capsys):
+    """A char array field that becomes a map key is copied with a string read into a zeroed
+    key (bytes after its NUL would make equal strings different keys); printed, it is
+    plain loads from the record."""
+    _tracefs_or_skip()
+    prog = ('t:task:task_rename { @[args->newcomm] = count(); '
+            'printf("%s\\n", args->oldcomm); }')
+    assert command.main(["-d", "-e", prog]) == 0
+    out = capsys.readouterr().out
+    reads = [ln for ln in out.splitlines() if "call bpf_probe_read" in ln]
+    assert len(reads) == 1 and "_str#" in reads[0], out
+    import re
+    assert re.search(r"= \*\(u32 \*\)\(r\d \+12\)", out), out     # oldcomm: loads
+
+
+def test_config_sizes_the_maps(capsys):
+    _tracefs_or_skip()
+    prog = ('config = { max_map_keys = 100; stack_map_keys = 7; lru_maps = "@s" } '
+            'profile:hz:99 { @s[tid] = nsecs; @c[kstack(5)] = count(); @u[ustack] = count(); }')
+    assert command.main(["-d", "-e", prog]) == 0
+    out = capsys.readouterr().out
+    assert "; map m.s: lru_hash key 4 value 8 entries 100" in out, out
+    assert "; map m.c: percpu_hash key 8 value 8 entries 100" in out, out
+    assert "; map stacks5: stack_trace key 4 value 40 entries 7" in out, out
+    assert "; map stacks127: stack_trace key 4 value 1016 entries 7" in out, out

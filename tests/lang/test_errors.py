@@ -38,7 +38,25 @@ CORPUS = [
     ("tracepoint:nosuchcat:x { }", 1, 1, "unknown tracepoint category"),
     ("tracepoint:sched { }", 1, 1, "tracepoint:CATEGORY:NAME"),
     ("foo:bar { }", 1, 1, "unknown probe type 'foo'"),
-    ("kprobe:vfs_read { }", 1, 1, "not supported here yet"),
+    ("kprobe:vfs_raed { }", 1, 1, "unknown kernel function 'vfs_raed'; did you mean "
+     "'vfs_read'"),
+    ("kprobe:nosuch_* { }", 1, 1, "no probeable kernel function matches nosuch_*"),
+    ("kretprobe:vfs_read+4 { }", 1, 1, "a kretprobe cannot have an offset"),
+    ("kprobe:vfs_read { print(retval); }", 1, 25, "retval is not available in kprobe"),
+    ("kretprobe:vfs_read { print(arg0); }", 1, 28, "arg0 is not available in kretprobe"),
+    ("kprobe:vfs_read+x { }", 1, 1, "must be a number"),
+    ("uprobe:/bin/sh:no_such_function_here { }", 1, 1, "no function 'no_such_function_here'"),
+    ("uprobe:/nonexistent/bin:main { }", 1, 1, "no such file"),
+    ("uretprobe:/bin/sh:0x1000 { }", 1, 1, "not an address"),
+    ("uprobe:/bin/sh { }", 1, 1, "uprobe probes are written"),
+    ("usdt:/bin/sh:python:nothing { }", 1, 1, "usdt probe python:nothing not found"),
+    ("usdt:python { }", 1, 1, "usdt probes are written"),
+    ("hardware:cache-misses:1000 { }", 1, 1, "no hardware performance counters"),
+    ("config = { max_map_keys = 0 } BEGIN { }", 1, 12, "max_map_keys must be from 1"),
+    ("config = { max_mapkeys = 10 } BEGIN { }", 1, 12, "did you mean 'max_map_keys'"),
+    ("config = { stack_mode = fancy } BEGIN { }", 1, 12, "stack_mode must be one of"),
+    ("BEGIN { } config = { max_map_keys = 10 }", 1, 11, "before the first probe"),
+    ("config = { max_map_keys 10 } BEGIN { }", 1, 25, "expected '=' after"),
     ("interval:s:0 { }", 1, 1, "positive whole number"),
     ("interval:xs:1 { }", 1, 1, "unknown interval unit"),
     ("software:pagefaults:1 { }", 1, 1, "did you mean 'page-faults'"),
@@ -102,7 +120,7 @@ CORPUS = [
 @pytest.fixture
 def fake_env(monkeypatch):
     monkeypatch.setattr(command, "make_env", lambda o, cpid=None: FakeEnv(
-        params=o.params, unsafe=o.unsafe, cpid=cpid))
+        params=o.params, unsafe=o.unsafe, cpid=cpid, pid=o.pid))
 
     def no_run(*args):
         raise AssertionError("the program was accepted and would have run")

@@ -323,6 +323,38 @@ CASES = [
          '$a == $b); @[$a] = count(); exit(); }', lines("x" * 150 + " 1", "", "",
                                                       "@[" + "x" * 150 + "]: 1"),
          params=["x" * 150], env={"BPFTRACE_STRLEN": "200"}),
+    # map keys and values laid out as C would (u16 then u8[4]: the array at offset 2)
+    Case("key_alignment", 't:sock:inet_sock_set_state /args->newstate == 1 && args->family '
+         '== 2/ { @c[args->family, args->daddr] = count(); @t[args->family] = '
+         '(args->family, args->dport > 0, args->daddr); }',
+         matches(r"^@c\[2, \[127,0,0,1\]\]: \d+$", r"^@t\[2\]: \(2, 1, \[127,0,0,1\]\)$"),
+         work=W("tcp4")),
+    Case("ntop_runtime_family", 't:sock:inet_sock_set_state /args->newstate == 1/ { '
+         'if (args->family == 2) { @[ntop(args->family, args->daddr)] = count(); } else { '
+         '@[ntop(args->family, args->daddr_v6)] = count(); } }',
+         matches(r"^@\[127\.0\.0\.1\]: \d+$", r"^@\[::1\]: \d+$"), work=W("tcp4", "tcp6")),
+    # a char array copied into a key stops at its NUL: one key per name
+    Case("char_array_keys", 't:task:task_rename /pid == cpid/ { @[args->newcomm] = count(); '
+         '@s[str(args->newcomm)] = count(); @k[comm, args->newcomm] = count(); }',
+         all_of(matches(r"^@\[tt\]: 20$", r"^@\[ttlongname12345\]: 20$",
+                        r"^@s\[tt\]: 20$", r"^@k\[ttlongname12345, tt\]: 20$",
+                        r"^@k\[tt, ttlongname12345\]: 19$"),
+                lambda out, ctx: _one_key_each(out)), work=W("rename", "20")),
+    # -- settings --------------------------------------------------------------------------
+    Case("config_block", 'config = { max_map_keys = 3; max_strlen = 8 } '
+         'BEGIN { @[1] = 1; @[2] = 2; @[3] = 3; @[4] = 4; $s = "abcdefghijk"; '
+         'printf("%s\\n", str($s)); exit(); }',
+         lines("abcdefg", "", "", "@[1]: 1", "@[2]: 2", "@[3]: 3")),
+    Case("config_env_wins", 'config = { max_map_keys = 100 } BEGIN { @[1] = 1; @[2] = 2; '
+         '@[3] = 3; exit(); }', lines("", "", "@[1]: 1", "@[2]: 2"),
+         env={"BPFTRACE_MAX_MAP_KEYS": "2"}),
+    Case("config_lru", 'config = { max_map_keys = 2; lru_maps = "@s" } BEGIN { @s[1] = 1; '
+         '@s[2] = 2; @s[3] = 3; @n[1] = 1; @n[2] = 2; @n[3] = 3; exit(); }',
+         all_of(matches(r"^@s\[3\]: 3$", r"^@n\[1\]: 1$", r"^@n\[2\]: 2$"),
+                lambda out, ctx: _absent(out, "@n[3]"))),
+    Case("config_stack_mode", "config = { stack_mode = perf } profile:hz:499 /pid == cpid/ "
+         "{ @[kstack(2)] = count(); }", matches(r"^\t[0-9a-f]+ \w+\+\d+$"),
+         work=W("spin", "300")),
     # -- other probes ----------------------------------------------------------------------
     Case("interval_counter", "interval:ms:20 /@n < 3/ { @n++; if (@n == 3) { exit(); } }",
          lines("", "", "@n: 3")),
@@ -358,6 +390,15 @@ CASES = [
     Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
          '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
 ]
+
+
+def _one_key_each(out):
+    keys = re.findall(r"^@\[(.*)\]: \d+$", out, re.M)
+    assert len(keys) == len(set(keys)), out
+
+
+def _absent(out, key):
+    assert not re.search(r"^%s: " % re.escape(key), out, re.M), out
 
 
 def _raw_equal(out):

@@ -13,6 +13,8 @@ Actions (in order):
   touch PAGES   fault in PAGES fresh pages of anonymous memory
   parallel K,N  K child processes at once, each opening DIR/marker N times
   tcp4 / tcp6   connect to a listening socket on 127.0.0.1 / ::1 and close both ends
+  rename N      N times: name the thread 'ttlongname12345' then 'tt' (prctl PR_SET_NAME;
+                the task_rename record's newcomm keeps stale bytes after a short name's NUL)
 """
 import mmap
 import os
@@ -88,6 +90,12 @@ def main(argv):
             conn.close()
             srv.close()
             i -= 1                         # no argument
+        elif action == "rename":
+            import ctypes
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+            for _ in range(int(arg)):
+                for name in (b"ttlongname12345", b"tt"):
+                    prctl(15, ctypes.c_char_p(name), 0, 0, 0)    # PR_SET_NAME
         elif action == "touch":
             pages = int(arg)
             m = mmap.mmap(-1, pages * mmap.PAGESIZE)

@@ -28,13 +28,14 @@ class Node:
 # -- program structure ---------------------------------------------------------------------
 
 class Program(Node):
-    __slots__ = ("probes", "maps")
+    __slots__ = ("probes", "maps", "config")
     fields = ("probes",)
 
     def __init__(self, probes, loc=(1, 1)):
         self.probes = probes
         self.loc = loc
         self.maps = {}  # name -> MapInfo, filled by sema
+        self.config = []  # [(name, value, loc)] of the ``config = { }`` block
 
 
 class AttachPoint(Node):

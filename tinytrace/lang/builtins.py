@@ -33,6 +33,7 @@ FUNCTIONS = (
     "printf", "print", "exit", "clear", "zero", "delete", "time", "strftime", "cat",
     "system", "signal", "join", "count", "sum", "avg", "min", "max", "stats", "hist",
     "lhist", "str", "buf", "ntop", "strncmp", "strcontains", "kstack", "ustack", "ksym",
-    "usym", "has_key", "bswap", "sizeof", "cgroupid", "uptr", "kptr", "len",
+    "usym", "has_key", "bswap", "sizeof", "cgroupid", "uptr", "kptr", "len", "kaddr",
+    "uaddr",
 )
 AGGREGATIONS = frozenset(("count", "sum", "avg", "min", "max", "stats", "hist", "lhist"))

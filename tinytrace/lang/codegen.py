@@ -738,6 +738,7 @@ class ProgramGen:
         if isinstance(ty, IntT) and isinstance(e, ast.Field) and isinstance(ety, IntT) and \
                 ety.size == ty.size and e.field is not None and \
                 isinstance(e.expr, ast.Builtin) and e.expr.name == "args" and \
+                e.field.size == ty.size and \
                 e.field.offset % ty.size == 0 and e.field.offset >= 8:
             # a record field stored at its own width: no need to canonicalise it
             r = self.b.vreg()

@@ -20,6 +20,9 @@ _SIMPLE = {
 def value(gen, e):
     b = gen.b
     name = e.name
+    prov = gen.provider
+    if prov.emit_builtin is not None and name in prov.builtin_names():
+        return prov.emit_builtin(gen, name)
     helper = _SIMPLE.get(name)
     if helper is not None:
         return b.call(helper)
@@ -56,17 +59,21 @@ def value(gen, e):
 def probe_id(gen):
     """The probe's id: a tracepoint record's ``common_type`` (its event id), so one program
     serves many tracepoints; otherwise a constant."""
-    if len(gen.targets) > 1:
-        # one program on many tracepoints: each attachment carries the id as its cookie
+    if len(set(t.name for t in gen.targets)) > 1:
+        # one program on many targets: each attachment carries the id as its cookie
         gen.cookies = dict((t.name, gen.comp.probe_name_for(t)) for t in gen.targets)
         return gen.b.call("get_attach_cookie", gen.ctx)
     return Imm(gen.comp.probe_name_for(gen.targets[0]))
 
 
 def stack_id(gen, ty, user):
+    """``get_stackid`` into the stack map of the type's depth: the id, or a negative errno
+    (kept as is: the decoder tells an absent stack from a lost one)."""
+    from tinytrace.lang.layout import stack_depth, stack_map_name
     b = gen.b
-    gen.comp.uses_stacks = True
-    r = b.call("get_stackid", gen.ctx, ("map", "stacks"),
+    depth = stack_depth(ty.params[0])
+    gen.comp.stack_depths.add(depth)
+    r = b.call("get_stackid", gen.ctx, ("map", stack_map_name(depth)),
                ("imm", BPF_F_USER_STACK if user else 0))
     return r
 
@@ -96,12 +103,14 @@ class _Fake:
 
 # -- tracepoint fields ----------------------------------------------------------------------
 
-def _ctx_chunks(field_off, size):
-    """(position, size) of the aligned loads that cover ``size`` bytes at ``field_off``."""
+def _ctx_chunks(field_off, size, dst_off=0):
+    """(position, size) of the loads and stores that copy ``size`` bytes from ``field_off``
+    to ``dst_off``: each aligned at both ends (the verifier refuses misaligned stack
+    access, and a field may land at any offset of a key laid out as C would)."""
     pos = 0
     while pos < size:
         for c in (8, 4, 2, 1):
-            if (field_off + pos) % c == 0 and pos % c == 0 and size - pos >= c:
+            if (field_off + pos) % c == 0 and (dst_off + pos) % c == 0 and size - pos >= c:
                 yield pos, c
                 pos += c
                 break
@@ -161,10 +170,19 @@ def args_field_store(gen, e, dst, ty, clean):
         b.call(gen.comp.target.read_helper(False, True), gen._ptr(dst), ("imm", ty.size), src)
         return
     fty = e.ty
+    if isinstance(fty, StrT) and isinstance(ty, StrT) and clean:
+        # a char array as a string that must compare byte for byte (a map key or value):
+        # the bytes after its NUL are zeroed, so equal strings are equal keys
+        gen.zero(dst, ty.size)
+        src = b.vreg()
+        b.addr(src, gen.ctx, f.offset)
+        b.call(gen.comp.target.read_helper(False, True), gen._ptr(dst),
+               ("imm", min(f.size + 1, ty.size)), src)
+        return
     if isinstance(fty, (StrT, ArrayT)):
         n = min(f.size, ty.size)
         t = b.vreg()
-        for pos, c in _ctx_chunks(f.offset, n):
+        for pos, c in _ctx_chunks(f.offset, n, dst.off):
             b.load(t, gen.ctx, f.offset + pos, c)
             b.store(dst.base, dst.off + pos, t, c)
         if isinstance(ty, StrT) and isinstance(fty, StrT) and f.size > ty.size:

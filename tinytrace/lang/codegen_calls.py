@@ -277,7 +277,11 @@ def _ntop(gen, e, dst, ty, clean):
     b = gen.b
     af = e.info["af"]
     addr = e.args[-1]
-    b.store_imm(dst.base, dst.off, af, 8)
+    if e.info.get("af_expr"):
+        fam = gen.reg(gen.convert(gen.value(e.args[0]), e.args[0].ty, UINT64))
+        b.store(dst.base, dst.off, fam, 8)
+    else:
+        b.store_imm(dst.base, dst.off, af, 8)
     gen.zero(dst.at(8), 16)
     aty = addr.ty
     if isinstance(aty, IntT) or isinstance(aty, PtrT):

@@ -200,8 +200,8 @@ def read_program(o):
 
 
 def make_env(o, cpid=None):
-    from tinytrace.lang.env import Env, strlen_from_environ
-    return Env(params=o.params, strlen=strlen_from_environ(), unsafe=o.unsafe, cpid=cpid)
+    from tinytrace.lang.env import Env
+    return Env(params=o.params, unsafe=o.unsafe, cpid=cpid, pid=o.pid, environ=os.environ)
 
 
 def main(argv):

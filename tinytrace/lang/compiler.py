@@ -32,6 +32,7 @@ class ProgramCode:
 
     def __init__(self, name, probe, ap, targets, code, locs, stack, spills, cookies=None):
         self.cookies = cookies
+        self.load_opts = {}     # extra progs.load arguments (expected_attach_type ...)
         self.name = name
         self.probe = probe
         self.ap = ap
@@ -72,11 +73,12 @@ class Compiled:
         self.maps = {}          # asm name -> MapSpec
         self.events = []
         self.probe_names = {}   # probe id -> name
+        self.func_names = {}    # probe id -> what ``func`` is there
         self._probe_ids = {}
         self.scratch_total = 0
         self.zero_size = 0
         self.uses_lost = False
-        self.uses_stacks = False
+        self.stack_depths = set()   # depths of the stack maps used (layout.stack_depth)
 
     # -- used by the code generator ---------------------------------------------------------
     def map_spec(self, info):
@@ -84,7 +86,8 @@ class Compiled:
         name = asm_name(info.name)
         spec = self.maps.get(name)
         if spec is None:
-            spec = user_map_spec(info)
+            settings = self.env.settings
+            spec = user_map_spec(info, settings.max_map_keys, settings.is_lru(info.name))
             self.maps[name] = spec
         return spec
 
@@ -104,6 +107,7 @@ class Compiled:
                 pid = PROBE_ID_BASE + len(self._probe_ids)
             self._probe_ids[target.name] = pid
             self.probe_names[pid] = target.name
+            self.func_names[pid] = target.provider.func_name(target)
         return pid
 
     def kfunc_id(self, name, loc, why):
@@ -124,12 +128,13 @@ class Compiled:
     # -- results ----------------------------------------------------------------------------
     def internal_maps(self):
         """MapSpecs of the maps the programs use besides the user's."""
-        from tinytrace.lang.layout import (MAX_STACK_DEPTH, RINGBUF_SIZE, STACK_MAP_ENTRIES,
-                                           MapSpec)
+        from tinytrace.lang.layout import MapSpec, stack_map_name
+        settings = self.env.settings
         out = []
         if self.events:
             if self.target.ringbuf:
-                out.append(MapSpec("out", "ringbuf", 0, 0, RINGBUF_SIZE, kernel_name="tt_out"))
+                out.append(MapSpec("out", "ringbuf", 0, 0, settings.ringbuf_bytes(),
+                                   kernel_name="tt_out"))
             else:
                 out.append(MapSpec("out", "perf_event_array", 4, 4, 0, kernel_name="tt_out"))
         if self.scratch_total:
@@ -139,10 +144,14 @@ class Compiled:
             out.append(MapSpec("zero", "array", 4, self.zero_size, 1, kernel_name="tt_zero"))
         if self.uses_lost:
             out.append(MapSpec("lost", "percpu_array", 4, 8, 1, kernel_name="tt_lost"))
-        if self.uses_stacks:
-            out.append(MapSpec("stacks", "stack_trace", 4, 8 * MAX_STACK_DEPTH,
-                               STACK_MAP_ENTRIES, kernel_name="tt_stacks"))
+        for depth in sorted(self.stack_depths):
+            out.append(MapSpec(stack_map_name(depth), "stack_trace", 4, 8 * depth,
+                               settings.stack_entries(), kernel_name="tt_stacks%d" % depth))
         return out
+
+    @property
+    def uses_stacks(self):
+        return bool(self.stack_depths)
 
     def all_maps(self):
         return list(self.maps.values()) + self.internal_maps()
@@ -167,14 +176,10 @@ def compile_program(src, prog, env, target=None):
             comp.map_spec(info)
         for probe in prog.probes:
             for ap, targets in probe.groups:
-                if "probe" in probe.used and len(targets) > 1 and not (
-                        target.cookies and ap.provider.ctx_is_record):
-                    groups = [[t] for t in targets]   # ``probe`` is a constant in each
-                else:
-                    groups = [targets]
-                for ts in groups:
-                    comp.programs.append(_compile_one(comp, probe, ap, ts,
-                                                      len(comp.programs)))
+                for ts, load_opts in ap.provider.programs(targets, probe.used, comp):
+                    p = _compile_one(comp, probe, ap, ts, len(comp.programs))
+                    p.load_opts = load_opts
+                    comp.programs.append(p)
     except LangError as err:
         raise src.convert(err)
     return comp

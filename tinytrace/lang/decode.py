@@ -15,14 +15,24 @@ _INT = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h",
 
 
 class Context:
-    """What decoding needs besides the bytes: probe names, the stack map, symbolizers,
-    the clock offset for strftime."""
+    """What decoding needs besides the bytes: probe and function names, the stack maps,
+    symbolizers, the clock offset for strftime.
 
-    def __init__(self, probe_names=None, stacks=None):
+    ``stacks`` maps a stack depth to the ``stack_trace`` map holding stacks of that depth
+    (one map per depth, as bpftrace: a stack's id is the hash of the frames kept).
+    ``short_stacks`` notices user stacks cut short by missing frame pointers; its
+    ``note()`` is printed once at the end of a run."""
+
+    def __init__(self, probe_names=None, stacks=None, func_names=None):
         self.probe_names = probe_names or {}
-        self.stacks = stacks
+        self.func_names = func_names or {}
+        if stacks is not None and not isinstance(stacks, dict):
+            stacks = {None: stacks}
+        self.stacks = stacks or {}
+        self._tables = {}
         self._ksyms = None
         self._clock = None
+        self._short = None
 
     def ksyms(self):
         if self._ksyms is None:
@@ -35,6 +45,28 @@ class Context:
             from tinytrace.output.timefmt import clock_offset_ns
             self._clock = clock_offset_ns()
         return self._clock
+
+    def stack_table(self, depth):
+        from tinytrace.lang.layout import stack_depth
+        depth = stack_depth(depth)
+        t = self._tables.get(depth)
+        if t is None:
+            m = self.stacks.get(depth)
+            if m is None:
+                m = self.stacks.get(None)
+            if m is None:
+                return None
+            from tinytrace.kernel import stacks
+            t = stacks.StackTable(m, self.ksyms())
+            self._tables[depth] = t
+        return t
+
+    @property
+    def short_stacks(self):
+        if self._short is None:
+            from tinytrace.kernel import stacks
+            self._short = stacks.ShortStacks()
+        return self._short
 
 
 def int_reader(size, signed):
@@ -137,27 +169,51 @@ class Decoders:
                 return usyms.format_symbol(usyms.for_pid(pid).resolve(addr), offset=False)
             return usym
         if what in ("kstack", "ustack"):
-            depth, mode = ty.params
-            user = what == "ustack"
-
-            def stack(buf, off):
-                from tinytrace.output.bpftrace import Stack
-                sid = u64(buf, off)
-                if sid >> 63 or ctx.stacks is None:
-                    return Stack((), mode)
-                ips = ctx.stacks.stack(sid) or []
-                ips = ips[:depth]
-                if user:
-                    from tinytrace.kernel import usyms
-                    syms = usyms.for_pid(u64(buf, off + 8))
-                    names = [usyms.format_symbol(syms.resolve(a)) for a in ips]
-                else:
-                    k = ctx.ksyms()
-                    names = [k.symbolize(a) for a in ips]
-                if mode == "perf":
-                    return Stack(list(zip(ips, names)), "perf")
-                if mode == "raw":
-                    return Stack(["%x" % a for a in ips])
-                return Stack(names)
-            return stack
+            return self._stack(ty)
+        if what == "func":
+            names = ctx.func_names
+            return lambda buf, off: names.get(u64(buf, off), "")
         raise TypeError("no decoder for %s" % what)
+
+    def _stack(self, ty):
+        """A stack value: ``Stack`` of bpftrace's frame texts (``Frame.bpftrace``), of
+        ``(address, text)`` pairs in perf mode, of hex addresses in raw mode.  Each also
+        carries ``stack_id`` (signed) and ``errno``: a failed ``get_stackid`` (a negative
+        id: EFAULT when there was no stack to take, EEXIST/ENOMEM when one was lost) is an
+        empty stack whose ``errno`` says why, and ``missing`` is True for a lost one."""
+        u64 = int_reader(8, False)
+        ctx = self.ctx
+        depth, mode = ty.params
+        user = ty.what == "ustack"
+        from tinytrace.kernel import stacks as st
+
+        def stack(buf, off):
+            from tinytrace.output.bpftrace import Stack
+            sid = u64(buf, off)
+            err = st.stack_id_errno(sid)
+            frames = None
+            if not err:
+                table = ctx.stack_table(depth)
+                if table is not None:
+                    ips = table.ips(sid, depth)
+                    if ips is not None:
+                        if mode == "raw":
+                            frames = ["%x" % a for a in ips]
+                        elif user:
+                            frames = st.user_frames(ips, u64(buf, off + 8))
+                            ctx.short_stacks.observe(frames)
+                        else:
+                            frames = st.kernel_frames(ips, ctx.ksyms())
+            if frames is None:
+                out = Stack((), mode)
+            elif mode == "perf":
+                out = Stack([(f.addr, f.bpftrace(perf=True)) for f in frames], "perf")
+            elif mode == "raw":
+                out = Stack(frames, "raw")
+            else:
+                out = Stack([f.bpftrace() for f in frames], mode)
+            out.stack_id = sid - (1 << 64) if sid >> 63 else sid
+            out.errno = err
+            out.missing = bool(err) and st.stack_missing(sid) or (not err and frames is None)
+            return out
+        return stack

@@ -1,17 +1,21 @@
 """What a compilation needs from the command line and the machine, fetched lazily.
 
 ``Env`` holds the options that change the meaning of a program (positional parameters,
-string size, ``--unsafe``, ``cpid``) and answers the providers' questions about the
-machine: which tracepoints exist and what their records look like (from tracefs, through
-``tinytrace.kernel.tracefs``).  Tests substitute a subclass with canned answers.
+``--unsafe``, ``cpid``, ``-p``'s ``pid``), the run-time settings (``settings``: map sizes,
+string size, stack mode... see ``tinytrace.lang.config``) and answers the providers'
+questions about the machine: which tracepoints exist and what their records look like
+(from tracefs, through ``tinytrace.kernel.tracefs``), the kernel's BTF.  Tests substitute
+a subclass with canned answers.
+
+Embedding: ``Env(config={"max_map_keys": 65536, "lru_maps": "@start"})`` sets what a
+script's ``config = { ... }`` block sets (the block itself still wins over it);
+``Env(environ=os.environ)`` lets BPFTRACE_* variables override both (the command line).
 """
 import os
 
+from tinytrace.lang.config import DEFAULT_STRLEN, MAX_STRLEN, Settings
 from tinytrace.lang.types import (ArrayT, IntT, PtrT, RecordField, RecordT, StrT, INT8,
                                   UINT8)
-
-DEFAULT_STRLEN = 64
-MAX_STRLEN = 1024
 
 
 def strlen_from_environ(environ=None):
@@ -29,14 +33,29 @@ def strlen_from_environ(environ=None):
 
 
 class Env:
-    def __init__(self, params=(), strlen=DEFAULT_STRLEN, unsafe=False, cpid=None):
+    def __init__(self, params=(), strlen=None, unsafe=False, cpid=None, pid=None,
+                 config=None, environ=None):
         self.params = list(params)
-        self.strlen = strlen
+        cfg = dict(config or {})
+        if strlen is not None:
+            cfg["max_strlen"] = strlen
+        self.settings = Settings(cfg, environ)
         self.unsafe = unsafe
         self.cpid = cpid            # None without -c; the child's pid once it exists
+        self.pid = pid              # -p PID (uprobes and USDT attach to that process)
         self._tracepoints = None
         self._records = {}
         self._btf = False
+
+    @property
+    def strlen(self):
+        """The size of ``str()`` buffers (BPFTRACE_STRLEN, config max_strlen)."""
+        return self.settings.max_strlen
+
+    @property
+    def target_pid(self):
+        """The one process probes on programs are limited to: ``-p``, or ``-c``'s child."""
+        return self.pid if self.pid is not None else (self.cpid or None)
 
     # -- BTF --------------------------------------------------------------------------------
     def btf(self):
@@ -49,6 +68,17 @@ class Env:
                 self._btf = None
         return self._btf
 
+    def enum_value(self, name):
+        """The value of kernel enum constant ``name`` (``TCP_ESTABLISHED``), or None."""
+        b = self.btf()
+        if b is None or not name or name[0].isdigit():
+            return None
+        try:
+            hit = b.enum_value(name)
+        except Exception:
+            return None
+        return hit[0] if hit is not None else None
+
     def task_type(self):
         """``struct task_struct *`` (the type of ``curtask``) when BTF describes it."""
         b = self.btf()
@@ -57,6 +87,65 @@ class Env:
         from tinytrace.lang import btftypes
         st = btftypes.find_struct(b, "task_struct")
         return PtrT(st, False) if st is not None else None
+
+    # -- dynamic probes and hardware events ------------------------------------------------
+    def kprobes_unavailable(self, probe):
+        """None when this kernel can make kprobes, else the one-line reason (with the
+        tracepoints that may stand in for ``probe``)."""
+        from tinytrace.kernel import kprobes
+        if kprobes.method() is None:
+            return kprobes.unavailable_message(probe)
+        return None
+
+    def kernel_functions(self, pattern):
+        """Sorted ``(name, module)`` of the probeable kernel functions matching pattern."""
+        from tinytrace.kernel import kprobes
+        return kprobes.matching_functions(pattern)
+
+    def kernel_function_names(self):
+        """Every traceable kernel function name (a set), or None when unknown."""
+        from tinytrace.kernel import kprobes
+        try:
+            return set(n for n, _ in kprobes.available_functions())
+        except Exception:
+            return None
+
+    def kernel_symbol(self, name):
+        """The address of kernel text symbol ``name`` (/proc/kallsyms), or None."""
+        from tinytrace.kernel import ksyms
+        try:
+            for a, t, _ in ksyms.kallsyms().lookup_all(name):
+                if t in "Tt":
+                    return a or None
+        except Exception:
+            return None
+        return None
+
+    def kernel_address(self, name):
+        """The address of kernel symbol ``name`` (any kind), None when there is none, or
+        the reason as text when addresses are hidden."""
+        from tinytrace.kernel import ksyms
+        try:
+            return ksyms.kallsyms().lookup(name)
+        except ksyms.KsymsError as e:
+            return str(e)
+        except Exception:
+            return None
+
+    def uprobes_unavailable(self):
+        from tinytrace.kernel import uprobes
+        if uprobes.method() is None:
+            return ("this kernel cannot make uprobes (CONFIG_UPROBE_EVENTS is off): uprobe, "
+                    "uretprobe and usdt probes are not available")
+        return None
+
+    def hardware_unavailable(self, event, probe):
+        from tinytrace.kernel import hwevents
+        try:
+            hwevents.check(event, probe)
+        except hwevents.HardwareUnavailable as e:
+            return str(e)
+        return None
 
     # -- tracepoints ------------------------------------------------------------------------
     def tracepoints(self):

@@ -18,7 +18,8 @@ min/max ``[value, set]``; avg/stats ``[n, total]``; hist/lhist ``[bucket counts.
 Internal maps: ``out`` (ring buffer or perf event array for events), ``scratch`` (a
 per-CPU array of one element holding big temporaries), ``zero`` (an array whose one value
 is all zeroes, to initialise big per-CPU values), ``lost`` (per-CPU count of events the
-output channel had no room for), ``stacks`` (stack traces).
+output channel had no room for), ``stacksN`` (stack traces of N frames: one map per depth,
+so that ``kstack(3)`` counts stacks that agree in their first three frames together).
 
 Events
 ------
@@ -31,6 +32,25 @@ DEFAULT_MAP_ENTRIES = 4096
 STACK_MAP_ENTRIES = 4096
 MAX_STACK_DEPTH = 127
 RINGBUF_SIZE = 1 << 20
+_max_stack = []
+
+
+def stack_depth(depth):
+    """The frames a stack map keeps for ``kstack(depth)``: at most what the kernel walks
+    (``kernel.perf_event_max_stack``, 127 by default; a stack map with longer values
+    cannot be created)."""
+    if not _max_stack:
+        try:
+            with open("/proc/sys/kernel/perf_event_max_stack") as f:
+                _max_stack.append(int(f.read().split()[0]))
+        except (OSError, ValueError, IndexError):
+            _max_stack.append(MAX_STACK_DEPTH)
+    return max(1, min(depth, _max_stack[0]))
+
+
+def stack_map_name(depth):
+    """The assembly's name of the stack map for ``kstack(depth)`` (``stacks127``)."""
+    return "stacks%d" % stack_depth(depth)
 
 
 def asm_name(map_name):
@@ -69,8 +89,9 @@ class MapSpec:
                                                        self.value_size, self.max_entries)
 
 
-def user_map_spec(info, max_entries=DEFAULT_MAP_ENTRIES):
-    """The MapSpec of a sema ``MapInfo``."""
+def user_map_spec(info, max_entries=DEFAULT_MAP_ENTRIES, lru=False):
+    """The MapSpec of a sema ``MapInfo``; ``lru``: a keyed map that is not an aggregation
+    is an LRU hash (config ``lru_maps``)."""
     value = info.value
     name = asm_name(info.name)
     kname = "tt_" + (info.name or "at")
@@ -84,7 +105,7 @@ def user_map_spec(info, max_entries=DEFAULT_MAP_ENTRIES):
             entries = 1
     else:
         key_ty = info.key
-        kind = "percpu_hash" if isinstance(value, AggT) else "hash"
+        kind = "percpu_hash" if isinstance(value, AggT) else ("lru_hash" if lru else "hash")
         entries = max_entries
     return MapSpec(name, kind, max(key_ty.size, 1), max(value.size, 1), entries, info,
                    key_ty, value, kname)

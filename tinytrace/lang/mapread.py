@@ -1,8 +1,11 @@
 """Reading a user map back: keys and values decoded, per-CPU values combined.
 
-``read_map(map, spec, decoders) -> (entries, kind, extra)`` gives what
-``tinytrace.output.bpftrace.map_text``/``map_json`` take: ``(key, value)`` pairs, the map
-kind, and the hist/lhist parameters.  Aggregations are per CPU; the CPUs are added up
+``read_map(map, spec, decoders, for_print=False) -> (entries, kind, extra)`` gives
+``(key, value)`` pairs, the map kind, and the hist/lhist parameters.  Keys are natural:
+``@m[k]`` gives ``k`` itself (also when ``k`` is a tuple: ``@off[@why[tid]]`` keyed by a
+tuple reads back as that tuple), ``@m[a, b]`` gives ``(a, b)``, a map without keys None.
+``for_print=True`` gives what ``tinytrace.output.bpftrace.map_text``/``map_json`` take,
+where a single key that is a tuple is wrapped as ``(k,)`` so it prints as one argument.  Aggregations are per CPU; the CPUs are added up
 here (min/max take the extreme over the CPUs that saw a value).  An element of a keyless
 aggregation that no CPU has touched is not shown, as bpftrace shows no element.
 """
@@ -23,7 +26,7 @@ def _s64(v):
     return v - (1 << 64) if v >> 63 else v
 
 
-def read_map(m, spec, decoders):
+def read_map(m, spec, decoders, for_print=False):
     info = spec.info
     value_ty = spec.value_ty
     agg = value_ty if isinstance(value_ty, AggT) else None
@@ -31,7 +34,7 @@ def read_map(m, spec, decoders):
         key_dec = None
     else:
         key_dec = decoders.get(spec.key_ty)
-    multi = info.nkeys is not None and info.nkeys > 1
+    multi = (info.nkeys is not None and info.nkeys > 1) or not for_print
     items = list(m.items())
     entries = []
     extra = {}
@@ -69,7 +72,7 @@ def _key(raw, dec, multi):
     if dec is None:
         return None
     k = dec(raw, 0)
-    if multi:
+    if multi:       # the tuple of key arguments, or (not for printing) the natural key
         return k
     if isinstance(k, tuple):
         return (k,)

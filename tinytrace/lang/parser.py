@@ -73,17 +73,60 @@ class Parser:
     # -- program and probes -----------------------------------------------------------------
     def program(self):
         probes = []
+        config = []
         while True:
             assert not self.buf
             tok = self.lexer.attach_point()
             if tok.kind == "eof":
                 break
+            if tok.kind == "attach" and tok.value == "config" and self.at_op("="):
+                if probes:
+                    raise LangError("the config block must come before the first probe",
+                                    tok.loc)
+                if config:
+                    raise LangError("only one config block is allowed", tok.loc)
+                config = self.config_block()
+                continue
             probes.append(self.probe(tok))
         if not probes:
             raise LangError("the program has no probes", (1, 1))
         for i, p in enumerate(probes):
             p.index = i
-        return ast.Program(probes)
+        prog = ast.Program(probes)
+        prog.config = config
+        return prog
+
+    def config_block(self):
+        """``config = { name = value; ... }``: [(name, value, loc)] (values are ints or
+        text: a number, a word such as ``perf``, or a string literal)."""
+        self.expect_op("=")
+        open_ = self.expect_op("{", "after 'config ='")
+        out = []
+        while True:
+            tok = self.next()
+            if tok.is_op("}"):
+                break
+            if tok.is_op(";"):
+                continue
+            if tok.kind == "eof":
+                raise LangError("missing '}' to close the config block opened at %d:%d"
+                                % open_.loc, tok.loc)
+            if tok.kind != "ident":
+                raise LangError("expected a setting name in the config block, found %s"
+                                % tok.describe(), tok.loc)
+            self.expect_op("=", "after '%s'" % tok.value)
+            val = self.next()
+            if val.kind in ("int", "str", "ident"):
+                value = val.value
+            else:
+                raise LangError("expected a number, a word or a string as the value of %s, "
+                                "found %s" % (tok.value, val.describe()), val.loc)
+            out.append((tok.value, value, tok.loc))
+            nxt = self.peek()
+            if not (nxt.is_op(";") or nxt.is_op("}")):
+                raise LangError("expected ';' or '}' after the value of %s, found %s"
+                                % (tok.value, nxt.describe()), nxt.loc)
+        return out
 
     def probe(self, first):
         if first.kind != "attach":
@@ -124,9 +167,6 @@ class Parser:
         if word in _STRUCT_WORDS or word == "typedef":
             raise LangError("C type definitions are not supported; struct layouts come from "
                             "the kernel's BTF and tracepoint formats", tok.loc)
-        if word == "config" and self.at_op("="):
-            raise LangError("config blocks are not supported; use environment variables "
-                            "such as BPFTRACE_STRLEN", tok.loc)
         if word in ("import", "macro", "fn"):
             raise LangError("'%s' is not supported" % word, tok.loc)
 

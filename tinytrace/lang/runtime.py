@@ -173,7 +173,7 @@ class Runtime:
         for p in self.comp.programs:
             code = link(p.code, self.maps)
             try:
-                prog = s.load(code, p.prog_type, p.name)
+                prog = s.load(code, p.prog_type, p.name, **p.load_opts)
             except progs.VerifierError as e:
                 raise self._verifier_error(p, e)
             self.loaded.append((p, prog))
@@ -215,7 +215,9 @@ class Runtime:
                 outmap, self._on_event, self._on_lost,
                 lost_counter=(lost, 0) if lost is not None else None))
         else:
-            self.reader = s.add(events.PerfBuffer(outmap, self._on_event, self._on_lost))
+            self.reader = s.add(events.PerfBuffer(
+                outmap, self._on_event, self._on_lost,
+                pages=self.comp.env.settings.perf_pages()))
 
     def _attach(self, s):
         for p, prog in self.loaded:
@@ -303,7 +305,10 @@ class Runtime:
     def decoders(self):
         if self._decoders is None:
             from tinytrace.lang.decode import Context, Decoders
-            self._decoders = Decoders(Context(self.comp.probe_names, self.maps.get("stacks")))
+            from tinytrace.lang.layout import stack_map_name
+            stacks = dict((d, self.maps[stack_map_name(d)]) for d in self.comp.stack_depths)
+            self._decoders = Decoders(Context(self.comp.probe_names, stacks,
+                                              self.comp.func_names))
         return self._decoders
 
     def _prepare_handlers(self):
@@ -420,12 +425,22 @@ class Runtime:
         for name in sorted(self.comp.program.maps):
             self._print_map(name, 0, 1)
         self.out.flush()
+        self._notes()
+
+    def _notes(self):
+        """Once per run, on stderr: user stacks cut short by missing frame pointers."""
+        if self._decoders is None or self._decoders.ctx._short is None:
+            return
+        note = self._decoders.ctx._short.note()
+        if note:
+            sys.stderr.write("tinytrace: %s\n" % note)
 
     def _print_map(self, name, top, div):
         from tinytrace.lang.mapread import read_map
         from tinytrace.output import bpftrace as bt
         spec = self._user_spec(name)
-        entries, kind, extra = read_map(self.maps[spec.name], spec, self.decoders())
+        entries, kind, extra = read_map(self.maps[spec.name], spec, self.decoders(),
+                                        for_print=True)
         display = "@" + name
         if self.json:
             text = bt.map_json(display, entries, kind, top=top, div=div,

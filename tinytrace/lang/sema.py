@@ -19,12 +19,13 @@ and the record fields read), and ``Program.maps``.
 """
 from tinytrace.lang import ast
 from tinytrace.lang import probes as providers
-from tinytrace.lang.builtins import AGGREGATIONS, BUILTINS, FUNCTIONS
+from tinytrace.lang.builtins import AGGREGATIONS, BUILTINS, DEFAULT_STACK_DEPTH, FUNCTIONS
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
     BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, IntT, OpaqueT, PtrT, RecordT, StructT,
-    StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename, promote)
+    StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename, promote,
+    stack_type)
 
 MAX_ROUNDS = 8
 UNROLL_MAX = 100
@@ -93,6 +94,7 @@ class Sema:
 
     # -- driver -----------------------------------------------------------------------------
     def run(self):
+        self.apply_config()
         self.resolve_probes()
         for _ in range(MAX_ROUNDS):
             self.changed = False
@@ -138,6 +140,14 @@ class Sema:
                     order.append(key)
                 by_key[key][1].append(t)
         probe.groups = [by_key[k] for k in order]
+
+    def apply_config(self):
+        from tinytrace.lang.config import ConfigError
+        for name, value, loc in getattr(self.prog, "config", ()):
+            try:
+                self.env.settings.apply(name, value)
+            except ConfigError as e:
+                raise LangError(str(e), loc)
 
     # -- probe names -----------------------------------------------------------------------
     def resolve_probes(self):
@@ -375,7 +385,8 @@ class Sema:
         return method(e)
 
     def _e_Int(self, e):
-        e.ty = literal_type(e.value)
+        if not isinstance(e.ty, PtrT):     # uaddr() results stay typed pointers
+            e.ty = literal_type(e.value)
         if e.value < -(1 << 63):
             raise LangError("number does not fit in 64 bits", e.loc)
         return e
@@ -402,6 +413,8 @@ class Sema:
         ty = BUILTINS.get(name)
         if name == "curtask":
             ty = self.env.task_type() or ty
+        elif name in ("kstack", "ustack") and self.env.settings.stack_mode != "bpftrace":
+            ty = stack_type(name == "ustack", DEFAULT_STACK_DEPTH, self.env.settings.stack_mode)
         if ty is not None:
             if name == "cpid" and self.env.cpid is None:
                 raise LangError("cpid is only available with -c COMMAND", e.loc)
@@ -426,6 +439,9 @@ class Sema:
             if found is None:
                 break
         if found is None:
+            value = self.env.enum_value(name) if bare else None
+            if value is not None:
+                return self._e_Int(ast.Int(value, e.loc))
             self._unknown_builtin(e)
         used = self.used.setdefault(name, set())
         if bare and name == "args":
@@ -457,7 +473,11 @@ class Sema:
         cands = list(BUILTINS)
         for ap in self.probe.points:
             cands.extend(ap.provider.builtin_names())
-        raise LangError("unknown identifier '%s'%s" % (name, hint(name, cands)), e.loc)
+        extra = hint(name, cands)
+        if not extra and name.isupper() and self.env.btf() is None:
+            extra = " (enum constants such as TCP_ESTABLISHED come from the kernel's BTF, " \
+                "which this system does not have)"
+        raise LangError("unknown identifier '%s'%s" % (name, extra), e.loc)
 
     def _e_Var(self, e):
         info = self._var(e, define=False)
@@ -674,6 +694,9 @@ class Sema:
         first = None
         for t, rec in rec_types:
             f = rec.fields.get(name) if isinstance(rec, RecordT) else None
+            why = getattr(rec, "why", None)
+            if f is None and why:
+                raise LangError("%s: args->%s %s" % (t.name, name, why), e.loc)
             if f is None:
                 cands = [n for n in rec.fields if not n.startswith("common_")] \
                     if isinstance(rec, RecordT) else []

@@ -289,8 +289,11 @@ def _len(sema, e):
 
 def _default_user(sema):
     """Whether a plain integer address is taken as a user address: in syscall
-    tracepoints, yes (their pointer arguments point into the process)."""
+    tracepoints (their pointer arguments point into the process) and in uprobes and USDT
+    probes (their registers are the process's), yes."""
     for ap in sema.probe.points:
+        if getattr(ap.provider, "user_space", False):
+            return True
         for t in ap.targets:
             if t.name.startswith("tracepoint:syscalls:"):
                 return True
@@ -368,11 +371,22 @@ def _buf(sema, e):
 
 def _ntop(sema, e):
     _arity(e, 1, 2)
+    af_expr = False
     if len(e.args) == 2:
-        af = _literal_int(sema, e, 0, "the address family (AF_INET = 2, AF_INET6 = 10)")
-        if af not in (AF_INET, AF_INET6):
-            raise LangError("ntop(): the address family must be 2 (AF_INET) or 10 (AF_INET6)",
-                            e.args[0].loc)
+        a = e.args[0] = sema.expr(e.args[0])
+        if isinstance(a, ast.Cast) and isinstance(a.expr, ast.Int):
+            a = a.expr
+        if isinstance(a, ast.Int):
+            af = a.value
+            if af not in (AF_INET, AF_INET6):
+                raise LangError("ntop(): the address family must be 2 (AF_INET) or 10 "
+                                "(AF_INET6)", a.loc)
+        else:
+            # a family known only at run time (args->family): the address is printed as
+            # IPv6 when it is 10, else as IPv4 (its first four bytes)
+            _int_arg(sema, e, 0, "an address family")
+            af = None
+            af_expr = True
         addr = e.args[1] = sema.expr(e.args[1])
     else:
         addr = e.args[0] = sema.expr(e.args[0])
@@ -380,19 +394,19 @@ def _ntop(sema, e):
     ty = addr.ty
     if ty is not UNKNOWN:
         if ty.is_int:
-            if af is None:
+            if af is None and not af_expr:
                 af = AF_INET
             if af == AF_INET6:
                 raise LangError("ntop(): an IPv6 address needs 16 bytes (an array), not an "
                                 "integer", addr.loc)
         elif isinstance(ty, (ArrayT, StrT)) and ty.size in (4, 16):
             size_af = AF_INET if ty.size == 4 else AF_INET6
-            if af is None:
+            if af is None and not af_expr:
                 af = size_af
         else:
             raise LangError("ntop() needs an IPv4 address (integer or 4 bytes) or an IPv6 "
                             "address (16 bytes), not %s" % ty.describe(), addr.loc)
-    e.info = {"af": af}
+    e.info = {"af": af, "af_expr": af_expr}
     e.ty = INET
 
 
@@ -425,7 +439,7 @@ def _strcontains(sema, e):
 
 def _stack(sema, e):
     _arity(e, 0, 2)
-    mode = "bpftrace"
+    mode = sema.env.settings.stack_mode
     depth = DEFAULT_STACK_DEPTH
     for i, a in enumerate(e.args):
         if isinstance(a, ast.Builtin) and a.name in ("bpftrace", "perf", "raw"):
@@ -487,6 +501,67 @@ def _uptr(sema, e):
     e.ty = PtrT(pointee, e.name == "uptr")
 
 
+def _kaddr(sema, e):
+    """``kaddr("symbol")``: a kernel symbol's address, from /proc/kallsyms now."""
+    _arity(e, 1)
+    name = _literal_str(e, 0, "the symbol").value
+    addr = sema.env.kernel_address(name)
+    if isinstance(addr, str):
+        raise LangError("kaddr(): %s" % addr, e.args[0].loc)
+    if addr is None:
+        raise LangError("kaddr(): no kernel symbol '%s' in /proc/kallsyms" % name,
+                        e.args[0].loc)
+    n = ast.Int(addr, e.loc)
+    n.ty = UINT64
+    return n
+
+
+def _uaddr(sema, e):
+    """``uaddr("symbol")``: the address of a symbol of the probed file (uprobes, USDT), a
+    pointer sized by the symbol (1, 2, 4 or 8 bytes; else to uint64).  A symbol of a
+    position-independent file is moved by the load bias of the -p process."""
+    _arity(e, 1)
+    lit = _literal_str(e, 0, "the symbol")
+    paths = set()
+    for ap in sema.probe.points:
+        if ap.provider.name not in ("uprobe", "uretprobe", "usdt"):
+            raise LangError("uaddr() is only available in uprobe, uretprobe and usdt probes",
+                            e.loc)
+        for t in ap.targets:
+            paths.add(t.parts[0])
+    if len(paths) != 1:
+        raise LangError("uaddr(): the probe's targets are in %d files; it needs one"
+                        % len(paths), e.loc)
+    path = paths.pop()
+    from tinytrace.kernel import elf
+    try:
+        f = elf.open(path)
+    except Exception as err:
+        raise LangError("uaddr(): %s: %s" % (path, err), lit.loc)
+    sym = f.find_symbol(lit.value)
+    if sym is None:
+        raise LangError("uaddr(): no symbol '%s' in %s" % (lit.value, path), lit.loc)
+    addr = sym.address
+    if f.is_dyn:
+        pid = sema.env.target_pid
+        if pid is None:
+            raise LangError("uaddr(): %s is position-independent, so '%s' has an address "
+                            "only in a running process: give -p PID" % (path, lit.value),
+                            e.loc)
+        off = f.vaddr_to_offset(addr)
+        from tinytrace.kernel import usyms
+        run = usyms.ProcMaps(pid).address_of_file_offset(path, off) if off is not None \
+            else None
+        if run is None:
+            raise LangError("uaddr(): process %d does not map %s" % (pid, path), e.loc)
+        addr = run
+    size = sym.size if sym.size in (1, 2, 4, 8) else 8
+    from tinytrace.lang.types import IntT
+    n = ast.Int(addr, e.loc)
+    n.ty = PtrT(IntT(size * 8, False), True)
+    return n
+
+
 _CHECKS = {
     "printf": _printf, "system": _system, "cat": _cat, "print": _print, "time": _time,
     "strftime": _strftime, "join": _join, "exit": _exit, "signal": _signal,
@@ -494,7 +569,7 @@ _CHECKS = {
     "str": _str, "buf": _buf, "ntop": _ntop, "strncmp": _strncmp,
     "strcontains": _strcontains, "kstack": _stack, "ustack": _stack, "ksym": _ksym,
     "usym": _ksym, "bswap": _bswap, "sizeof": _sizeof, "cgroupid": _cgroupid,
-    "uptr": _uptr, "kptr": _uptr,
+    "uptr": _uptr, "kptr": _uptr, "kaddr": _kaddr, "uaddr": _uaddr,
 }
 
 

@@ -9,8 +9,13 @@ read them, and attaches a loaded program.  The hooks (see ``base.Provider``):
                                  ``LangError`` with a "did you mean" for unknown names
 - ``builtin_type(name, target, env)`` the type of a provider builtin (``args``, ``argN``,
                                  ``retval``, ``func``...) or None when it is not available
-- ``emit_builtin(gen, name, target)`` code for those builtins (``tinytrace.lang.codegen``)
+- ``emit_builtin(gen, name)``   code for those builtins (``tinytrace.lang.codegen``; the
+                                 program's targets are ``gen.targets``)
 - ``group_key(target, used)``    targets with equal keys share one BPF program
+- ``programs(targets, used, comp)`` how one group becomes programs: ``[(targets, load
+                                 options)]`` (one program per target when ``probe``/``func``
+                                 must tell targets apart and no cookie can; kprobe_multi /
+                                 uprobe_multi load options)
 - ``attach(session, prog, targets, env)`` attach a loaded program to its targets
 - ``list(pattern, env)``         probe names for ``-l``
 
@@ -29,11 +34,11 @@ _REGISTRY = {
     "profile": ("timers", "Profile"),
     "software": ("perfevents", "Software"),
     "hardware": ("perfevents", "Hardware"),
-    "kprobe": ("later", "Kprobe"),
-    "kretprobe": ("later", "Kretprobe"),
-    "uprobe": ("later", "Uprobe"),
-    "uretprobe": ("later", "Uretprobe"),
-    "usdt": ("later", "Usdt"),
+    "kprobe": ("kprobe", "Kprobe"),
+    "kretprobe": ("kprobe", "Kretprobe"),
+    "uprobe": ("uprobe", "Uprobe"),
+    "uretprobe": ("uprobe", "Uretprobe"),
+    "usdt": ("usdt", "Usdt"),
     "kfunc": ("later", "Kfunc"),
     "kretfunc": ("later", "Kretfunc"),
     "watchpoint": ("later", "Watchpoint"),

@@ -39,6 +39,8 @@ class Provider:
     supported = True
     ctx_is_record = False     # ctx points to a tracepoint record (common_type at offset 0)
     per_target_programs = False
+    user_space = False        # plain addresses are the traced process's (str(arg0) ...)
+    emit_builtin = None       # emit_builtin(gen, name) -> register, for provider builtins
 
     def __init__(self, name):
         self.name = name
@@ -71,6 +73,22 @@ class Provider:
     def probe_names(self, targets):
         """Names that ``probe`` may take in a program attached to ``targets``."""
         return [t.name for t in targets]
+
+    def func_name(self, target):
+        """What the ``func`` builtin is at ``target`` (providers that have it)."""
+        return target.name
+
+    def cookies_ok(self, comp):
+        """Whether one program on several targets can tell them apart by the attachment's
+        cookie (``probe``, ``func``)."""
+        return False
+
+    def programs(self, targets, used, comp):
+        """The programs one group of targets gets: ``[(targets, load options)]``."""
+        ids = "probe" in used or "func" in used
+        if ids and len(set(t.name for t in targets)) > 1 and not self.cookies_ok(comp):
+            return [([t], {}) for t in targets]
+        return [(targets, {})]
 
     # -- run time --------------------------------------------------------------------------
     def attach(self, session, prog, targets, env, cookies=None):

@@ -1,5 +1,9 @@
 """software:EVENT[:COUNT] and hardware:EVENT[:COUNT]: perf events that run the program
-every COUNT occurrences, on every CPU."""
+every COUNT occurrences, on every CPU.
+
+Hardware events need the CPU's performance monitoring unit: where there is none (most
+virtual machines) or it lacks the event, the probe is refused at compile time with one
+line naming a software event to use instead (``tinytrace.kernel.hwevents``)."""
 from tinytrace.lang.probes.base import Provider, Target
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
@@ -51,7 +55,12 @@ class _PerfEvents(Provider):
 
     def expand(self, spec, env, loc):
         event, config, count = spec
-        return [Target(self, "%s:%s:%d" % (self.name, event, count), (config, count))]
+        name = "%s:%s:%d" % (self.name, event, count)
+        if self.perf_type == PERF_TYPE_HARDWARE:
+            why = env.hardware_unavailable(event, name)
+            if why:
+                raise LangError(why, loc)
+        return [Target(self, name, (config, count), event)]
 
     def list(self, pattern, env):
         import fnmatch
@@ -65,9 +74,10 @@ class _PerfEvents(Provider):
             config, count = t.parts
             if self.perf_type == PERF_TYPE_SOFTWARE:
                 attr = perf.software(config, sample_period=count)
+                out.append(attach.per_cpu(prog, attr, target=t.name))
             else:
-                attr = perf.hardware(config, sample_period=count)
-            out.append(attach.per_cpu(prog, attr, target=t.name))
+                from tinytrace.kernel import hwevents
+                out.append(hwevents.attach(prog, t.info, period=count))
         return out
 
 

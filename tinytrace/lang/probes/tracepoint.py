@@ -59,6 +59,9 @@ class Tracepoint(Provider):
             return env.tracepoint_record(*target.parts)
         return None
 
+    def cookies_ok(self, comp):
+        return comp.target.cookies
+
     def record(self, target, env):
         return env.tracepoint_record(*target.parts)
 
