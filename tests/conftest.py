@@ -61,6 +61,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "bpf: needs a working bpf() syscall (root)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
     config.addinivalue_line("markers", "guest: boots a kernel under qemu")
+    config.addinivalue_line("markers", "guest_safe: also run this test inside the qemu guests "
+                            "(tests/guests/subset.py)")
+    config.addinivalue_line("markers", "host_only: never run this test inside the guests")
+    config.addinivalue_line("markers", "kprobes: needs kprobes; in a guest whose kernel has "
+                            "them a skip is a failure")
+    config.addinivalue_line("markers", "btf: needs kernel BTF; in a guest whose kernel has it "
+                            "a skip is a failure")
 
 
 def pytest_runtest_setup(item):
