@@ -229,6 +229,25 @@ def intervals(interval, count, report, stopper):
             return
 
 
+def target_disables(feature):
+    """True when ``TINYTRACE_TARGET`` (e.g. ``btf=0,ringbuf=0``, as the language takes it)
+    switches ``feature`` off, so tests can run a tool's fallback on any machine."""
+    import os
+    for item in os.environ.get("TINYTRACE_TARGET", "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name == feature and value in ("0", "no", "off", "false"):
+            return True
+    return False
+
+
+def has_btf():
+    """The kernel has BTF (/sys/kernel/btf/vmlinux) and the tool may use it."""
+    if target_disables("btf"):
+        return False
+    from tinytrace.kernel import btf
+    return btf.available()
+
+
 def hhmmss():
     return time.strftime("%H:%M:%S")
 

@@ -8,8 +8,9 @@ space pairs the two by process ID and prints a line when the exec returns, so fa
 
 The kernel side is a script in tinytrace's language; each argument is its own event (as in
 BCC), joined by process ID in user space.  The parent PID comes from
-``curtask->real_parent->tgid`` where the kernel has BTF, else from /proc when the event
-arrives (too late for a process that has already exited: then it shows as "?").
+``curtask->real_parent->tgid`` where the kernel has BTF; without BTF, from the
+``sched_process_fork`` that created the process (when that happened while tracing), else
+from /proc when the event arrives ("?" for a process that has already exited).
 """
 
 SUMMARY = "new processes, one line per exec()"
@@ -86,7 +87,23 @@ def _regex(text):
 # printf events, by their order in the script (Script.on_printf's index)
 EV_FILE, EV_ARG, EV_MORE, EV_RET = 0, 1, 2, 3
 
+# Without BTF the parent cannot be read from the task: remember it from the fork instead
+# (the thread that forked; for a process started after tracing began), and forget it when
+# the task exits.
+FORKS = r"""
+tracepoint:sched:sched_process_fork
+{
+	@parent[args->child_pid] = args->parent_pid;
+}
+
+tracepoint:sched:sched_process_exit
+{
+	delete(@parent[tid]);
+}
+"""
+
 SCRIPT = r"""
+%(forks)s
 %(enter)s
 %(uid_pred)s{
 	$ppid = %(ppid)s;
@@ -116,13 +133,14 @@ def script_text(opts, calls, btf):
     """The script for these options; ``calls`` are the exec syscalls this kernel has, and
     ``btf`` says whether the parent can be read from the task (else it comes from /proc)."""
     ppid_filter = ""
-    if opts.ppid and btf:
+    if opts.ppid:
         ppid_filter = "\tif ($ppid != %d) {\n\t\treturn;\n\t}\n" % opts.ppid
     return SCRIPT % {
         "enter": ",\n".join("tracepoint:syscalls:sys_enter_" + c for c in calls),
         "exit": ",\n".join("tracepoint:syscalls:sys_exit_" + c for c in calls),
         "uid_pred": "/uid == %d/\n" % opts.uid if opts.uid is not None else "",
-        "ppid": "curtask->real_parent->tgid" if btf else "0",
+        "ppid": "curtask->real_parent->tgid" if btf else "@parent[pid]",
+        "forks": "" if btf else FORKS,
         "ppid_filter": ppid_filter,
         "argsize": ARGSIZE,
         "maxargs": opts.max_args,
@@ -244,7 +262,6 @@ def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.errors import KernelError
-    from tinytrace.kernel import btf
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
@@ -253,7 +270,7 @@ def main(argv):
         raise KernelError("no execve syscall tracepoints on this kernel "
                           "(CONFIG_FTRACE_SYSCALLS is off?)")
     printer = Printer(opts, sys.stdout)
-    script = Script(script_text(opts, calls, btf.available()), tool="execsnoop",
+    script = Script(script_text(opts, calls, toolkit.has_btf()), tool="execsnoop",
                     strlen=ARGSIZE)
     script.on_printf(printer.event)
     script.on_lost(toolkit.LostReporter().report)

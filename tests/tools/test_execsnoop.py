@@ -50,6 +50,21 @@ def test_execs_show_pid_ppid_ret_and_args():
         assert cols[4] == "/bin/true %s second arg" % marker
 
 
+def test_parent_without_btf_comes_from_the_fork():
+    # Kernels without BTF (32-bit ARM boards): the parent is remembered at fork time.
+    marker = "tt-nobtf-" + uuid.uuid4().hex[:8]
+    run = ToolRun(["execsnoop"], ready=HEADER, env={"TINYTRACE_TARGET": "btf=0"})
+    try:
+        run.started()
+        pids = _exec_true(marker, times=2)
+    finally:
+        rc = run.stop()
+    assert rc == 0, run.stderr
+    lines = _lines_with(run.stdout, marker)
+    assert [int(l.split()[1]) for l in lines] == pids, run.stdout
+    assert all(int(l.split()[2]) == os.getpid() for l in lines), run.stdout
+
+
 def test_failed_exec_only_with_x():
     marker = "tt-missing-" + uuid.uuid4().hex[:8]
     path = "/nonexistent/" + marker
