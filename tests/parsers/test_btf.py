@@ -449,7 +449,7 @@ def test_split_btf_over_the_running_kernel(vm, tmp_path):
     mod = BtfBuilder()
     mod.types, mod.strings = [], bytearray()
     mod.first_id = vm.last_id + 1
-    mod.str_base = len(vm._strings)
+    mod.str_base = vm._slen
     mod._str_index = {"": 0, "pid": vm._string_offsets("pid")[0]}
     task = vm.find("task_struct", "struct").id
     int_id = vm.find("int", "int").id

@@ -8,10 +8,14 @@ Speed is the design constraint.  vmlinux BTF has ~126k types in ~5 MB; decoding 
 in Python takes far longer than a tool may spend starting up.  So nothing is decoded until
 asked for:
 
+* the file is mapped, not read, where the kernel allows it (``mmap`` of the sysfs file,
+  Linux 6.16+; any regular file), and its sections are never copied: a lookup reads only
+  the pages it touches, so a tool that needs two member offsets does not hold 5 MB;
 * the only whole-file pass is a tight loop over type *headers* that records where each type
   starts (``id -> offset``) and its name offset (``id -> name_off``).  Both go into two
   ``array("I")`` and, for the running kernel's BTF, into a small cache file keyed by the BTF's
-  size, mtime and the kernel's build id, so later runs load them with two reads;
+  size, mtime and the kernel's build id, so later runs map them instead (with the ids
+  sorted by name, for binary-search lookups);
 * a name lookup searches the string section for ``\\0name\\0`` (``bytes.find``, in C), then
   the name-offset column for that offset (also in C), and decodes only the types it hits;
 * an enumerator lookup searches the raw type section for the packed string offset and checks
@@ -52,7 +56,7 @@ _QUALIFIER_WORDS = {KIND_CONST: "const", KIND_VOLATILE: "volatile", KIND_RESTRIC
 
 INT_SIGNED, INT_CHAR, INT_BOOL = 1, 2, 4
 
-CACHE_FORMAT = b"TTBTFIX3"
+CACHE_FORMAT = b"TTBTFIX4"
 
 
 class BtfError(KernelError):
@@ -138,8 +142,8 @@ class BtfType(object):
     def _extra(self, fmt, count=1):
         b = self._btf
         st = struct.Struct(b.endian + fmt)
-        at = self._pos + 12
-        return [st.unpack_from(b._types, at + i * st.size) for i in range(count)]
+        data, at = b._data, b._t0 + self._pos + 12
+        return [st.unpack_from(data, at + i * st.size) for i in range(count)]
 
     # -- per-kind data -----------------------------------------------------------------
 
@@ -264,6 +268,8 @@ class Btf(object):
     def __init__(self, data, base=None, name="vmlinux", index=None, ptr_size=None):
         self.name = name
         self.base = base
+        if isinstance(data, memoryview):
+            data = data.tobytes()      # the lookups need find(): bytes, bytearray or mmap
         if len(data) < 24:
             raise BtfError("%s: BTF data too short (%d bytes)" % (name, len(data)))
         magic = struct.unpack_from("<H", data, 0)[0]
@@ -285,8 +291,11 @@ class Btf(object):
         if hdr_len + type_off + type_len > end or hdr_len + str_off + str_len > end:
             raise BtfError("%s: BTF sections run past the end of the data" % name)
         self.header = bytes(data[:hdr_len])
-        self._types = bytes(data[hdr_len + type_off:hdr_len + type_off + type_len])
-        self._strings = bytes(data[hdr_len + str_off:hdr_len + str_off + str_len])
+        # The sections stay where they are (no copies: vmlinux BTF is ~5 MB, and from an
+        # mmap only the pages a lookup touches are read): offsets into ``data``.
+        self._data = data
+        self._t0, self._tlen = hdr_len + type_off, type_len
+        self._s0, self._slen = hdr_len + str_off, str_len
         self._layout = dict(_LAYOUT)
         if layout_len:
             # Newer encoders describe every kind's trailing data, so kinds unknown to this
@@ -297,7 +306,7 @@ class Btf(object):
                 self._layout.setdefault(k, (info_sz, elem_sz))
         if base is not None:
             self.first_id = base.first_id + base.nr_types
-            self._str_base = len(base._strings) + base._str_base
+            self._str_base = base._slen + base._str_base
         else:
             self.first_id = 1       # id 0 is void
             self._str_base = 0
@@ -307,7 +316,7 @@ class Btf(object):
         if index is None:
             index = self._scan()
         elif len(index[0]) != len(index[1]) or (
-                len(index[0]) and index[0][-1] * 4 + 12 > len(self._types)):
+                len(index[0]) and index[0][-1] * 4 + 12 > self._tlen):
             raise BtfError("%s: BTF index does not fit the data" % name)
         self._offs, self._names = index[0], index[1]
         # Ids of the named types sorted by name: kept in the cache file, so that a name
@@ -325,7 +334,8 @@ class Btf(object):
         import sys
         from array import array
         words = array("I")
-        words.frombytes(self._types[:len(self._types) & ~3])
+        t0 = self._t0
+        words.frombytes(memoryview(self._data)[t0:t0 + (self._tlen & ~3)])
         if (self.endian == "<") != (sys.byteorder == "little"):
             words.byteswap()
         # Steps (in words) indexed by info >> 24, so kind_flag needs no masking.  Unknown
@@ -389,31 +399,47 @@ class Btf(object):
         base's, for split BTF)."""
         if off < self._str_base:
             return self.base.string(off)
-        s = self._strings
-        off -= self._str_base
-        end = s.find(b"\0", off)
-        return s[off:end if end >= 0 else len(s)].decode("utf-8", "surrogateescape")
+        return self._cstring(off - self._str_base).decode("utf-8", "surrogateescape")
+
+    def _cstring(self, off):
+        """The NUL-terminated bytes at ``off`` in this blob's string section."""
+        data, s0 = self._data, self._s0
+        end = s0 + self._slen
+        at = data.find(b"\0", s0 + off, end)
+        return data[s0 + off:at if at >= 0 else end]
+
+    def _find_str(self, pat, start=0):
+        """``bytes.find`` within the string section (offsets relative to it)."""
+        at = self._data.find(pat, self._s0 + start, self._s0 + self._slen)
+        return at - self._s0 if at >= 0 else -1
+
+    def _find_type_bytes(self, pat, start=0):
+        """``bytes.find`` within the type section (offsets relative to it)."""
+        at = self._data.find(pat, self._t0 + start, self._t0 + self._tlen)
+        return at - self._t0 if at >= 0 else -1
 
     def _string_offsets(self, name, exact_start=True):
         """Offsets (in this blob's numbering) at which string ``name`` starts."""
         raw = name.encode("utf-8", "surrogateescape")
-        s = self._strings
+        find = self._find_str
         out = []
         if exact_start:
-            if s.startswith(raw + b"\0"):        # split BTF: no empty string first
-                out.append(self._str_base)
+            s0 = self._s0
+            if self._slen > len(raw) and self._data[s0:s0 + len(raw) + 1] == raw + b"\0":
+                out.append(self._str_base)        # split BTF: no empty string first
             pat = b"\0" + raw + b"\0"
-            at = s.find(pat)
+            at = find(pat)
             while at >= 0:
                 out.append(at + 1 + self._str_base)
-                at = s.find(pat, at + 1)
+                at = find(pat, at + 1)
         else:
             pat = raw + b"\0"
-            at = s.find(pat)
+            at = find(pat)
+            data, s0 = self._data, self._s0
             while at >= 0:
-                if at == 0 or s[at - 1] != 0:      # the exact starts were tried already
+                if at == 0 or data[s0 + at - 1] != 0:   # the exact starts were tried already
                     out.append(at + self._str_base)
-                at = s.find(pat, at + 1)
+                at = find(pat, at + 1)
         return out
 
     # -- types -------------------------------------------------------------------------------------
@@ -434,7 +460,7 @@ class Btf(object):
             raise BtfError("%s: no BTF type id %d (last is %d)" % (self.name, tid,
                                                                    self.last_id))
         pos = self._offs[k] << 2
-        name_off, info, size_or_type = self._hdr.unpack_from(self._types, pos)
+        name_off, info, size_or_type = self._hdr.unpack_from(self._data, self._t0 + pos)
         t = BtfType(self, tid, (info >> 24) & 0x1f, self.string(name_off) if name_off else "",
                     info & 0xffff, info >> 31, size_or_type, pos)
         self._objs[tid] = t
@@ -444,10 +470,7 @@ class Btf(object):
         off = self._names[k]
         if off < self._str_base:
             return self.base.string(off).encode("utf-8", "surrogateescape")
-        s = self._strings
-        off -= self._str_base
-        end = s.find(b"\0", off)
-        return s[off:end if end >= 0 else len(s)]
+        return self._cstring(off - self._str_base)
 
     def build_name_index(self):
         """Sort the named types by name (once; ~25 ms for vmlinux) for binary-search
@@ -683,7 +706,7 @@ class Btf(object):
         out = []
         if self.base is not None:
             out.extend(self.base.enumerators(name))
-        types = self._types
+        data, t0 = self._data, self._t0
         offs = self._offs
         for exact in (True, False):
             cands = self._string_offsets(name, exact)
@@ -700,13 +723,13 @@ class Btf(object):
                 continue
             for off in cands:
                 pat = struct.pack(self.endian + "I", off)
-                at = types.find(pat)
+                at = self._find_type_bytes(pat)
                 while at >= 0:
                     if at % 4 == 0:
                         k = bisect.bisect_right(offs, at >> 2) - 1
                         if k >= 0:
                             start = offs[k] << 2
-                            info = self._hdr.unpack_from(types, start)[1]
+                            info = self._hdr.unpack_from(data, t0 + start)[1]
                             kind = (info >> 24) & 0x1f
                             rel = at - start - 12
                             step = 8 if kind == KIND_ENUM else 12
@@ -714,7 +737,7 @@ class Btf(object):
                                     rel % step == 0 and rel // step < (info & 0xffff):
                                 t = self.type(self.first_id + k)
                                 out.append((t.values[rel // step][1], t))
-                    at = types.find(pat, at + 1)
+                    at = self._find_type_bytes(pat, at + 1)
             if out:
                 break
         return out
@@ -723,11 +746,11 @@ class Btf(object):
         """``(type id, value index)`` of every enumerator whose name offset is in cands."""
         want = set(cands)
         hdr = self._hdr
-        types = self._types
+        types, t0 = self._data, self._t0
         e = self.endian
         hits = []
         for k, w in enumerate(self._offs):
-            pos = w << 2
+            pos = t0 + (w << 2)
             info = hdr.unpack_from(types, pos)[1]
             kind = (info >> 24) & 0x1f
             if kind != KIND_ENUM and kind != KIND_ENUM64:
@@ -779,12 +802,11 @@ class Btf(object):
         every ``btf_trace_*``.  Costs a pass over the name column."""
         kind = kind_number(kind)
         raw = prefix.encode()
-        s = self._strings
         wanted = {}
-        at = s.find(b"\0" + raw)
+        at = self._find_str(b"\0" + raw)
         while at >= 0:
             wanted[at + 1 + self._str_base] = True
-            at = s.find(b"\0" + raw, at + 1)
+            at = self._find_str(b"\0" + raw, at + 1)
         out = []
         for k, off in enumerate(self._names):
             if off in wanted:
@@ -919,9 +941,7 @@ def load(path, base=None, cache=True, name=None):
     import os
     name = name or os.path.basename(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-            st = os.fstat(f.fileno())
+        data, st = _map_file(path)
     except OSError as e:
         if e.errno == 2:
             raise BtfError("%s is missing: this kernel was built without BTF "
@@ -939,6 +959,23 @@ def load(path, base=None, cache=True, name=None):
     b = Btf(data, base=base, name=name)
     _cache_write(key, b)
     return b
+
+
+def _map_file(path):
+    """(contents, stat) of a file: a read-only private mmap where the file allows one (the
+    sysfs vmlinux BTF does from Linux 6.16), so only the pages a lookup touches are read
+    in, else the bytes read."""
+    import os
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if st.st_size > 0:
+            import mmap
+            try:
+                return mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE,
+                                 prot=mmap.PROT_READ), st
+            except (OSError, ValueError):
+                pass
+        return f.read(), st
 
 
 def cache_dir():
@@ -1025,41 +1062,44 @@ def _cache_read(key):
     return None
 
 
+def _cache_head(kb):
+    """The cache file's header for key bytes ``kb``, without the byte order and counts:
+    (header, where the arrays start: after order and counts, padded to 4 bytes)."""
+    head = CACHE_FORMAT + struct.pack("<I", len(kb)) + kb
+    return head, (len(head) + 9 + 3) & ~3
+
+
 def _cache_read_file(p, key):
-    from array import array
+    """The index arrays from cache file ``p``: memoryviews of a private mmap of the file
+    (only the pages a lookup touches are read), or None when the file does not fit."""
     import sys
     try:
-        with open(p, "rb") as f:
-            blob = f.read()
+        blob, _ = _map_file(p)
     except OSError:
         return None
-    kb = key.encode()
-    head = CACHE_FORMAT + struct.pack("<I", len(kb)) + kb
+    head, start = _cache_head(key.encode())
     pos = len(head)
-    if not blob.startswith(head) or len(blob) < pos + 9:
+    if len(blob) < start or blob[:pos] != head:
         return None
     order = blob[pos:pos + 1]
     n, m = struct.unpack_from("<II", blob, pos + 1)
-    pos += 9
-    if len(blob) != pos + 8 * n + 4 * m or \
+    if len(blob) != start + 8 * n + 4 * m or \
             order != (b"L" if sys.byteorder == "little" else b"B"):
         return None
-    offs, names, srt = array("I"), array("I"), array("I")
-    offs.frombytes(blob[pos:pos + 4 * n])
-    names.frombytes(blob[pos + 4 * n:pos + 8 * n])
-    srt.frombytes(blob[pos + 8 * n:])
-    return offs, names, srt
+    view = memoryview(blob)
+    return (view[start:start + 4 * n].cast("I"), view[start + 4 * n:start + 8 * n].cast("I"),
+            view[start + 8 * n:].cast("I"))
 
 
 def _cache_write(key, b):
     """Write the index into the first cache directory that takes it; False if none."""
     import sys
-    kb = key.encode()
     srt = b.build_name_index()
-    blob = (CACHE_FORMAT + struct.pack("<I", len(kb)) + kb +
-            (b"L" if sys.byteorder == "little" else b"B") +
-            struct.pack("<II", len(b._offs), len(srt)) + b._offs.tobytes() +
-            b._names.tobytes() + srt.tobytes())
+    head, start = _cache_head(key.encode())
+    head += (b"L" if sys.byteorder == "little" else b"B") + \
+        struct.pack("<II", len(b._offs), len(srt))
+    blob = (head + bytes(start - len(head)) + b._offs.tobytes() + b._names.tobytes() +
+            srt.tobytes())
     for d in _cache_dirs():
         if _cache_write_dir(d, key, blob):
             return True
