@@ -61,3 +61,18 @@ def test_override_and_unknown_names():
 
 def test_process_wide_object():
     assert features.probe() is features.probe()
+
+
+@pytest.mark.bpf
+def test_btf_probes_agree_with_the_kernel():
+    f = fresh()
+    assert isinstance(f.tp_btf, bool) and isinstance(f.task_storage, bool)
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        assert not f.tp_btf and not f.task_storage
+        return
+    from tinytrace.kernel.bpf import kernel_version
+    if kernel_version() >= (5, 15, 0):
+        # the development VM (6.18) has both
+        assert f.tp_btf and f.task_storage
+    if f.task_storage:
+        assert f.tp_btf

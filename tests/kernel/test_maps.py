@@ -183,3 +183,49 @@ def test_clear_on_fd_arrays_deletes():
             assert m.delete(0) is False
         finally:
             ev.close()
+
+
+# -- BTF-described maps, task local storage ------------------------------------------------
+
+def test_btf_described_hash_and_a_refused_blob():
+    from tinytrace.kernel import bpf
+    from tinytrace.kernel.btf import Writer
+    w = Writer()
+    key = w.int("unsigned int", 4)
+    u64_ = w.int("long long unsigned int", 8)
+    val = w.struct("pair", 16, [("a", u64_, 0), ("b", u64_, 8)])
+    with maps.load_btf(w.encode()) as b:
+        with Map.create("hash", 4, 16, 8, name="t_btfhash", btf=b, btf_key_type_id=key,
+                        btf_value_type_id=val) as m:
+            m.update(3, bytes(range(16)))
+            assert m.lookup(3) == bytes(range(16))
+        # a value type whose size is not the map's value size: the kernel refuses the map
+        with pytest.raises(bpf.BpfError):
+            Map.create("hash", 4, 8, 8, btf=b, btf_key_type_id=key, btf_value_type_id=val)
+    broken = bytearray(w.encode())
+    broken[0:2] = b"\0\0"
+    with pytest.raises(bpf.BpfError, match="BTF_LOAD.*magic"):
+        maps.load_btf(bytes(broken))
+
+
+def test_task_storage_from_user_space():
+    import os
+    from tinytrace.kernel import features
+    if not features.probe().task_storage:
+        pytest.skip("no task local storage for tracing programs on this kernel")
+    if not hasattr(os, "pidfd_open"):
+        pytest.skip("no os.pidfd_open in this Python")
+    pidfd = os.pidfd_open(os.getpid())
+    try:
+        with Map.create("task_storage", 4, 8, 123, name="t_tstore") as m:
+            # the storage kinds get key size 4, no max_entries and BPF_F_NO_PREALLOC
+            assert (m.key_size, m.max_entries) == (4, 0) and m.flags & 1
+            assert m.lookup(pidfd) is None
+            m.update(pidfd, 4242)
+            assert m.lookup(pidfd) == u64(4242)
+            assert m.delete(pidfd) is True and m.lookup(pidfd) is None
+        with Map.create("task_storage", 4, 24, 0) as m:     # a value that is not a u64
+            m.update(pidfd, bytes(range(24)))
+            assert m.lookup(pidfd) == bytes(range(24))
+    finally:
+        os.close(pidfd)

@@ -499,3 +499,61 @@ def test_cache_written_to_the_first_directory_that_works(monkeypatch, tmp_path):
         raise AssertionError("scanned although a cache exists")
     monkeypatch.setattr(btf.Btf, "_scan", no_scan)
     assert btf.load(btf.VMLINUX).find("task_struct") is not None
+
+
+# --- facts remembered per kernel, and blobs written for the kernel ------------------------------
+
+def test_facts_are_computed_once_per_kernel(tmp_path, monkeypatch):
+    if not os.path.exists(btf.VMLINUX) or not btf._kernel_build_id():
+        pytest.skip("kernel has no BTF or no build id")
+    monkeypatch.setenv("TINYTRACE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(btf, "_facts", None)
+    calls = []
+
+    def tgid(b):
+        calls.append(1)
+        return b.member("task_struct", "tgid").offset
+    off = btf.cached("task_struct.tgid", tgid)
+    assert off == btf.vmlinux().member("task_struct", "tgid").offset and calls == [1]
+    assert btf.cached("task_struct.tgid", tgid) == off and calls == [1]
+    assert btf.cached("none", lambda b: None) is None
+    assert btf.cached("list", lambda b: [3, 1, 2]) == [3, 1, 2]
+    (name,) = [n for n in os.listdir(str(tmp_path)) if n.startswith("btf-facts-")]
+
+    # a new process (a fresh _Facts) reads them back without BTF
+    def no_btf(*a, **k):
+        raise AssertionError("BTF opened although the facts are cached")
+    monkeypatch.setattr(btf, "_facts", None)
+    monkeypatch.setattr(btf, "vmlinux", no_btf)
+    assert btf.cached("task_struct.tgid", tgid) == off and calls == [1]
+    assert btf.cached("none", tgid) is None and btf.cached("list", tgid) == [3, 1, 2]
+
+    # written for another kernel, or damaged: not used
+    path = tmp_path / name
+    text = path.read_text()
+    path.write_text(text.replace("|", "|other", 1))
+    monkeypatch.setattr(btf, "_facts", None)
+    with pytest.raises(AssertionError, match="BTF opened"):
+        btf.cached("task_struct.tgid", tgid)
+    path.write_text(text.replace("\t%d" % off, "\tgarbage"))
+    monkeypatch.setattr(btf, "_facts", None)
+    with pytest.raises(AssertionError, match="BTF opened"):
+        btf.cached("task_struct.tgid", tgid)
+    with pytest.raises(TypeError):
+        btf._fact_text("text")
+
+
+def test_writer_blob_reads_back():
+    w = btf.Writer()
+    i32 = w.int("int", 4, signed=True)
+    u8 = w.int("unsigned char", 1)
+    arr = w.array(u8, 12, i32)
+    p = w.ptr(arr)
+    st = w.struct("val", 24, [("n", i32, 0), ("bytes", arr, 4), ("p", p, 16)])
+    b = btf.Btf(w.encode())
+    assert b.type(i32).signed and b.size_of(i32) == 4 and not b.type(u8).signed
+    assert b.type_name(arr) == "unsigned char[12]"
+    assert b.size_of(st) == 24
+    assert [(m.name, m.offset) for m in b.members("val")] == [("n", 0), ("bytes", 4),
+                                                              ("p", 16)]
+    assert b.type_name(b.member("val", "p").type_id) == "unsigned char (*)[12]"

@@ -55,7 +55,8 @@ MAP_TYPES = {
     "hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
     "percpu_array": 6, "stack_trace": 7, "cgroup_array": 8, "lru_hash": 9,
     "lru_percpu_hash": 10, "lpm_trie": 11, "array_of_maps": 12, "hash_of_maps": 13,
-    "queue": 22, "stack": 23, "ringbuf": 27,
+    "queue": 22, "stack": 23, "sk_storage": 24, "ringbuf": 27, "inode_storage": 28,
+    "task_storage": 29, "bloom_filter": 30, "user_ringbuf": 31, "cgrp_storage": 32,
 }
 
 # enum bpf_prog_type
@@ -186,14 +187,20 @@ def sanitize_name(name):
 
 
 def map_create(map_type, key_size, value_size, max_entries, flags=0, name=b"",
-               inner_map_fd=0, numa_node=0, map_extra=0):
+               inner_map_fd=0, numa_node=0, map_extra=0, btf_fd=0, btf_key_type_id=0,
+               btf_value_type_id=0):
     """BPF_MAP_CREATE; returns the new map fd.  A name the kernel refuses (pre-4.15 kernels
-    know no names) is dropped and the call retried."""
+    know no names) is dropped and the call retried.  ``btf_fd`` (a loaded BTF object, see
+    ``btf_load``) with the ids of the key and value types describes the map's layout, which
+    some map types require (task/inode/sk storage: an ``int`` key)."""
     name = sanitize_name(name)
     attr = bytearray(struct.pack("<7I16s", map_type, key_size, value_size, max_entries,
                                  flags, inner_map_fd, numa_node, name))
-    if map_extra:
-        attr += struct.pack("<5IQ", 0, 0, 0, 0, 0, map_extra)  # ifindex..vmlinux id, map_extra @64
+    if map_extra or btf_fd:
+        # map_ifindex @44, btf_fd @48, btf_key_type_id @52, btf_value_type_id @56,
+        # btf_vmlinux_value_type_id @60, map_extra @64
+        attr += struct.pack("<5IQ", 0, btf_fd, btf_key_type_id, btf_value_type_id, 0,
+                            map_extra)
     try:
         return call(MAP_CREATE, attr)
     except BpfError as e:
@@ -202,6 +209,30 @@ def map_create(map_type, key_size, value_size, max_entries, flags=0, name=b"",
             raise
     attr[28:44] = bytes(16)
     return call(MAP_CREATE, attr)
+
+
+def btf_load(data, log_level=0):
+    """BPF_BTF_LOAD: hand a BTF blob (types for maps and programs) to the kernel; returns
+    its fd.  A refusal raises ``BpfError`` ending with the last line of the kernel's BTF log
+    (the blob is tried again with a log to get it: the first try allocates nothing)."""
+    data = bytes(data)
+    blob = ffi.new("char[]", data)
+    baddr = int(ffi.cast("uintptr_t", blob))
+    for level in ((log_level,) if log_level else (0, 1)):
+        size = 1 << 16 if level else 0
+        log = ffi.new("char[]", size) if size else None
+        laddr = int(ffi.cast("uintptr_t", log)) if size else 0
+        attr = bytearray(struct.pack("<QQIII", baddr, laddr, len(data), size, level))
+        try:
+            return call(BTF_LOAD, attr)
+        except BpfError as e:
+            if not level:
+                continue
+            text = ffi.string(log).decode("utf-8", "replace").strip()
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            detail = " (%s)" % lines[-1].strip()[:200] if lines else ""
+            raise BpfError(BTF_LOAD, e.errno, detail)
+    raise AssertionError("unreachable")
 
 
 def obj_get_info(fd, size):

@@ -892,6 +892,163 @@ def _u32_indexes(words, value):
     return u32_indexes(words, value)
 
 
+# -- writing small blobs -----------------------------------------------------------------------
+
+class Writer(object):
+    """Builds a small BTF blob in this machine's byte order: the types a map's key and value
+    are described with (``bpf.btf_load`` hands it to the kernel).  Each method adds one type
+    and returns its id::
+
+        w = Writer()
+        key = w.int("int", 4, signed=True)
+        value = w.int("u64", 8)
+        blob = w.encode()
+    """
+
+    def __init__(self):
+        self._types = []
+        self._strings = bytearray(b"\0")
+        self._offsets = {"": 0}
+
+    def _str(self, text):
+        off = self._offsets.get(text)
+        if off is None:
+            off = self._offsets[text] = len(self._strings)
+            self._strings += text.encode() + b"\0"
+        return off
+
+    def _add(self, kind, name, vlen, size_or_type, extra=b"", kind_flag=0):
+        self._types.append(struct.pack("=III", self._str(name) if name else 0,
+                                       (kind_flag << 31) | (kind << 24) | vlen,
+                                       size_or_type) + extra)
+        return len(self._types)
+
+    def int(self, name, size, signed=False):
+        """An integer type of ``size`` bytes (1, 2, 4, 8 or 16)."""
+        return self._add(KIND_INT, name, 0, size,
+                         struct.pack("=I", ((INT_SIGNED if signed else 0) << 24) | size * 8))
+
+    def ptr(self, type_id):
+        return self._add(KIND_PTR, "", 0, type_id)
+
+    def array(self, elem, count, index_type):
+        """``elem[count]``; ``index_type`` is an integer type's id (BTF wants one)."""
+        return self._add(KIND_ARRAY, "", 0, 0, struct.pack("=III", elem, index_type, count))
+
+    def struct(self, name, size, members):
+        """A struct of ``size`` bytes; ``members`` are ``(name, type id, byte offset)``."""
+        extra = b"".join(struct.pack("=III", self._str(m), t, off * 8) for m, t, off in members)
+        return self._add(KIND_STRUCT, name, len(members), size, extra)
+
+    def encode(self):
+        types = b"".join(self._types)
+        strings = bytes(self._strings)
+        return struct.pack("=HBBIIIII", BTF_MAGIC, 1, 0, 24, 0, len(types), len(types),
+                           len(strings)) + types + strings
+
+
+# -- facts about the running kernel, remembered ---------------------------------------------------
+
+_facts = None
+FACTS_FORMAT = "TTBTFFACTS1"
+
+
+def cached(key, compute):
+    """``compute(vmlinux())`` -- an int, None, or a list of ints: a member offset, a tp_btf
+    id -- remembered per running kernel in a small file next to the BTF index, so that
+    later runs of a tool that needs only a few such facts do not open the BTF at all.
+    ``key`` names the fact (``"task_struct.tgid"``; no tabs or newlines); a ``BtfError``
+    from ``compute`` propagates and nothing is kept."""
+    global _facts
+    if _facts is None:
+        _facts = _Facts()
+    return _facts.get(key, compute)
+
+
+def _fact_text(value):
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, (int, list, tuple)):
+        raise TypeError("a BTF fact is an int, None or a list of ints, not %r" % (value,))
+    if isinstance(value, int):
+        return "%d" % value
+    return "[" + ",".join("%d" % int(v) for v in value)
+
+
+def _fact_value(text):
+    if text == "-":
+        return None
+    if text.startswith("["):
+        return [int(v) for v in text[1:].split(",") if v]
+    return int(text)
+
+
+class _Facts(object):
+    """The facts file: a header line with the kernel's identity (the index cache's key),
+    then ``name<TAB>value`` lines; rewritten whole when a fact is added.  Text, not JSON:
+    importing ``json`` (and ``re`` with it) costs more than a tool start can spare."""
+
+    def __init__(self):
+        self._key = None
+        self._values = None
+
+    def _load(self):
+        import os
+        self._values = {}
+        self._key = ""
+        if not os.path.exists(VMLINUX) or not _kernel_build_id():
+            return                      # nothing names this kernel's BTF exactly: no file
+        data, st = _map_file(VMLINUX)
+        self._key = _cache_key(VMLINUX, st, data)
+        head = "%s\t%s\n" % (FACTS_FORMAT, self._key)
+        for d in _cache_dirs():
+            if not _private_enough(d):
+                continue
+            try:
+                with open(os.path.join(d, _facts_name(self._key)), "r") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if not text.startswith(head):
+                continue
+            try:
+                values = {}
+                for line in text[len(head):].splitlines():
+                    name, _, value = line.partition("\t")
+                    values[name] = _fact_value(value)
+            except ValueError:
+                continue
+            self._values = values
+            return
+
+    def get(self, key, compute):
+        if self._values is None:
+            self._load()
+        if key in self._values:
+            return self._values[key]
+        if "\t" in key or "\n" in key:
+            raise ValueError("bad BTF fact name %r" % key)
+        value = compute(vmlinux())
+        text = _fact_text(value)
+        self._values[key] = _fact_value(text)
+        if self._key:
+            self._save()
+        return self._values[key]
+
+    def _save(self):
+        lines = ["%s\t%s" % (FACTS_FORMAT, self._key)]
+        lines += ["%s\t%s" % (k, _fact_text(v)) for k, v in sorted(self._values.items())]
+        blob = ("\n".join(lines) + "\n").encode()
+        for d in _cache_dirs():
+            if _cache_write_dir(d, self._key, blob, _facts_name(self._key), "btf-facts-"):
+                return
+
+
+def _facts_name(key):
+    import zlib
+    return "btf-facts-%08x.txt" % zlib.crc32(key.encode())
+
+
 # -- loading, caching --------------------------------------------------------------------------
 
 _vmlinux = None
@@ -1106,15 +1263,20 @@ def _cache_write(key, b):
     return False
 
 
-def _cache_write_dir(d, key, blob):
+def _cache_write_dir(d, key, blob, name=None, prefix="btf-index-"):
+    """Write ``blob`` as ``name`` (default: the index file for ``key``) into directory
+    ``d``, atomically; files with the same ``prefix`` made for another version of the same
+    BTF file (an older kernel) are removed.  False when ``d`` does not take it."""
     import os
-    import tempfile
     try:
         os.makedirs(d, mode=0o700, exist_ok=True)
         if d.startswith("/tmp/") and not _private_enough(d):
             return False
-        fd, tmp = tempfile.mkstemp(prefix=".btf-index-", dir=d)
-        final = os.path.join(d, _cache_name(key))
+        # a private temporary name (not tempfile: its import costs ~7 ms)
+        tmp = os.path.join(d, ".%s%d-%d" % (prefix, os.getpid(), id(blob)))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o600)
+        final = os.path.join(d, name or _cache_name(key))
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(blob)
@@ -1125,21 +1287,33 @@ def _cache_write_dir(d, key, blob):
             except OSError:
                 pass
             raise
-        # Drop indexes made for other versions of the same file (an older kernel).
         path = key.split("|")[0]
         for n in os.listdir(d):
             full = os.path.join(d, n)
-            if not n.startswith("btf-index-") or full == final:
+            if not n.startswith(prefix) or full == final:
                 continue
-            try:
-                with open(full, "rb") as f:
-                    head = f.read(len(CACHE_FORMAT) + 4 + 4096)
-                klen = struct.unpack_from("<I", head, len(CACHE_FORMAT))[0]
-                other = head[len(CACHE_FORMAT) + 4:len(CACHE_FORMAT) + 4 + klen]
-                if other.decode("utf-8", "replace").split("|")[0] == path:
+            other = _file_key(full)
+            if other is not None and other.split("|")[0] == path:
+                try:
                     os.unlink(full)
-            except (OSError, struct.error):
-                pass
+                except OSError:
+                    pass
     except OSError:
         return False
     return True
+
+
+def _file_key(path):
+    """The key a cache file was written for (index or facts file, any format), or None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096 + 16)
+        if head.startswith(b"TTBTFIX"):
+            klen = struct.unpack_from("<I", head, len(CACHE_FORMAT))[0]
+            return head[len(CACHE_FORMAT) + 4:len(CACHE_FORMAT) + 4 + klen].decode(
+                "utf-8", "replace")
+        if head.startswith(FACTS_FORMAT[:-1].encode()):
+            return head.split(b"\n", 1)[0].split(b"\t", 1)[1].decode("utf-8", "replace")
+    except (OSError, ValueError, IndexError, struct.error):
+        pass
+    return None

@@ -19,7 +19,13 @@ probe_read_kernel  the bpf_probe_read_kernel helper exists (5.5)
 probe_read_user    the bpf_probe_read_user helper exists (5.5)
 percpu_maps        BPF_MAP_TYPE_PERCPU_ARRAY can be created
 raw_tracepoints    BPF_PROG_TYPE_RAW_TRACEPOINT loads (4.17)
+tp_btf             a tp_btf program (BTF-typed tracepoint arguments) loads on sched_switch (5.5)
+task_storage       tp_btf programs can keep values in BPF_MAP_TYPE_TASK_STORAGE with
+                   bpf_task_storage_get (5.11 maps, callable from tracing programs in 5.12)
 =================  ===========================================================================
+
+The two BTF probes need the id of ``btf_trace_sched_switch``, which comes from
+``btf.cached`` (per kernel, so usually without opening the BTF).
 """
 import errno as _errno
 import os
@@ -36,12 +42,13 @@ def _insn(code, dst=0, src=0, off=0, imm=0):
 _EXIT0 = _insn(0xB7, 0, 0, 0, 0) + _insn(0x95)                      # r0 = 0; exit
 
 
-def _prog_loads(prog_type, code, expected_attach_type=0):
+def _prog_loads(prog_type, code, expected_attach_type=0, attach_btf_id=0):
     """True if the program loads; False if the kernel refuses it as unknown/unsupported."""
     from tinytrace.kernel import progs
     from tinytrace.errors import PrivilegeError
     try:
-        p = progs.load(code, prog_type, "tt_probe", expected_attach_type=expected_attach_type)
+        p = progs.load(code, prog_type, "tt_probe", expected_attach_type=expected_attach_type,
+                       attach_btf_id=attach_btf_id)
     except progs.VerifierError:
         return False
     except bpf.BpfError:
@@ -141,6 +148,51 @@ def _probe_helper(helper_id):
     return _prog_loads("tracepoint", code)
 
 
+def _sched_switch_btf_id():
+    """The id of ``btf_trace_sched_switch`` (remembered per kernel), or None."""
+    from tinytrace.kernel import btf
+    if not btf.available():
+        return None
+
+    def find(b):
+        tp = b.tracepoint("sched_switch")
+        return tp.btf_id if tp is not None else None
+    try:
+        return btf.cached("tp_btf:sched_switch", find)
+    except btf.BtfError:
+        return None
+
+
+def _probe_tp_btf():
+    tid = _sched_switch_btf_id()
+    if tid is None:
+        return False
+    return _prog_loads("tracing", _EXIT0, "trace_raw_tp", tid)
+
+
+def _probe_task_storage():
+    tid = _sched_switch_btf_id()
+    if tid is None:
+        return False
+    from tinytrace.kernel import maps
+    from tinytrace.errors import PrivilegeError
+    try:
+        m = maps.Map.create("task_storage", 4, 8, 0)
+    except PrivilegeError:
+        raise
+    except bpf.BpfError:
+        return False
+    try:
+        # r2 = ctx[2] (next: a task pointer); r1 = map; r3 = 0; r4 = 0;
+        # call bpf_task_storage_get; r0 = 0; exit
+        code = (_insn(0x79, 2, 1, 16, 0) + _insn(0x18, 1, 1, 0, m.fd) + _insn(0) +
+                _insn(0xB7, 3, 0, 0, 0) + _insn(0xB7, 4, 0, 0, 0) + _insn(0x85, 0, 0, 0, 156) +
+                _EXIT0)
+        return _prog_loads("tracing", code, "trace_raw_tp", tid)
+    finally:
+        m.close()
+
+
 def _probe_jit():
     v = _read("/proc/sys/net/core/bpf_jit_enable")
     try:
@@ -165,6 +217,8 @@ _PROBES = {
     "probe_read_user": lambda: _probe_helper(112),
     "percpu_maps": lambda: _map_creates("percpu_array", 4, 8, 1),
     "raw_tracepoints": lambda: _prog_loads("raw_tracepoint", _EXIT0),
+    "tp_btf": _probe_tp_btf,
+    "task_storage": _probe_task_storage,
 }
 
 NAMES = tuple(_PROBES)

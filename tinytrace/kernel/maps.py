@@ -27,6 +27,10 @@ _BYTEORDER = sys.byteorder
 
 PERCPU_KINDS = frozenset(("percpu_hash", "percpu_array", "lru_percpu_hash"))
 _ZEROED_KINDS = frozenset(("array", "percpu_array"))  # no delete: clear() writes zeros
+# Local storage: a value per task/inode/socket/cgroup, kept by the object itself.  The key is
+# an fd naming the object (a pidfd for tasks), the map must be described with BTF (an int
+# key) and cannot be preallocated.
+STORAGE_KINDS = frozenset(("task_storage", "inode_storage", "sk_storage", "cgrp_storage"))
 _KIND_BY_NUMBER = {v: k for k, v in bpf.MAP_TYPES.items()}
 
 # Map kinds for which BPF_MAP_LOOKUP_BATCH turned out to be unsupported in this process.
@@ -51,14 +55,28 @@ class Map(OwnedFd):
 
     @classmethod
     def create(cls, kind, key_size, value_size, max_entries, name=None, flags=0,
-               inner_map_fd=0, map_extra=0):
+               inner_map_fd=0, map_extra=0, btf=None, btf_key_type_id=0,
+               btf_value_type_id=0):
         """Create a map.  ``kind`` is a name from ``bpf.MAP_TYPES`` (or its number).
 
         perf_event_array: key/value sizes are 4, and ``max_entries`` 0 means one slot per
         possible CPU.  ringbuf: key/value sizes are 0, ``max_entries`` is the ring's size in
         bytes (a power of two, at least one page).  stack_trace: ``value_size`` is 8 * depth.
+
+        ``btf`` (a BTF object fd, or an object with ``fileno()``, see ``load_btf``) and the
+        ids of the key and value types in it describe the map's layout.  The local storage
+        kinds (``STORAGE_KINDS``: task_storage ...) need one: without ``btf`` a blob that
+        describes an ``int`` key and a ``value_size``-byte value is made for them, the key
+        size is 4, ``max_entries`` 0 and BPF_F_NO_PREALLOC is added to ``flags``.
         """
         k = kind_name(kind)
+        own_btf = None
+        if k in STORAGE_KINDS:
+            key_size, max_entries = 4, 0
+            flags |= bpf.BPF_F_NO_PREALLOC
+            if btf is None:
+                own_btf, btf_key_type_id, btf_value_type_id = _storage_btf(value_size)
+                btf = own_btf
         if k == "perf_event_array":
             from tinytrace.kernel import arch
             key_size = value_size = 4
@@ -72,8 +90,15 @@ class Map(OwnedFd):
                                  "not %d" % (page, max_entries))
             key_size = value_size = 0
         bpf.raise_memlock()
-        fd = bpf.map_create(bpf.MAP_TYPES[k], key_size, value_size, max_entries, flags,
-                            name or b"", inner_map_fd=inner_map_fd, map_extra=map_extra)
+        btf_fd = btf if isinstance(btf, int) or btf is None else btf.fileno()
+        try:
+            fd = bpf.map_create(bpf.MAP_TYPES[k], key_size, value_size, max_entries, flags,
+                                name or b"", inner_map_fd=inner_map_fd, map_extra=map_extra,
+                                btf_fd=btf_fd or 0, btf_key_type_id=btf_key_type_id,
+                                btf_value_type_id=btf_value_type_id)
+        finally:
+            if own_btf is not None:
+                own_btf.close()       # the map keeps its own reference to the BTF object
         return cls(fd, k, key_size, value_size, max_entries, name=name or "", flags=flags)
 
     def __init__(self, fd, kind, key_size, value_size, max_entries, name="", flags=0):
@@ -323,6 +348,34 @@ class Map(OwnedFd):
                 break
             out.append(ip)
         return out
+
+
+class BtfObject(OwnedFd):
+    """A BTF blob loaded into the kernel (BPF_BTF_LOAD): maps and programs refer to its
+    types by id.  Close it once the maps that use it exist (they hold their own reference)."""
+
+    def __repr__(self):
+        return "<BtfObject fd=%d>" % self.fd
+
+
+def load_btf(blob):
+    """Load a BTF blob (``tinytrace.kernel.btf.Writer().encode()``); returns a ``BtfObject``.
+    A blob the kernel refuses raises ``bpf.BpfError`` with the kernel's reason."""
+    bpf.raise_memlock()
+    return BtfObject(bpf.btf_load(blob))
+
+
+def _storage_btf(value_size):
+    """(BtfObject, key type id, value type id): an ``int`` key and a value of
+    ``value_size`` bytes (a u64 when it is 8, else an array of bytes)."""
+    from tinytrace.kernel.btf import Writer
+    w = Writer()
+    key = w.int("int", 4, signed=True)
+    if value_size == 8:
+        value = w.int("long long unsigned int", 8)
+    else:
+        value = w.array(w.int("unsigned char", 1), value_size, key)
+    return load_btf(w.encode()), key, value
 
 
 class _Ops(object):
