@@ -7,13 +7,30 @@ still runnable) to running on a CPU.  Three tracepoints measure it:
 - ``sched:sched_switch``: ``prev`` leaves the CPU -- if it is still runnable (preempted) it
   starts waiting now -- and ``next`` starts running: its wait ends.
 
-``prev_state`` is tested on its low byte only: a preempted task is reported with
-TASK_REPORT_MAX (256) set, yet it is still runnable.
+Two implementations, the same options and output:
 
-The kernel side is a script in tinytrace's language (``SCRIPT``): start times in a hash by
-thread ID, latencies in a ``hist()`` (per-CPU, so no CPU's update is lost), keyed by thread
-with ``-P``/``-L``.  Python prints the buckets in BCC's layout.
+- **task storage** (kernels with BTF, tp_btf and task local storage for tracing programs:
+  ``features.task_storage``, Linux 5.12+): tp_btf programs get the tracepoints' task
+  pointers, and each task's enqueue time lives in the task itself
+  (``BPF_MAP_TYPE_TASK_STORAGE``, zeroed instead of deleted).  There is no pid-keyed hash to
+  update, look up and delete -- each a hash and a bucket lock per event -- which halves the
+  cost of both programs (``python3 -m bench.runqlat_variants``; sched_switch ~155 ns against
+  ~300 ns).  The task pointers also give the thread group: ``-p`` filters by process and
+  ``-P`` keys by process in the kernel, as BCC does.  These programs are written with
+  ``tinytrace.asm`` because the language has no task storage.  A preempted ``prev`` is
+  runnable: the tracepoint's ``preempt`` argument, or a ``prev_state`` of 0 (TASK_RUNNING).
+- **tracepoint script** (the fallback: no BTF -- e.g. armhf boards --, older kernels, or
+  ``TINYTRACE_TARGET=task_storage=0``): a script in tinytrace's language (``SCRIPT``), start
+  times in a hash by thread ID, latencies in a ``hist()``.  The classic tracepoints carry
+  thread IDs only, so ``-p`` filters a thread ID and ``-P`` folds threads into processes
+  from /proc when the histograms are printed.  ``prev_state`` is tested on its low byte:
+  a preempted task is reported with TASK_REPORT_MAX (256) set, yet it is still runnable.
+
+Latencies are counted per CPU (no update is lost, no atomics needed) and printed in BCC's
+log2 layout.
 """
+
+import sys
 
 SUMMARY = "run-queue (scheduler) latency as a histogram"
 PROBES = ("tracepoint:sched:sched_wakeup", "tracepoint:sched:sched_wakeup_new",
@@ -30,6 +47,7 @@ EXAMPLES = """\
     tinytrace runqlat --json 1 5 # five 1-second histograms as JSON lines
 """
 
+
 def parse_args(argv):
     from tinytrace import toolkit
     p = toolkit.ArgumentParser("runqlat", "Summarize run queue (scheduler) latency as a histogram",
@@ -40,7 +58,8 @@ def parse_args(argv):
     g.add_argument("-P", "--pids", action="store_true", help="print a histogram per process ID")
     g.add_argument("-L", "--tids", action="store_true", help="print a histogram per thread ID")
     p.add_argument("-p", "--pid", type=toolkit.positive_int,
-                   help="trace this PID only (its thread ID on this tracepoint-based version)")
+                   help="trace this PID only (a thread ID on kernels without BTF task "
+                        "storage)")
     toolkit.add_json(p)
     p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
                    help="output interval, in seconds")
@@ -87,17 +106,95 @@ def script_text(opts):
     }
 
 
-class Runqlat(object):
-    """The running script, and its histograms in BCC's slots."""
+def use_task_storage():
+    """Whether this kernel runs the task-storage version (see the module docstring)."""
+    from tinytrace import toolkit
+    if toolkit.target_disables("btf") or toolkit.target_disables("task_storage"):
+        return False
+    from tinytrace.kernel import features
+    try:
+        return bool(features.probe().task_storage)
+    except Exception:     # no bpf() at all: the script path reports that clearly
+        return False
 
-    def __init__(self, opts):
-        from tinytrace.script import Script
+
+class Runqlat(object):
+    """The running tool: ``start()`` (a context manager), then ``take()``.  ``kind`` is
+    "task-storage" or "script" (``SCRIPT`` in the language)."""
+
+    def __init__(self, opts, task_storage=None):
         self.opts = opts
-        self.script = Script(script_text(opts), tool="runqlat")
+        if task_storage is None:
+            task_storage = use_task_storage()
+        self.kind = "task-storage" if task_storage else "script"
+        self.script = None
+        self._impl = None
+        self.fallback_reason = None
+        if not task_storage:
+            self._use_script()
+
+    def _use_script(self):
+        from tinytrace.script import Script
+        self.kind = "script"
+        self.script = Script(script_text(self.opts), tool="runqlat")
+        self._impl = _ScriptSide(self.opts, self.script)
+
+    def start(self, session=None):
+        if self.kind == "task-storage":
+            from tinytrace.errors import KernelError
+            from tinytrace.kernel.btf import BtfError
+            impl = _TaskStorage(self.opts)
+            try:
+                impl.start(session)
+                self._impl = impl
+                return self
+            except (KernelError, BtfError, OSError) as e:
+                # the probe said yes but this kernel refused a program: the script works
+                # everywhere, so say why and use it
+                from tinytrace.errors import PrivilegeError
+                if isinstance(e, PrivilegeError):
+                    raise
+                self.fallback_reason = str(e).strip().splitlines()[-1]
+                self._use_script()
+        self._impl.start(session)
+        return self
+
+    def __enter__(self):
+        if self._impl is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def stop(self):
+        if self._impl is not None:
+            self._impl.stop()
 
     def take(self):
         """The histograms since the last call, and reset them: {section key: {slot: count}}
         (one section, key None, without -P/-L)."""
+        out = self._impl.take()
+        if None not in out and not (self.opts.pids or self.opts.tids):
+            out[None] = {}
+        return out
+
+
+class _ScriptSide(object):
+    """The fallback: ``SCRIPT`` in the language."""
+
+    def __init__(self, opts, script):
+        self.opts = opts
+        self.script = script
+
+    def start(self, session=None):
+        self.script.start(session)
+
+    def stop(self):
+        self.script.stop()
+
+    def take(self):
         from tinytrace.script import log2_slots
         dist = self.script.read("@dist")
         self.script.clear("@dist")
@@ -106,11 +203,211 @@ class Runqlat(object):
             slots = log2_slots(buckets)
             if slots or key is None:
                 out[key] = slots
-        if None not in out and not (self.opts.pids or self.opts.tids):
-            out[None] = {}
         if self.opts.pids:
             out = _group_by_process(out)
         return out
+
+
+# -- the task-storage version ---------------------------------------------------------------
+
+MAX_SLOTS = 64          # log2 slots: a u64 of microseconds needs at most 55
+KEYED_ENTRIES = 10240   # (id, slot) pairs with -P/-L
+BPF_NOEXIST = 1
+STORAGE_CREATE = 1      # BPF_LOCAL_STORAGE_GET_F_CREATE
+
+
+def _tp_btf_id(b, name):
+    tp = b.tracepoint(name)
+    return tp.btf_id if tp is not None else None
+
+
+def _switch_nparams(b):
+    tp = b.tracepoint("sched_switch")
+    return len(tp.params) if tp is not None else None
+
+
+def _task_state(b):
+    """[offset, size] of the task's state (``__state`` since 5.14, ``state`` before)."""
+    m = b.member("task_struct", "__state") or b.member("task_struct", "state")
+    return [m.offset, m.size] if m is not None else None
+
+
+def kernel_facts():
+    """What the programs need from BTF: tp_btf ids, task_struct offsets, how sched_switch
+    hands over prev's state.  Remembered per kernel (``btf.cached``): a later run does not
+    open the BTF."""
+    from tinytrace.kernel import btf
+    c = btf.cached
+    facts = {
+        "pid": c("task_struct.pid", lambda b: b.member("task_struct", "pid").offset),
+        "tgid": c("task_struct.tgid", lambda b: b.member("task_struct", "tgid").offset),
+        "nparams": c("tp_btf:sched_switch:nparams", _switch_nparams),
+        "state": None,
+    }
+    for ev in ("sched_switch", "sched_wakeup", "sched_wakeup_new"):
+        facts[ev] = c("tp_btf:" + ev, lambda b, ev=ev: _tp_btf_id(b, ev))
+        if facts[ev] is None:
+            raise btf.BtfError("no tp_btf view of %s in this kernel's BTF" % ev)
+    if facts["nparams"] is None or facts["nparams"] < 3:
+        raise btf.BtfError("sched_switch has an unexpected prototype in this kernel's BTF")
+    if facts["nparams"] < 4:      # (preempt, prev, next): before 5.18, no prev_state
+        facts["state"] = c("task_struct.state", _task_state)
+        if facts["state"] is None:
+            raise btf.BtfError("no task_struct state member in this kernel's BTF")
+    return facts
+
+
+def _log2_slot(a, reg, tmp):
+    """reg = BCC's slot for the value in reg: 1 + floor(log2(reg)), 1 for 0 (six tests)."""
+    out = [a.Mov.Imm(tmp, 1)]
+    for shift in (32, 16, 8, 4, 2, 1):
+        skip = "slot_%d" % shift
+        out += [a.Mov.Reg(a.R0, reg), a.Rsh.Imm(a.R0, shift), a.JEq.Imm(a.R0, 0, skip),
+                a.Mov.Reg(reg, a.R0), a.Add.Imm(tmp, shift), a.Label(skip)]
+    return out + [a.Mov.Reg(reg, tmp)]
+
+
+def _storage_get(a, task_reg, create):
+    return [a.LoadMapPtr(a.R1, "start"), a.Mov.Reg(a.R2, task_reg), a.Mov.Imm(a.R3, 0),
+            a.Mov.Imm(a.R4, STORAGE_CREATE if create else 0), a.Call("task_storage_get")]
+
+
+def _enqueue(a, opts, facts, task_reg, skip):
+    """The task in ``task_reg`` starts waiting now (unless it is the idle task, or -p
+    filters it out): its storage, created on first use, gets the time."""
+    out = [a.LoadMem(a.R1, task_reg, facts["pid"], a.W), a.JEq.Imm32(a.R1, 0, skip)]
+    if opts.pid:
+        out += [a.LoadMem(a.R1, task_reg, facts["tgid"], a.W),
+                a.JNe.Imm32(a.R1, opts.pid, skip)]
+    out += _storage_get(a, task_reg, True)
+    out += [a.JEq.Imm(a.R0, 0, skip), a.Mov.Reg(a.R9, a.R0), a.Call("ktime_get_ns"),
+            a.StoreMem(a.R9, 0, a.R0, a.DW)]
+    return out
+
+
+def wakeup_program(a, opts, facts):
+    """sched_wakeup / sched_wakeup_new (tp_btf: ``struct task_struct *p``)."""
+    return ([a.LoadMem(a.R6, a.R1, 0, a.DW)] + _enqueue(a, opts, facts, a.R6, "out") +
+            [a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()])
+
+
+def switch_program(a, opts, facts):
+    """sched_switch (tp_btf: ``bool preempt, prev, next[, unsigned int prev_state]``)."""
+    prog = [a.Mov.Reg(a.R6, a.R1), a.LoadMem(a.R7, a.R6, 8, a.DW),     # r7 = prev
+            # prev still runnable: preempted, or its state is TASK_RUNNING (0)
+            a.LoadMem(a.R1, a.R6, 0, a.DW), a.JNe.Imm32(a.R1, 0, "enqueue")]
+    if facts["state"] is None:
+        prog += [a.LoadMem(a.R1, a.R6, 24, a.DW), a.JNe.Imm32(a.R1, 0, "next")]
+    else:
+        off, size = facts["state"]
+        prog += [a.LoadMem(a.R1, a.R7, off, a.DW if size == 8 else a.W),
+                 a.JNe.Imm(a.R1, 0, "next")]
+    prog += [a.Label("enqueue")] + _enqueue(a, opts, facts, a.R7, "next")
+    # next starts running: its wait, if it was waiting, ends
+    prog += [a.Label("next"), a.LoadMem(a.R7, a.R6, 16, a.DW)] + _storage_get(a, a.R7, False)
+    prog += [a.JEq.Imm(a.R0, 0, "out"),
+             a.LoadMem(a.R8, a.R0, 0, a.DW), a.JEq.Imm(a.R8, 0, "out"),
+             a.StoreImm(a.R0, 0, 0, a.DW),                          # not waiting any more
+             a.Call("ktime_get_ns"), a.Sub.Reg(a.R0, a.R8), a.JSLt.Imm(a.R0, 0, "out"),
+             a.Div.Imm(a.R0, 1000000 if opts.milliseconds else 1000), a.Mov.Reg(a.R9, a.R0)]
+    prog += _log2_slot(a, a.R9, a.R8)
+    if opts.pids or opts.tids:
+        # key: (id, slot) in a per-CPU hash
+        prog += [a.LoadMem(a.R1, a.R7, facts["tgid"] if opts.pids else facts["pid"], a.W),
+                 a.StoreMem(a.R10, -8, a.R1, a.W), a.StoreMem(a.R10, -4, a.R9, a.W),
+                 a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
+                 a.Call("map_lookup_elem"), a.JNe.Imm(a.R0, 0, "count"),
+                 a.StoreImm(a.R10, -16, 1, a.DW),
+                 a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
+                 a.Mov.Reg(a.R3, a.R10), a.Add.Imm(a.R3, -16), a.Mov.Imm(a.R4, BPF_NOEXIST),
+                 a.Call("map_update_elem"), a.JEq.Imm(a.R0, 0, "out"),
+                 # created meanwhile on another CPU: count in ours
+                 a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
+                 a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, "out")]
+    else:
+        prog += [a.StoreMem(a.R10, -4, a.R9, a.W),
+                 a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -4),
+                 a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, "out")]
+    # this CPU's counter: the switch never nests with itself on a CPU, so no atomics
+    prog += [a.Label("count"), a.LoadMem(a.R1, a.R0, 0, a.DW), a.Add.Imm(a.R1, 1),
+             a.StoreMem(a.R0, 0, a.R1, a.DW),
+             a.Label("out"), a.Mov.Imm(a.R0, 0), a.Exit()]
+    return prog
+
+
+class _TaskStorage(object):
+    """The task-storage version: two tp_btf programs (three attachments), the start times
+    in task storage, the histogram in a per-CPU array (or hash keyed by id and slot)."""
+
+    def __init__(self, opts):
+        self.opts = opts
+        self.session = None
+        self._own_session = False
+        self.dist = None
+
+    def start(self, session=None):
+        from tinytrace import asm as a
+        from tinytrace.session import Session
+        facts = kernel_facts()
+        self._own_session = session is None
+        self.session = session if session is not None else Session()
+        s = self.session
+        try:
+            start = s.add(_task_storage_map())
+            if self.opts.pids or self.opts.tids:
+                self.dist = s.map("percpu_hash", 8, 8, KEYED_ENTRIES, name="runqlat_dist")
+            else:
+                self.dist = s.map("percpu_array", 4, 8, MAX_SLOTS, name="runqlat_dist")
+            maps = {"start": start, "dist": self.dist}
+            progs = []
+            for pname, insns, events in (
+                    ("runqlat_switch", switch_program(a, self.opts, facts), ("sched_switch",)),
+                    ("runqlat_wakeup", wakeup_program(a, self.opts, facts),
+                     ("sched_wakeup", "sched_wakeup_new"))):
+                code = a.link(insns, maps)
+                for ev in events:
+                    p = s.load(code, "tracing", pname, expected_attach_type="trace_raw_tp",
+                               attach_btf_id=facts[ev], source=insns)
+                    progs.append((p, ev))
+            for p, ev in progs:
+                s.tp_btf(p, ev)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self):
+        session, self.session = self.session, None
+        if session is not None and self._own_session:
+            session.close()
+
+    def take(self):
+        dist = self.dist
+        out = {}
+        if self.opts.pids or self.opts.tids:
+            rows = dist.items()
+            dist.clear()
+            for k, per_cpu in rows:
+                ident = int.from_bytes(k[:4], sys.byteorder)
+                slot = int.from_bytes(k[4:8], sys.byteorder)
+                n = sum(int.from_bytes(v, sys.byteorder) for v in per_cpu)
+                if n:
+                    d = out.setdefault(ident, {})
+                    d[slot] = d.get(slot, 0) + n
+            return out
+        rows = dist.items()
+        dist.clear()
+        slots = {}
+        for k, per_cpu in rows:
+            n = sum(int.from_bytes(v, sys.byteorder) for v in per_cpu)
+            if n:
+                slots[int.from_bytes(k, sys.byteorder)] = n
+        out[None] = slots
+        return out
+
+
+def _task_storage_map():
+    from tinytrace.kernel.maps import Map
+    return Map.create("task_storage", 4, 8, 0, name="runqlat_start")
 
 
 def _tgid(tid):
@@ -178,12 +475,14 @@ def report(opts, hists, out):
 
 
 def main(argv):
-    import sys
     from tinytrace import toolkit
     opts = parse_args(argv)
     toolkit.require_privileges()
     rq = Runqlat(opts)
-    with toolkit.Stopper() as stopper, rq.script.start():
+    with toolkit.Stopper() as stopper, rq.start():
+        if rq.fallback_reason:
+            sys.stderr.write("runqlat: the task-storage version was refused (%s); using "
+                             "the tracepoint version\n" % rq.fallback_reason)
         toolkit.announce(opts, "Tracing run queue latency... Hit Ctrl-C to end.")
         interval = opts.interval if opts.interval is not None else 99999999
 

@@ -1,8 +1,13 @@
-"""runqlat under a workload whose wakeups we count.
+"""runqlat under a workload whose wakeups we count, on both of its implementations.
 
 The workload sleeps 1 ms N times: every sleep ends in a wakeup and a switch back in, which is
 one run-queue latency sample for that PID.  With ``-p`` the histogram must hold about N samples
 (a few more for start-up and preemption), never fewer.
+
+runqlat has a task-storage version (tp_btf programs, where the kernel allows it) and the
+tracepoint script as the fallback; ``TINYTRACE_TARGET=task_storage=0`` forces the fallback,
+and every test that does not depend on the difference runs on both (the ``path`` fixture).
+Which version ran is checked from the types of the programs the tool holds.
 """
 import json
 import os
@@ -25,9 +30,63 @@ for _ in range(%d):
     time.sleep(0.001)
 """ % N_SLEEPS
 
+# A process of two threads: the main thread sleeps N times, a second thread M times.  It
+# prints the second thread's ID when both are done, and the thread ends only when the process
+# is told to exit (so /proc still names both when the tracer prints).
+N_MAIN, N_THREAD = 300, 500
+THREADED = """
+import sys, threading, time
+def sleeps(n):
+    for _ in range(n):
+        time.sleep(0.001)
+done, finish = threading.Event(), threading.Event()
+def worker():
+    sleeps(%d)
+    done.set()
+    finish.wait()
+sys.stdin.buffer.read(1)
+t = threading.Thread(target=worker)
+t.start()
+sleeps(%d)
+done.wait()
+print(t.native_id, flush=True)
+sys.stdin.buffer.read(1)
+finish.set()
+t.join()
+""" % (N_THREAD, N_MAIN)
 
-def _start_sleeper():
-    return subprocess.Popen([sys.executable, "-c", SLEEPER], stdin=subprocess.PIPE)
+PROG_TYPES = {"task-storage": {26}, "script": {5}}     # tracing (tp_btf), tracepoint
+
+
+@pytest.fixture(params=["task-storage", "script"])
+def path(request):
+    """The environment that selects one of runqlat's versions."""
+    if request.param == "task-storage":
+        from tinytrace.kernel import features
+        if not features.probe().task_storage:
+            pytest.skip("no BTF task storage for tracing programs on this kernel")
+        return request.param, {}
+    return request.param, {"TINYTRACE_TARGET": "task_storage=0"}
+
+
+def _prog_types(pid):
+    """The BPF program types process ``pid`` holds (from /proc/PID/fdinfo)."""
+    types = set()
+    d = "/proc/%d/fdinfo" % pid
+    for fd in os.listdir(d):
+        try:
+            with open(os.path.join(d, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_type:"):
+                        types.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return types
+
+
+def _start_sleeper(code=SLEEPER):
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)
 
 
 def _go(proc):
@@ -37,11 +96,45 @@ def _go(proc):
     assert proc.wait(60) == 0
 
 
-def test_pid_filter_counts_every_wakeup():
-    sleeper = _start_sleeper()
-    run = ToolRun(["runqlat", "-p", str(sleeper.pid)], ready="Tracing run queue latency")
+def _run_threaded(args, env):
+    """Run runqlat ARGS while the two-thread workload sleeps; returns (run, pid, tid)."""
+    proc = _start_sleeper(THREADED)
+    run = ToolRun(["runqlat"] + [str(a).replace("PID", str(proc.pid)) for a in args],
+                  ready="Tracing run queue latency", env=env)
     try:
         run.started()
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        tid = int(proc.stdout.readline())
+    finally:
+        rc = run.stop()
+        proc.stdin.close()
+        proc.wait(60)
+    assert rc == 0, run.stderr
+    return run, proc.pid, tid
+
+
+def _sections(text):
+    """{id: total count} of a -P/-L report ("pid = N comm" / "tid = N comm" headers)."""
+    out = {}
+    current = None
+    for block in text.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and (lines[0].startswith("pid = ") or lines[0].startswith("tid = ")):
+            current = int(lines[0].split()[2])
+            out[current] = out.get(current, 0) + sum(
+                c for _, _, c in parse_log2_hist("\n".join(lines[1:])))
+    return out
+
+
+def test_pid_filter_counts_every_wakeup(path):
+    kind, env = path
+    sleeper = _start_sleeper()
+    run = ToolRun(["runqlat", "-p", str(sleeper.pid)], ready="Tracing run queue latency",
+                  env=env)
+    try:
+        run.started()
+        assert _prog_types(run.proc.pid) == PROG_TYPES[kind]
         _go(sleeper)
     finally:
         rc = run.stop()
@@ -57,8 +150,8 @@ def test_pid_filter_counts_every_wakeup():
         assert hi == 2 * lo - 1 or (lo, hi) == (0, 1), rows
 
 
-def test_intervals_timestamps_and_milliseconds():
-    rc, out, err = run_tool(["runqlat", "-T", "-m", "1", "3"], timeout=60)
+def test_intervals_timestamps_and_milliseconds(path):
+    rc, out, err = run_tool(["runqlat", "-T", "-m", "1", "3"], timeout=60, env=path[1])
     assert rc == 0, err
     # three interval reports, each with a HH:MM:SS line and a msecs histogram
     assert out.count("msecs") == 3, out
@@ -66,9 +159,10 @@ def test_intervals_timestamps_and_milliseconds():
     assert len(stamps) == 3, out
 
 
-def test_per_pid_sections_name_the_workload():
+def test_per_pid_sections_name_the_workload(path):
     sleeper = _start_sleeper()
-    run = ToolRun(["runqlat", "-P", "-p", str(sleeper.pid)], ready="Tracing run queue latency")
+    run = ToolRun(["runqlat", "-P", "-p", str(sleeper.pid)], ready="Tracing run queue latency",
+                  env=path[1])
     try:
         run.started()
         _go(sleeper)
@@ -78,9 +172,10 @@ def test_per_pid_sections_name_the_workload():
     assert ("pid = %d" % sleeper.pid) in run.stdout, run.stdout
 
 
-def test_json_reports_the_same_histogram():
+def test_json_reports_the_same_histogram(path):
     sleeper = _start_sleeper()
-    run = ToolRun(["runqlat", "--json", "-p", str(sleeper.pid)], ready="Tracing run queue latency")
+    run = ToolRun(["runqlat", "--json", "-p", str(sleeper.pid)], ready="Tracing run queue latency",
+                  env=path[1])
     try:
         run.started()
         _go(sleeper)
@@ -93,6 +188,34 @@ def test_json_reports_the_same_histogram():
     assert hist["unit"] == "usecs"
     total = sum(b["count"] for b in hist["buckets"])
     assert N_SLEEPS * 0.9 <= total <= N_SLEEPS * 1.5 + 20, objs
+
+
+def test_per_process_and_per_thread_sections(path):
+    # -P: one section for the process, holding both threads' sleeps (keyed by process in
+    # the kernel, or folded from thread IDs through /proc by the fallback)
+    run, pid, tid = _run_threaded(["-P"], path[1])
+    secs = _sections(run.stdout)
+    assert secs.get(pid, 0) >= 0.9 * (N_MAIN + N_THREAD), (pid, tid, run.stdout)
+    assert tid not in secs or tid == pid
+    # -L: a section per thread
+    run, pid, tid = _run_threaded(["-L"], path[1])
+    secs = _sections(run.stdout)
+    assert secs.get(pid, 0) >= 0.9 * N_MAIN and secs.get(tid, 0) >= 0.9 * N_THREAD, \
+        (pid, tid, run.stdout)
+    # the main thread does not hold the other thread's samples (GIL hand-overs add some)
+    assert secs[pid] < N_MAIN + N_THREAD * 0.8, (pid, tid, run.stdout)
+
+
+def test_pid_filter_with_threads(path):
+    """With task pointers, -p PID follows every thread of the process (as BCC's does); the
+    tracepoint version can only match the thread whose ID is PID."""
+    kind, env = path
+    run, pid, tid = _run_threaded(["-p", "PID"], env)
+    total = sum(c for _, _, c in parse_log2_hist(run.stdout))
+    if kind == "task-storage":
+        assert 0.9 * (N_MAIN + N_THREAD) <= total <= 3 * (N_MAIN + N_THREAD) + 50, run.stdout
+    else:
+        assert 0.9 * N_MAIN <= total < N_MAIN + N_THREAD * 0.8, run.stdout
 
 
 def test_bad_option_is_one_line_exit_2():
