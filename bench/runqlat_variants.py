@@ -8,7 +8,9 @@ The peer target is BCC's runqlat on a raw tracepoint (189 ns per sched_switch he
 variant warms the caches for another; the order rotates from round to round), runs the pipe
 ping-pong workload under each, and reads each program's run_time_ns / run_cnt:
 
-- ``shipped``: tools/runqlat.py as it is (its script, compiled by tinytrace's language);
+- ``shipped``: tools/runqlat.py as it runs on this kernel (its task-storage version where the
+  kernel has BTF task storage for tracing programs, else its script);
+- ``shipped-script``: tools/runqlat.py's fallback, the script compiled by tinytrace's language;
 - ``assembler``: the same logic hand-written with the assembler on classic tracepoints (what
   runqlat was before it moved onto the language), clock read once at entry;
 - ``lazy-clock``: as ``assembler``, calling bpf_ktime_get_ns() only on the two paths that use
@@ -254,7 +256,8 @@ MAX_SLOTS = 64
 START_ENTRIES = 10240
 
 
-ORDER = ("shipped", "assembler", "lazy-clock", "tp_btf", "tp_btf+task-storage")
+ORDER = ("shipped", "shipped-script", "assembler", "lazy-clock", "tp_btf",
+         "tp_btf+task-storage")
 
 
 def build(session, variant, errors):
@@ -263,12 +266,12 @@ def build(session, variant, errors):
     (None, None) when the kernel refused it (the reason goes into ``errors``)."""
     from tinytrace import asm as a
     from tinytrace.kernel import features
-    if variant == "shipped":
+    if variant in ("shipped", "shipped-script"):
         # the tool exactly as `tinytrace runqlat` sets it up (its programs are found by
         # elimination: the sched programs of the session that are not named rqv*)
         from tinytrace.tools import runqlat
-        rq = runqlat.Runqlat(Opts())
-        rq.script.start(session)
+        rq = runqlat.Runqlat(Opts(), task_storage=False if variant == "shipped-script" else None)
+        rq.start(session)
         return None, lambda: sum(sum(s.values()) for s in rq.take().values())
     if not features.probe().atomics:
         errors[variant] = "no BPF atomics on this JIT: the variants need them"
@@ -336,6 +339,7 @@ def measure(count, rounds):
                     counts[variant] = counts.get(variant, 0) + counter()
                 rows = kstats.program_deltas(before, after)
                 if names is None:
+                    # the shipped tool's programs (tp_btf attachments are raw tracepoints)
                     # a program on several tracepoints (one probe body for sched_wakeup and
                     # sched_wakeup_new) is listed under its points joined by '+'
                     found = dict(("+".join(p.split(":")[-1] for p in row["attach"]), row)

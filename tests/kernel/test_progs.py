@@ -72,6 +72,22 @@ def test_unknown_helper_is_reported():
     assert "invalid func" in e.value.reason or "unknown" in e.value.reason
 
 
+@pytest.mark.bpf
+def test_infinite_loop_rejection_names_the_loop():
+    # r0 = 0; r1 = 0; loop: r1 += 0; if r1 < 10 goto loop; exit -- r1 never changes, so
+    # the verifier sees the same state twice and stops ("infinite loop detected at insn 3"),
+    # then prints the two states; the reason is the loop, not "old state: ...".
+    code = c.join(c.mov64_imm(0, 0), c.mov64_imm(1, 0), c.insn(0x07, 1, 0, 0, 0),
+                  c.insn(0xA5, 1, 0, -2, 10), c.exit_())
+    with pytest.raises(progs.VerifierError) as e:
+        progs.load(code, "socket_filter", "tt_loop")
+    if "infinite loop" not in e.value.log:
+        pytest.skip("this kernel rejects the loop differently: %s" % e.value.reason)
+    assert e.value.reason.startswith("infinite loop detected"), e.value.log
+    assert e.value.index == 3 and "goto" in e.value.insn_text, e.value.summary()
+    assert "state" not in e.value.summary()
+
+
 def test_bad_code_is_a_value_error():
     with pytest.raises(ValueError):
         progs.load(b"1234567", "socket_filter")
@@ -102,6 +118,16 @@ back-edge from insn 4 to 2
 processed 0 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
 """
 
+LOG_LOOP = """\
+2: (07) r1 += 0                       ; R1=0
+3: (a5) if r1 < 0xa goto pc-2         ; R1=0
+2: (07) r1 += 0
+infinite loop detected at insn 3
+cur state: R0=0 R1=0 R10=fp0
+old state: R0=0 R1=P0 R10=fp0
+processed 10 insns (limit 1000000) max_states_per_insn 0 total_states 1 peak_states 1 mark_read 0
+"""
+
 LOG_OLD_KERNEL = """\
 0: (b7) r0 = 0
 1: (05) goto pc-2
@@ -114,6 +140,7 @@ back-edge from insn 1 to 0
     (LOG_WITH_SOURCE, 1, "R1 type=scalar expected=map_ptr"),
     (LOG_CFG, 4, "back-edge from insn 4 to 2"),
     (LOG_OLD_KERNEL, 1, "back-edge from insn 1 to 0"),
+    (LOG_LOOP, 3, "infinite loop detected at insn 3"),
     ("", None, ""),
 ])
 def test_parse_log(log, index, reason):

@@ -215,7 +215,8 @@ def _re():
                 r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn|"
                 r"peak_states|mark_read|Live regs|-- END|func#\d+ @|from \d+ to \d+:|\d+: R\d|"
                 r"\d+: \(|;|R\d+[_=]|Func#|last_idx|regs=|parent |arg#\d|Validating|"
-                r"\d+:\s*$|mark_precise|caller passes|callee |returning from)"),
+                r"\d+:\s*$|mark_precise|caller passes|callee |returning from|"
+                r"cur state:|old state:)"),            # the states an infinite loop repeats
             re.compile(r"^\s*\d+:\s*"),
         )
     return _patterns
@@ -236,6 +237,9 @@ def parse_log(log):
     if reason is None:
         reason = ""
     index = None
+    at = _at_insn(reason)
+    if at is not None:       # "infinite loop detected at insn 3": the reason names it
+        return at, reason
     for i in range(reason_at - 1, -1, -1):
         m = insn_line.match(lines[i].strip())
         if m:
@@ -246,6 +250,15 @@ def parse_log(log):
         if m:
             index = int(m.group(1))
     return index, reason
+
+
+def _at_insn(reason):
+    """N of a reason that says where it happened ("... at insn N"), or None."""
+    k = reason.rfind(" at insn ")
+    if k < 0:
+        return None
+    digits = reason[k + 9:].split(None, 1)[0].rstrip(":,.") if reason[k + 9:].strip() else ""
+    return int(digits) if digits.isdigit() else None
 
 
 def _clean(text):
