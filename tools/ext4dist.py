@@ -59,7 +59,8 @@ class Ext4dist(object):
         from tinytrace.script import Script
         from tinytrace.tools.ext4slower import Calls
         self.opts = opts
-        self.script = Script(script_text(opts, Calls()), tool="ext4dist")
+        self.calls = Calls()
+        self.script = Script(script_text(opts, self.calls), tool="ext4dist")
 
     def take(self):
         """{operation name: BCC log2 slots} since the last call; the map is reset."""
@@ -96,14 +97,14 @@ def report(opts, hists, out):
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.tools.ext4slower import APPROXIMATION, _check_btf
+    from tinytrace.tools.ext4slower import _check_btf
     opts = parse_args(argv)
     toolkit.require_privileges()
     _check_btf("ext4dist")
     tool = Ext4dist(opts)
     with toolkit.Stopper() as stopper, tool.script.start():
         toolkit.announce(opts, "Tracing ext4 operation latency (%s)... Hit Ctrl-C to end."
-                         % APPROXIMATION)
+                         % tool.calls.approximation)
         interval = opts.interval if opts.interval is not None else 99999999
 
         def one_report(last):

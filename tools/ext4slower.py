@@ -50,6 +50,8 @@ NEEDS = ("btf",)
 
 APPROXIMATION = ("syscall-level approximation: reads, writes and opens timed at the "
                  "syscall on ext4 files, fsync at ext4_sync_file")
+APPROXIMATION_NO_EXT4_TP = ("syscall-level approximation: reads, writes, opens and fsyncs "
+                            "timed at the syscall on ext4 files")
 
 HELP_NOTE = """\
 On this kernel without kprobes, reads, writes and opens are timed from the syscall
@@ -82,7 +84,10 @@ RW_CALLS = (
     ("preadv2", "R", "%(posv)s"),      # -1: the file position (handled in the probe)
     ("pwritev2", "W", "%(posv)s"),
 )
+# without the ext4_sync_file tracepoints (ext4 not loaded yet): fsync at the syscall
+SYNC_CALLS = (("fsync", "S", "0"), ("fdatasync", "S", "0"))
 OPEN_CALLS = ("open", "openat", "openat2", "creat")
+OP_OF_TYPE = {"R": 0, "W": 1, "S": 3}
 OPS = ("read", "write", "open", "fsync")           # op codes 0..3
 TYPE_OF_OP = {"read": "R", "write": "W", "open": "O", "fsync": "S"}
 
@@ -123,14 +128,18 @@ class Calls(object):
         if not self.rw:
             raise KernelError("no read/write syscall tracepoints on this kernel "
                               "(CONFIG_FTRACE_SYSCALLS is off?)")
-        if not (tracefs.exists("ext4", "ext4_sync_file_enter")
-                and tracefs.exists("ext4", "ext4_sync_file_exit")):
-            raise KernelError("no ext4 tracepoints on this kernel: ext4 is not built in "
-                              "(or its module is not loaded)")
+        # fsync exactly at ext4_sync_file; where its tracepoints are missing (ext4 is a
+        # module not loaded yet) at the fsync/fdatasync syscalls like the rest
+        self.sync_tp = (tracefs.exists("ext4", "ext4_sync_file_enter")
+                        and tracefs.exists("ext4", "ext4_sync_file_exit"))
+        if not self.sync_tp:
+            self.rw += [c for c in SYNC_CALLS if have(c[0])]
+        self.approximation = APPROXIMATION if self.sync_tp else APPROXIMATION_NO_EXT4_TP
         # index -> (syscall or None, op): what an event's call number means
-        self.names = [(c[0], "read" if c[1] == "R" else "write") for c in self.rw]
+        self.names = [(c[0], OPS[OP_OF_TYPE[c[1]]]) for c in self.rw]
         self.names += [(c, "open") for c in self.open]
-        self.names.append((None, "fsync"))
+        if self.sync_tp:
+            self.names.append((None, "fsync"))
         self.posv = "args->pos_l"
         if any(c[0].startswith("p") and c[0].endswith(("v", "v2")) for c in self.rw):
             try:
@@ -248,7 +257,7 @@ def probes_text(calls, pid, emit, open_min=""):
             fix = "\n\t\t\tif ($pos == -1) {\n\t\t\t\t$pos = (int64)$f->f_pos;\n\t\t\t}"
         parts.append(_RW_ENTRY % {"call": call, "pred": pred, "ext4": _EXT4_FILE,
                                   "pos": pos, "pos_fix": fix, "idx": idx,
-                                  "op": 0 if typ == "R" else 1})
+                                  "op": OP_OF_TYPE[typ]})
     parts.append(_RW_EXIT % {
         "probes": ",\n".join("tracepoint:syscalls:sys_exit_%s" % c[0] for c in calls.rw),
         "emit": emit})
@@ -260,7 +269,8 @@ def probes_text(calls, pid, emit, open_min=""):
         parts.append(_OPEN_EXIT % {
             "probes": ",\n".join("tracepoint:syscalls:sys_exit_%s" % c for c in calls.open),
             "ext4": _EXT4_FILE, "open_min": open_min, "emit": _indent(emit, 3)})
-    parts.append(_SYNC % {"pred": pred, "idx": len(calls.names) - 1, "emit": emit})
+    if calls.sync_tp:
+        parts.append(_SYNC % {"pred": pred, "idx": len(calls.names) - 1, "emit": emit})
     return "".join(parts)
 
 
@@ -351,7 +361,8 @@ def main(argv):
         if not opts.csv:
             what = ("Tracing ext4 operations" if opts.min_ms == 0 else
                     "Tracing ext4 operations slower than %d ms" % opts.min_ms)
-            toolkit.announce(opts, "%s (%s)... Hit Ctrl-C to end." % (what, APPROXIMATION))
+            toolkit.announce(opts, "%s (%s)... Hit Ctrl-C to end." % (what,
+                                                                          calls.approximation))
         printer.header()
         script.follow(stopper)
     return 0

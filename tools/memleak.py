@@ -21,14 +21,15 @@ Every allocation goes into a hash in the kernel keyed by address: size, time and
 id (kernel stack, or the user stack at the allocator's return, as BCC takes it); a free
 deletes it.  Each interval Python reads the hash, drops allocations younger than ``-o`` ms,
 sums the rest by stack and prints the top ``-T`` stacks in BCC's layout.  With
-``--combined-only`` the per-stack sums are kept in the kernel instead (atomic adds), and
-only they are read.  The allocation hash is sized to the machine (BCC's 1,000,000 entries,
+``--combined-only`` the per-stack sums are kept in the kernel instead, and only they are
+read: per-CPU signed sums (added up when read), so no atomic instructions are needed --
+the 32-bit ARM JIT has none.  The allocation hash is sized to the machine (BCC's 1,000,000 entries,
 fewer where 1/32 of the RAM cannot hold them); when it is full, allocations go untracked
 and the report says how many.
 
 The programs are built with the assembler (``tinytrace.asm``), not the language: the
 language has no uprobes yet, and this tool needs a hash much larger than its other maps
-and atomic per-stack counters that go down as well as up.  A future version may move
+and per-stack counters that go down as well as up.  A future version may move
 onto the language's ``uprobe:``/``uretprobe:``/``kstack``/``ustack``.
 
 User stacks are walked through frame pointers: code built without them (most distribution
@@ -219,17 +220,24 @@ class Gen(object):
             code += self._const(a.R1, o.max_size) + [a.JGt.Reg(size_reg, a.R1, out)]
         if o.sample_rate > 1:
             code += [a.Call("get_prandom_u32"), a.Mov.Reg32(a.R0, a.R0),
-                     a.Mod.Imm(a.R0, o.sample_rate), a.JNe.Imm(a.R0, 0, out)]
+                     a.Mod.Imm32(a.R0, o.sample_rate), a.JNe.Imm(a.R0, 0, out)]
         return code
 
+    def _bump(self, off, imm=None, reg=None):
+        """*(u64 *)(r0 + off) += imm (or reg), on this CPU's copy of a per-CPU value (no
+        atomics: the 32-bit ARM JIT has none, and nothing else writes this CPU's copy
+        meanwhile)."""
+        a = self.a
+        add = a.Add.Imm(a.R1, imm) if reg is None else a.Add.Reg(a.R1, reg)
+        return [a.LoadMem(a.R1, a.R0, off, a.DW), add, a.StoreMem(a.R0, off, a.R1, a.DW)]
+
     def stat(self, index):
-        """stats[index] += 1."""
+        """stats[index] += 1 (a per-CPU counter)."""
         a = self.a
         done = self.label("stat")
         return [a.StoreImm(a.R10, -4, index, a.W), a.LoadMapPtr(a.R1, "stats")] + \
-            self._ptr(a.R2, -4) + [
-            a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, done),
-            a.Mov.Imm(a.R1, 1), a.AtomicAdd(a.R0, 0, a.R1, a.DW), a.Label(done)]
+            self._ptr(a.R2, -4) + [a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, done)] + \
+            self._bump(0, imm=1) + [a.Label(done)]
 
     def trace_event(self, kind):
         """Send (kind, pid, tid, r8 size, r7 address, comm) to the trace output (-t)."""
@@ -253,7 +261,8 @@ class Gen(object):
         return code
 
     def combined_add(self):
-        """combined[r9] += (r8, 1), creating the entry (BCC's update_statistics_add)."""
+        """combined[r9] += (r8, 1) on this CPU, creating the entry (BCC's
+        update_statistics_add; per-CPU signed sums, added up when read)."""
         a = self.a
         have, skip = self.label("have"), self.label("nocomb")
         look = [a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + \
@@ -264,25 +273,18 @@ class Gen(object):
             a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + self._ptr(a.R3, -56) + [
             a.Mov.Imm(a.R4, 1), a.Call("map_update_elem")] + look + [
             a.JEq.Imm(a.R0, 0, skip),
-            a.Label(have),
-            a.AtomicAdd(a.R0, 0, a.R8, a.DW), a.Mov.Imm(a.R1, 1),
-            a.AtomicAdd(a.R0, 8, a.R1, a.DW),
-            a.Label(skip)]
+            a.Label(have)] + self._bump(0, reg=a.R8) + self._bump(8, imm=1) + [a.Label(skip)]
 
     def combined_del(self):
-        """combined[r9] -= (r8, 1); the entry goes with its last allocation."""
+        """combined[r9] -= (r8, 1) on this CPU (the sum over the CPUs is what counts; an
+        entry whose allocations are all freed stays, at zero)."""
         a = self.a
-        dec, skip = self.label("dec"), self.label("nodel")
+        skip = self.label("nodel")
         return [a.JSLt.Imm(a.R9, 0, skip), a.StoreMem(a.R10, -40, a.R9, a.DW),
                 a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + [
             a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, skip),
-            a.LoadMem(a.R1, a.R0, 8, a.DW), a.JGt.Imm(a.R1, 1, dec),
-            a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + [
-            a.Call("map_delete_elem"), a.Ja(skip),
-            a.Label(dec),
-            a.Mov.Reg(a.R1, a.R8), a.Neg(a.R1), a.AtomicAdd(a.R0, 0, a.R1, a.DW),
-            a.Mov.Imm(a.R1, -1), a.AtomicAdd(a.R0, 8, a.R1, a.DW),
-            a.Label(skip)]
+            a.Mov.Reg(a.R2, a.R8), a.Neg(a.R2)] + self._bump(0, reg=a.R2) + \
+            self._bump(8, imm=-1) + [a.Label(skip)]
 
     def free(self, out, trace=True):
         """The allocation at r7 is gone: delete it (and its share of the stack's sums)."""
@@ -465,10 +467,10 @@ class Tracer(object):
             "allocs": s.map("hash", 8, ALLOC_VALUE, self.table_size, name="memleak_allocs"),
             "stacks": s.map("stack_trace", 4, 8 * STACK_DEPTH, STACK_ENTRIES,
                             name="memleak_stacks"),
-            "stats": s.map("array", 4, 8, 4, name="memleak_stats"),
+            "stats": s.map("percpu_array", 4, 8, 4, name="memleak_stats"),
         }
         if opts.combined_only:
-            self.maps["combined"] = s.map("hash", 8, 16, COMBINED_ENTRIES,
+            self.maps["combined"] = s.map("percpu_hash", 8, 16, COMBINED_ENTRIES,
                                           name="memleak_comb")
         if self.user:
             self.maps["sizes"] = s.map("hash", 4, 8, INFLIGHT_ENTRIES, name="memleak_sizes")
@@ -582,7 +584,7 @@ class Tracer(object):
     def stat(self, index):
         import struct
         v = self.maps["stats"].lookup(index)
-        return struct.unpack("=Q", v)[0] if v is not None else 0
+        return sum(struct.unpack("=Q", x)[0] for x in v) if v is not None else 0
 
     def outstanding(self):
         """[(address, size, timestamp ns, stack id)] of every tracked allocation."""
@@ -598,11 +600,15 @@ class Tracer(object):
         """{stack id: (total size, count)} (--combined-only)."""
         import struct
         out = {}
-        unpack = struct.Struct("=QQ").unpack
-        for k, v in self.maps["combined"].items():
+        unpack = struct.Struct("=qq").unpack
+        for k, per_cpu in self.maps["combined"].items():
             sid = int.from_bytes(k, "little" if _little() else "big", signed=True)
-            size, count = unpack(v)
-            if count:
+            size = count = 0
+            for v in per_cpu:
+                s, c = unpack(v)
+                size += s
+                count += c
+            if count > 0:
                 out[sid] = (size, count)
         return out
 
