@@ -6,6 +6,12 @@ the programs they run, programs before the maps they use), and runs cleanup call
 removing kprobe_events entries by name.  A failing close is remembered and the others still
 run.
 
+Detaching is what makes a tracer slow to exit: closing a tracepoint's (or a kprobe's, a
+uprobe's) perf event waits for RCU grace periods in the kernel -- tens of milliseconds each,
+for the BPF link and again for the event.  So the attachments the session holds next to each
+other (``concurrent_close`` objects, and the members of groups of them) are closed together
+from a few threads, whose waits overlap; everything else is closed one by one, in order.
+
 The session is a context manager.  Inside ``with Session() as s:`` SIGTERM (and SIGHUP)
 raise ``Terminated`` -- a ``SystemExit`` -- so the stack unwinds through the ``with`` and
 everything is released, exactly as for Ctrl-C (KeyboardInterrupt) or any exception.  The
@@ -141,9 +147,17 @@ class Session(object):
         if self.closed or self._closing:
             return
         self._closing = True
+        interrupted = None
         try:
             while self._objects:
                 obj = self._objects.pop()
+                if _concurrent(obj) and self._objects and _concurrent(self._objects[-1]) or \
+                        _group_members(obj) is not None:
+                    batch = [obj]
+                    while self._objects and _concurrent(self._objects[-1]):
+                        batch.append(self._objects.pop())
+                    interrupted = close_concurrently(batch, self.errors) or interrupted
+                    continue
                 try:
                     obj.close()
                 except BaseException as e:  # keep going: every fd must be released
@@ -157,6 +171,8 @@ class Session(object):
         deferred, self._deferred = self._deferred, None
         if deferred is not None:
             raise Terminated(deferred)
+        if interrupted is not None:
+            raise interrupted
 
     def _on_signal(self, signum, frame):
         if self._closing:
@@ -248,6 +264,90 @@ class Session(object):
                 self.close()
         except Exception:
             pass
+
+
+def _concurrent(obj):
+    return getattr(obj, "concurrent_close", False) or _group_members(obj) is not None
+
+
+def _group_members(obj):
+    """The members of a group of attachments (``attach.Group`` and its kin: a ``members``
+    list emptied by ``close()``), or None."""
+    members = getattr(obj, "members", None)
+    if isinstance(members, list) and members and all(_concurrent(m) for m in members):
+        return members
+    return None
+
+
+MAX_CLOSE_THREADS = 16
+
+
+def close_concurrently(objects, errors=None):
+    """Close ``objects`` (attachments: see the module docstring) from up to
+    ``MAX_CLOSE_THREADS`` threads, groups taken apart into their members; exceptions go to
+    ``errors`` (a list).  Returns a KeyboardInterrupt/SystemExit that arrived meanwhile (the
+    closing went on), or None."""
+    leaves = []
+    shells = []
+    stack = list(objects)
+    while stack:
+        obj = stack.pop(0)
+        members = _group_members(obj)
+        if members is None:
+            leaves.append(obj)
+            continue
+        while members:                  # as the group's own close() would take them
+            stack.append(members.pop())
+        shells.append(obj)
+    if errors is None:
+        errors = []
+    if len(leaves) < 2:
+        for obj in leaves:
+            _close_into(obj, errors)
+    else:
+        import threading
+        work = list(reversed(leaves))
+        lock = threading.Lock()
+
+        def worker():
+            while True:
+                with lock:
+                    if not work:
+                        return
+                    obj = work.pop()
+                _close_into(obj, errors)
+        threads = [threading.Thread(target=worker, name="tinytrace-close")
+                   for _ in range(min(MAX_CLOSE_THREADS, len(leaves)))]
+        interrupted = None
+        started = []
+        for t in threads:
+            try:
+                t.start()
+                started.append(t)
+            except RuntimeError:        # no more threads: the started ones do the rest
+                break
+        if not started:
+            worker()
+        for t in started:
+            while True:
+                try:
+                    t.join()
+                    break
+                except (KeyboardInterrupt, SystemExit) as e:
+                    interrupted = e     # a second Ctrl-C: finish releasing first
+        for obj in shells:
+            _close_into(obj, errors)
+        return interrupted
+    for obj in shells:
+        _close_into(obj, errors)
+    return None
+
+
+def _close_into(obj, errors):
+    try:
+        obj.close()
+    except BaseException as e:  # keep going: every fd must be released
+        errors.append(e)
 
 
 class _Callback(object):

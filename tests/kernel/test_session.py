@@ -196,3 +196,90 @@ def test_sigint_works_even_when_ignored_at_start():
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+# -- detaching many attachments at once ---------------------------------------------------------
+
+def test_attachments_close_together_and_in_order():
+    """Neighbouring concurrent_close objects (and a group's members) are closed at the same
+    time: four of them meet at a barrier, which only works if all four close() calls run
+    together (one by one, the first would wait out the timeout and fail).  What comes
+    before them in the session (maps, programs) is closed after them, in order."""
+    import threading
+    barrier = threading.Barrier(4, timeout=30)
+    order = []
+
+    class Att(object):
+        concurrent_close = True
+
+        def __init__(self, n):
+            self.n = n
+
+        def close(self):
+            barrier.wait()
+            order.append(self.n)
+
+    class Group(object):
+        def __init__(self, members):
+            self.members = members
+
+        def close(self):
+            while self.members:
+                self.members.pop().close()
+
+    class Thing(object):
+        def __init__(self, n):
+            self.n = n
+
+        def close(self):
+            order.append(self.n)
+
+    s = Session(handle_signals=False)
+    s.add(Thing("map"))
+    s.add(Thing("prog"))
+    s.add(Att(1))
+    s.add(Group([Att(2), Att(3)]))
+    s.add(Att(4))
+    s.close()
+    assert s.errors == []
+    assert sorted(order[:4]) == [1, 2, 3, 4] and order[4:] == ["prog", "map"]
+
+
+def test_one_attachment_alone_is_closed_in_place():
+    order = []
+
+    class Att(object):
+        concurrent_close = True
+
+        def close(self):
+            import threading
+            order.append(threading.current_thread() is threading.main_thread())
+
+    s = Session(handle_signals=False)
+    s.add(Att())
+    s.close()
+    assert order == [True]
+
+
+@pytest.mark.bpf
+def test_many_tracepoints_detach_and_leave_nothing():
+    """Tracepoints, a per-CPU group of software events and a raw tracepoint, closed by the
+    session: every fd is gone afterwards and no program stays attached."""
+    from tinytrace.kernel import attach, perf
+    if tracefs.find() is None:
+        pytest.skip("no tracefs")
+    events = [e for e in ("sched_switch", "sched_wakeup", "sched_wakeup_new",
+                          "sched_process_fork", "sched_process_exec", "sched_process_exit")
+              if tracefs.exists("sched", e)]
+    before = fd_targets()
+    with Session() as s:
+        m = s.map("array", 4, 8, 1)
+        p = s.load(c.count_for_pid(m.fd, 1), "tracepoint", "t_many")
+        atts = [s.tracepoint(p, "sched", e) for e in events]
+        sw = s.load(c.join(c.mov64_imm(0, 0), c.exit_()), "perf_event", "t_sw")
+        group = s.add(attach.software(sw, perf.SW_CPU_CLOCK, sample_period=10 ** 9))
+        rp = s.load(c.count_for_pid(m.fd, 1), "raw_tracepoint", "t_manyraw")
+        s.raw_tracepoint(rp, "sys_enter")
+        assert len(open_fds()) >= len(before) + len(events) + len(group) + 3
+    assert s.errors == [] and fd_targets() == before
+    assert all(a.closed for a in atts) and group.closed

@@ -45,6 +45,9 @@ class PerfAttachment(Attachment):
     was used (closed first)."""
 
     kind = "perf_event"
+    # closing waits for RCU grace periods (the link's, then the event's): a Session closes
+    # many of these at once from a few threads
+    concurrent_close = True
 
     def __init__(self, event_fd, link_fd=-1, target="", cpu=-1):
         Attachment.__init__(self, event_fd)
