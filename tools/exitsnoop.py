@@ -174,9 +174,10 @@ class Printer(object):
 
 
 def _check_btf():
+    from tinytrace import toolkit
     from tinytrace.errors import KernelError
     from tinytrace.kernel import btf
-    if not btf.available():
+    if not toolkit.has_btf():
         raise KernelError("exitsnoop reads task_struct.exit_code, start_time and real_parent, "
                           "which needs the kernel's BTF (%s); this kernel has none "
                           "(CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)

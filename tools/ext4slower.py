@@ -336,9 +336,10 @@ class Printer(object):
 
 
 def _check_btf(tool):
+    from tinytrace import toolkit
     from tinytrace.errors import KernelError
     from tinytrace.kernel import btf
-    if not btf.available():
+    if not toolkit.has_btf():
         raise KernelError("%s finds a file's file system through task_struct.files, which "
                           "needs the kernel's BTF (%s); this kernel has none "
                           "(CONFIG_DEBUG_INFO_BTF)" % (tool, btf.VMLINUX))

@@ -25,7 +25,9 @@ sums the rest by stack and prints the top ``-T`` stacks in BCC's layout.  With
 read: per-CPU signed sums (added up when read), so no atomic instructions are needed --
 the 32-bit ARM JIT has none.  The allocation hash is sized to the machine (BCC's 1,000,000 entries,
 fewer where 1/32 of the RAM cannot hold them); when it is full, allocations go untracked
-and the report says how many.
+and the report says how many.  An allocation whose stack could not be stored (a collision
+in the stack map, or the map full) is still outstanding: it is counted in an entry "stack
+information lost" where BCC leaves it out.
 
 The programs are built with the assembler (``tinytrace.asm``), not the language: the
 language has no uprobes yet, and this tool needs a hash much larger than its other maps
@@ -260,6 +262,13 @@ class Gen(object):
                 a.Mov.Imm(a.R5, TRACE_EVENT), a.Call("perf_event_output")]
         return code
 
+    def _lost_key(self):
+        """Allocations whose stack could not be stored (a stack map collision or a full
+        map: get_stackid's error) are summed under one key, -1."""
+        a = self.a
+        ok = self.label("sid")
+        return [a.JSGe.Imm(a.R9, 0, ok), a.Mov.Imm(a.R9, -1), a.Label(ok)]
+
     def combined_add(self):
         """combined[r9] += (r8, 1) on this CPU, creating the entry (BCC's
         update_statistics_add; per-CPU signed sums, added up when read)."""
@@ -267,7 +276,7 @@ class Gen(object):
         have, skip = self.label("have"), self.label("nocomb")
         look = [a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + \
             [a.Call("map_lookup_elem")]
-        return [a.JSLt.Imm(a.R9, 0, skip), a.StoreMem(a.R10, -40, a.R9, a.DW)] + look + [
+        return self._lost_key() + [a.StoreMem(a.R10, -40, a.R9, a.DW)] + look + [
             a.JNe.Imm(a.R0, 0, have),
             a.StoreImm(a.R10, -56, 0, a.DW), a.StoreImm(a.R10, -48, 0, a.DW),
             a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + self._ptr(a.R3, -56) + [
@@ -280,7 +289,7 @@ class Gen(object):
         entry whose allocations are all freed stays, at zero)."""
         a = self.a
         skip = self.label("nodel")
-        return [a.JSLt.Imm(a.R9, 0, skip), a.StoreMem(a.R10, -40, a.R9, a.DW),
+        return self._lost_key() + [a.StoreMem(a.R10, -40, a.R9, a.DW),
                 a.LoadMapPtr(a.R1, "combined")] + self._ptr(a.R2, -40) + [
             a.Call("map_lookup_elem"), a.JEq.Imm(a.R0, 0, skip),
             a.Mov.Reg(a.R2, a.R8), a.Neg(a.R2)] + self._bump(0, reg=a.R2) + \
@@ -485,7 +494,8 @@ class Tracer(object):
     def _open_trace(self, on_trace):
         from tinytrace.kernel import features
         s = self.session
-        self.ringbuf = bool(features.probe().ringbuf)
+        from tinytrace import toolkit
+        self.ringbuf = bool(features.probe().ringbuf) and not toolkit.target_disables("ringbuf")
         if self.ringbuf:
             m = s.map("ringbuf", 0, 0, 1 << 20, name="memleak_events")
             self.reader = s.reader(m, on_trace, None,
@@ -664,8 +674,10 @@ def summarize(opts, tracer, syms, now_ns):
         min_age = opts.older * 1000000
         allocs = sorted(tracer.outstanding(), key=lambda a: a[1])
         for addr, size, ts, sid in allocs:
-            if now_ns - min_age < ts or sid < 0:
+            if now_ns - min_age < ts:
                 continue
+            if sid < 0:
+                sid = -1            # the stack was lost: still outstanding (BCC drops it)
             total, count = per.get(sid, (0, 0))
             per[sid] = (total + size, count + 1)
             if opts.show_allocs:

@@ -122,3 +122,9 @@ def test_help_has_examples():
     rc, out, err = run_tool(["exitsnoop", "-h"])
     assert rc == 0
     assert "examples:" in out and "exitsnoop -x" in out and "--per-thread" in out
+
+
+def test_without_btf_is_one_clear_line():
+    rc, out, err = run_tool(["exitsnoop"], env={"TINYTRACE_TARGET": "btf=0"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc == 1 and len(lines) == 1 and "BTF" in lines[0] and "Traceback" not in err, err

@@ -118,3 +118,9 @@ def test_help_has_examples_and_names_the_approximation():
     assert rc == 0
     assert "examples:" in out and "ext4slower -j 1" in out
     assert "syscall" in out and "ext4_sync_file" in out and "kprobes" in out
+
+
+def test_without_btf_is_one_clear_line():
+    rc, out, err = run_tool(["ext4slower"], env={"TINYTRACE_TARGET": "btf=0"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc == 1 and len(lines) == 1 and "BTF" in lines[0] and "Traceback" not in err, err

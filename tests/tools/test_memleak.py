@@ -21,11 +21,11 @@ READY = "Attaching to"
 ENTRY = "bytes in"
 
 
-def _watch(workload, variants):
+def _watch(workload, variants, env=None):
     """Start one memleak per argument list in ``variants`` (each gets -p PID) next to
     ``workload``; Ctrl-C them after the work (the last report is printed then)."""
     with workload as w:
-        runs = [ToolRun(["memleak", "-p", str(w.pid)] + args, ready=READY)
+        runs = [ToolRun(["memleak", "-p", str(w.pid)] + args, ready=READY, env=env)
                 for args in variants]
         try:
             for run in runs:
@@ -170,3 +170,51 @@ def test_help_has_examples():
     assert rc == 0
     assert "examples:" in out and "memleak -p $(pidof allocs) -t" in out
     assert "kmem" in out and "uprobes" in out
+
+
+def test_trace_through_the_perf_buffer():
+    # kernels without ring buffers (before 5.8): -t events go through a perf buffer
+    runs, rec = _watch(malloc_leaks(native=False), [["-t", "-z", "7021", "-Z", "7021"]],
+                       env={"TINYTRACE_TARGET": "ringbuf=0"})
+    c = [a for a in rec.allocations if a.func == "calloc"][0]
+    text = runs[0].stdout
+    assert text.count("alloc exited, size = 7021,") == c.count, text
+    assert sum(1 for l in text.splitlines()
+               if "free entered" in l and l.endswith("size = 7021")) == c.freed, text
+
+
+def test_allocations_with_a_lost_stack_still_count():
+    # get_stackid can fail (a collision in the stack map): the block is still outstanding
+    import io
+    import time
+    from tinytrace.tools import memleak
+
+    class Tracer(object):
+        table_size = 100
+
+        def outstanding(self):
+            old = time.monotonic_ns() - 10 ** 9
+            return [(0x1000, 64, old, 5), (0x2000, 32, old, -17), (0x3000, 32, old, -17),
+                    (0x4000, 99, time.monotonic_ns() + 10 ** 9, 5)]     # too young for -o
+
+        def stat(self, index):
+            return 3 if index == memleak.STAT_FULL else 0
+
+    class Syms(object):
+        def frames(self, sid):
+            return [(0xffff, "leaky+0x10 [libx.so]")] if sid == 5 else None
+
+    opts = memleak.parse_args(["-a"])
+    out = io.StringIO()
+    memleak.report(opts, Tracer(), Syms(), out)
+    text = out.getvalue()
+    assert "\t64 bytes in 1 allocations from stack\n\t\t0x000000000000ffff\tleaky+0x10 [libx.so]" \
+        in text, text
+    assert "\t64 bytes in 2 allocations from stack\n\t\tstack information lost" in text, text
+    assert "addr = 2000 size = 32" in text and "4000" not in text
+    opts = memleak.parse_args(["--json"])
+    out = io.StringIO()
+    memleak.report(opts, Tracer(), Syms(), out)
+    rec = json.loads(out.getvalue())
+    assert rec["untracked"] == 3 and {(s["bytes"], s["allocations"]) for s in rec["stacks"]} \
+        == {(64, 1), (64, 2)}
