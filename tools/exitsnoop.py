@@ -16,7 +16,8 @@ A process exit is reported when its last thread exits (``group_dead``).  BCC rep
 exit of the thread-group leader instead; the two agree except when the leader leaves first
 (``pthread_exit`` in main), where BCC prints the process as gone while its other threads
 still run and this version prints it when the last thread is gone (TID is then that
-thread).  ``--per-thread`` reports every thread.
+thread).  Kernels whose tracepoint has no ``group_dead`` field (6.1 has comm, pid and prio
+only) get BCC's rule.  ``--per-thread`` reports every thread.
 
 Without BTF (CONFIG_DEBUG_INFO_BTF off) the task fields cannot be found: the tool says so
 in one line and exits.
@@ -71,12 +72,23 @@ tracepoint:sched:sched_process_exit
 """
 
 
-def script_text(opts):
-    """-p and -x become predicates; without --per-thread only the last thread of a process
-    (group_dead) is reported, and its age is the group leader's."""
+def has_group_dead():
+    """The tracepoint carries ``group_dead`` (recent kernels; 6.1's has comm, pid, prio)."""
+    from tinytrace.kernel import tracefs
+    try:
+        fmt = tracefs.event_format("sched", "sched_process_exit")
+    except Exception:
+        return False
+    return any(f.name == "group_dead" for f in fmt.fields)
+
+
+def script_text(opts, group_dead=True):
+    """-p and -x become predicates; without --per-thread only the process's exit is
+    reported: its last thread (``group_dead``), or where the tracepoint lacks that field,
+    as BCC does, the thread group leader's; the age is the group leader's."""
     tests = []
     if not opts.per_thread:
-        tests.append("args->group_dead")
+        tests.append("args->group_dead" if group_dead else "pid == tid")
     if opts.pid:
         tests.append("pid == %d" % opts.pid)
     if opts.failed:
@@ -191,7 +203,7 @@ def main(argv):
     toolkit.require_privileges()
     _check_btf()
     printer = Printer(opts, sys.stdout)
-    script = Script(script_text(opts), tool="exitsnoop")
+    script = Script(script_text(opts, has_group_dead()), tool="exitsnoop")
     script.on_printf(printer.event)
     lost = toolkit.LostReporter()
     script.on_lost(lost.report)

@@ -128,3 +128,21 @@ def test_without_btf_is_one_clear_line():
     rc, out, err = run_tool(["exitsnoop"], env={"TINYTRACE_TARGET": "btf=0"})
     lines = [l for l in err.splitlines() if l.strip()]
     assert rc == 1 and len(lines) == 1 and "BTF" in lines[0] and "Traceback" not in err, err
+
+
+def test_without_group_dead_the_leader_exit_counts():
+    # kernels before group_dead was in the tracepoint (6.1): BCC's rule, pid == tid
+    from tinytrace.script import Script
+    from tinytrace.tools import exitsnoop
+    opts = exitsnoop.parse_args([])
+    got = []
+    script = Script(exitsnoop.script_text(opts, group_dead=False), tool="exitsnoop")
+    script.on_printf(lambda values, index: got.append(values))
+    with exits() as w:
+        with script.start():
+            rec = w.go()
+    mine = dict((v[0], v) for v in got if v[2] == rec.ppid)
+    assert sorted(mine) == sorted(c.pid for c in rec.children), got
+    for c in rec.children:
+        pid, tid, ppid, status, age_ns, comm = mine[c.pid]
+        assert tid == pid and status == c.status and comm == c.comm.encode()
