@@ -831,9 +831,9 @@ def main(argv):
     pid = opts.pid
     with Session() as session:
         if opts.command is not None:
+            command = Command(opts.command)
             toolkit.info(opts, "Executing '%s' and tracing the resulting process."
                          % opts.command)
-            command = Command(opts.command)
             session.on_close(command.close)
             pid = command.pid
         printer = TracePrinter(opts, sys.stdout) if opts.trace else None

@@ -124,3 +124,22 @@ def test_without_btf_is_one_clear_line():
     rc, out, err = run_tool(["ext4slower"], env={"TINYTRACE_TARGET": "btf=0"})
     lines = [l for l in err.splitlines() if l.strip()]
     assert rc == 1 and len(lines) == 1 and "BTF" in lines[0] and "Traceback" not in err, err
+
+
+def test_file_names_are_escaped(image):
+    import os
+    path = image.path("tt-esc\x1b[31m\nname")
+    run = ToolRun(["ext4slower", "-p", str(os.getpid()), "0"], ready=HEADER)
+    try:
+        run.started()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, b"x" * 10)
+        os.close(fd)
+    finally:
+        rc = run.stop()
+        os.unlink(path)
+    assert rc == 0, run.stderr
+    mine = [l for l in run.stdout.splitlines() if "tt-esc" in l]
+    assert {l.split()[3] for l in mine} == {"O", "W"}, run.stdout
+    assert all(l.endswith("tt-esc\\x1b[31m\\nname") for l in mine), mine
+    assert "\x1b" not in run.stdout
