@@ -146,3 +146,22 @@ def test_without_group_dead_the_leader_exit_counts():
     for c in rec.children:
         pid, tid, ppid, status, age_ns, comm = mine[c.pid]
         assert tid == pid and status == c.status and comm == c.comm.encode()
+
+
+def test_comm_is_escaped():
+    child = ("import ctypes, sys; sys.stdin.read(1); "
+             "ctypes.CDLL(None).prctl(15, b'tt-x\\x1b[2Jq', 0, 0, 0); sys.exit(4)")
+    target = subprocess.Popen([sys.executable, "-c", child], stdin=subprocess.PIPE)
+    run = ToolRun(["exitsnoop", "-p", str(target.pid)], ready=HEADER)
+    try:
+        run.started()
+        target.stdin.write(b"x")
+        target.stdin.close()
+        assert target.wait(30) == 4
+        rc = run.wait(30)
+    finally:
+        run.stop()
+    assert rc == 0, run.stderr
+    line = run.stdout.splitlines()[-1]
+    assert line.startswith("tt-x\\x1b[2Jq ") and line.endswith("code 4"), run.stdout
+    assert "\x1b" not in run.stdout
