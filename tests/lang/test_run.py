@@ -355,6 +355,11 @@ CASES = [
     Case("config_stack_mode", "config = { stack_mode = perf } profile:hz:499 /pid == cpid/ "
          "{ @[kstack(2)] = count(); }", matches(r"^\t[0-9a-f]+ \w+\+\d+$"),
          work=W("spin", "300")),
+    # a known number of drops: 1000 records into a ring of a page per CPU, the reader
+    # stopped while BEGIN runs; every record is either printed or reported lost, once
+    Case("lost_exact", 'config = { perf_rb_pages = 1 } BEGIN { $i = 0; while ($i < 1000) '
+         '{ printf("%d\\n", $i); $i++; } } interval:ms:100 { exit(); }',
+         lambda out, ctx: _lost_exact(out, 1000)),
     # -- other probes ----------------------------------------------------------------------
     Case("interval_counter", "interval:ms:20 /@n < 3/ { @n++; if (@n == 3) { exit(); } }",
          lines("", "", "@n: 3")),
@@ -390,6 +395,14 @@ CASES = [
     Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
          '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
 ]
+
+
+def _lost_exact(out, n):
+    printed = re.findall(r"^(\d+)$", out, re.M)
+    lost = sum(int(x) for x in re.findall(r"^Lost (\d+) events$", out, re.M))
+    assert 0 < len(printed) < n, out[:300]
+    assert len(printed) + lost == n, (len(printed), lost)
+    assert [int(x) for x in printed] == list(range(len(printed)))    # the first ones
 
 
 def _one_key_each(out):
