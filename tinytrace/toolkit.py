@@ -8,6 +8,18 @@
 - ``announce``: the "Tracing ..." line, printed only once every probe is attached (benchmarks
   and tests wait for it to know tracing has started).
 - ``intervals``: BCC's ``interval``/``count`` loop, which ends on Ctrl-C after a last report.
+- ``snoop``: the run of a per-event tool (events to a printer until Ctrl-C or ``-d``, lost
+  events reported on stderr).
+- option types: ``positive_int``, ``nonneg_int``, ``cpu_number``, ``port_list`` (and
+  ``any_port_list``, which allows port 0), ``pid_list``, ``user_id``.
+- script text: ``predicate(conds)`` and ``any_of(expr, values)`` compose filters.
+- histograms: ``take_log2`` / ``take_stats`` read and reset ``hist()`` / ``stats()`` maps,
+  ``report_log2`` prints BCC's histograms (keyed or not, with the ``-e`` extension line) or
+  one JSON interval record.
+- ``LostReporter``, ``stop_after``, ``pid_label``, ``process_comm``, ``loadavg``, ``hhmmss``.
+
+What a group of tools knows about its subject (disks, TCP sockets, stacks) is in
+``tinytrace.tooldata``.
 """
 import argparse
 import sys
@@ -77,18 +89,28 @@ def cpu_number(text):
     return cpu
 
 
-def port_list(text):
-    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
+def _ports(text, lowest):
     out = []
     for part in text.split(","):
         try:
             port = int(part.strip(), 10)
         except ValueError:
             raise argparse.ArgumentTypeError("invalid port list: %r" % text)
-        if not 0 < port < 65536:
-            raise argparse.ArgumentTypeError("port out of range (1-65535): %d" % port)
+        if not lowest <= port < 65536:
+            raise argparse.ArgumentTypeError("port out of range (%d-65535): %d"
+                                             % (lowest, port))
         out.append(port)
     return out
+
+
+def port_list(text):
+    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
+    return _ports(text, 1)
+
+
+def any_port_list(text):
+    """``port_list`` that also takes port 0 (a socket whose port is not chosen yet)."""
+    return _ports(text, 0)
 
 
 def pid_list(text):
@@ -311,3 +333,115 @@ def stop_after(seconds):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     return cancel
+
+
+def loadavg():
+    """/proc/loadavg's text (stripped), or None when it cannot be read."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+# -- script text ----------------------------------------------------------------------------
+
+def predicate(conds):
+    """A probe's predicate line (``/a && b/`` and a newline) for the conditions that are
+    not empty, or "" when none is left."""
+    conds = [c for c in conds if c]
+    return "/%s/\n" % " && ".join(conds) if conds else ""
+
+
+def any_of(expr, values):
+    """``(expr == v1 || expr == v2 ...)``: a filter on a list of values (ports, PIDs)."""
+    return "(" + " || ".join("%s == %d" % (expr, v) for v in values) + ")"
+
+
+# -- per-event tools ------------------------------------------------------------------------
+
+def snoop(opts, script, printer, announcement=None, always=False, duration=None):
+    """Run a per-event tool: every printf of ``script`` goes to ``printer.event(values,
+    index)``, lost events are reported on stderr as they are noticed, and the run ends on
+    Ctrl-C (or after ``duration`` seconds, BCC's -d).
+
+    Once every probe is attached, ``announcement`` (the "Tracing ..." line) is announced --
+    only in JSON mode (on stderr) unless ``always``: in text mode most of BCC's per-event
+    tools print just their header -- and then ``printer.header()`` (which prints nothing in
+    JSON mode).  After the last events, ``printer.finish()`` runs if the printer has one."""
+    script.on_printf(printer.event)
+    script.on_lost(LostReporter().report)
+    with Stopper() as stopper, script.start():
+        if announcement is not None and (always or getattr(opts, "json", False)):
+            announce(opts, announcement)
+        printer.header()
+        script.follow(stopper, timeout=duration)
+    finish = getattr(printer, "finish", None)
+    if finish is not None:
+        finish()
+    return 0
+
+
+# -- histograms -----------------------------------------------------------------------------
+
+def take_log2(script, name, label=None):
+    """The ``hist()`` map ``name`` as BCC's log2 slots per section, then the map is reset:
+    ``{label(key): {slot: count}}`` (``label`` None keeps the map's keys; keys that get the
+    same label are merged; histograms without counts are left out)."""
+    from tinytrace.script import log2_slots
+    dist = script.read(name)
+    script.clear(name)
+    out = {}
+    for key, buckets in dist.items():
+        slots = log2_slots(buckets)
+        if not slots:
+            continue
+        dest = out.setdefault(key if label is None else label(key), {})
+        for slot, n in slots.items():
+            dest[slot] = dest.get(slot, 0) + n
+    return out
+
+
+def take_stats(script, name):
+    """(count, total) of the unkeyed ``stats()`` map ``name``, then the map is reset."""
+    stats = script.read(name)
+    script.clear(name)
+    return stats.get(None, (0, 0))
+
+
+def report_log2(opts, hists, out, unit, section=None, section_fmt=str, ext=None):
+    """One interval of a log2 histogram tool, as BCC prints it: an empty line, the time
+    with ``opts.timestamp``, the histogram (``hists[None]``) or, with ``section``, one per
+    key (``<section> = <section_fmt(key)>``), and with ``ext`` ((count, total)) BCC's
+    ``avg = ..., total: ..., count: ...`` line.  In JSON mode: one interval record, the
+    section keys as they are (``{section: key}``) and ``ext`` as ``"extension"``."""
+    from tinytrace.output import hist as H
+    if opts.json:
+        from tinytrace.output import jsonl
+        rec_hists = []
+        for key in sorted(hists, key=lambda k: (k is not None, k)):
+            h = H.hist_json(hists[key], unit)
+            if key is not None:
+                h["key"] = {section: key}
+            rec_hists.append(h)
+        more = {}
+        if ext is not None:
+            count, total = ext
+            more["extension"] = {"unit": unit, "count": count, "total": total,
+                                 "avg": total // count if count else 0}
+        jsonl.write(jsonl.interval_record(time=hhmmss(), hists=rec_hists, **more), out)
+        return
+    out.write("\n")
+    if getattr(opts, "timestamp", False):
+        out.write("%-8s\n" % hhmmss())
+    if section is not None:
+        out.write(H.log2_sections_text(hists, unit, section_header=section,
+                                       section_fmt=section_fmt))
+    else:
+        out.write(H.log2_hist_text(hists.get(None, {}), unit))
+    if ext is not None:
+        count, total = ext
+        if count > 0:
+            out.write("\navg = %d %s, total: %d %s, count: %d\n\n"
+                      % (total // count, unit, total, unit, count))
+    out.flush()

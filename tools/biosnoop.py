@@ -48,7 +48,7 @@ Probes: tracepoints block:block_io_start (issuing task; block_rq_insert on kerne
 
 def parse_args(argv):
     from tinytrace import toolkit
-    from tinytrace.tools.biolatency import resolve_disk
+    from tinytrace.tooldata import resolve_disk
     p = toolkit.ArgumentParser("biosnoop", DESCRIPTION, EXAMPLES)
     p.add_argument("-Q", "--queue", action="store_true", help="include OS queued time")
     p.add_argument("-d", "--disk", type=str, help="trace this disk only")
@@ -102,16 +102,16 @@ _FILL_WHO = """
 def script_text(opts):
     """The script for these options: the issuer probe (block_io_start where it exists),
     the disk filter (-d) and the queued time (-Q)."""
-    from tinytrace.tools.biolatency import block_tracepoint, rwbs_pack
+    from tinytrace import tooldata
     filt = "args->dev == %d" % opts.dev if opts.dev is not None else None
     pred = "/%s/\n" % filt if filt else ""
     qset = "\n\t@qstart[args->dev, args->sector] = nsecs;" if opts.queue else ""
     parts = []
     fill = ""
-    if block_tracepoint("block_io_start"):
+    if tooldata.block_tracepoint("block_io_start"):
         parts.append(WHO % {"tp": "block_io_start", "pred": pred, "queue": qset})
     else:
-        if block_tracepoint("block_rq_insert"):
+        if tooldata.block_tracepoint("block_rq_insert"):
             parts.append(WHO % {"tp": "block_rq_insert", "pred": pred, "queue": qset})
         # requests that skip the scheduler: the issuing task, if nobody was seen before
         fill = _FILL_WHO % qset.replace("\n\t", "\n\t\t")
@@ -122,20 +122,9 @@ def script_text(opts):
         queue = ("\n\t\t$qs = @qstart[args->dev, args->sector];"
                  "\n\t\tif ($qs != 0 && $qs <= $i.0) { $q = $i.0 - $qs; }")
         queue_del = "\n\t\tdelete(@qstart[args->dev, args->sector]);"
-    rwbs = "\n".join("\t\t" + line for line in rwbs_pack().splitlines())
+    rwbs = tooldata.rwbs_pack(indent="\t\t")
     parts.append(DONE % {"queue": queue, "queue_del": queue_del, "rwbs": rwbs})
     return "".join(parts)
-
-
-class NullOut(object):
-    """Where the language runtime's own messages go: the tool prints its own lines (and
-    reports lost events itself, on stderr)."""
-
-    def write(self, text):
-        return len(text)
-
-    def flush(self):
-        pass
 
 
 # -- output -------------------------------------------------------------------------------
@@ -164,7 +153,7 @@ class Printer(object):
 
     def event(self, values, index=0):
         from tinytrace.output.escape import cstring
-        from tinytrace.tools.biolatency import disk_name, op_letter, rwbs_text
+        from tinytrace.tooldata import disk_name, op_letter, rwbs_text
         ts, pid, comm, dev, packed, sector, nbytes, qdelta, delta = values
         if self.first_ts is None:
             self.first_ts = ts
@@ -198,6 +187,7 @@ class Printer(object):
             text += "%7.2f " % (qdelta / 1e6)
         text += "%7.2f\n" % (delta / 1e6)
         self.out.write(text)
+        self.out.flush()
 
 
 def main(argv):
@@ -206,26 +196,6 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts), tool="biosnoop", out=NullOut())
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    reported = [0]
-
-    def report_lost():
-        lost = script.lost
-        if lost > reported[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (lost - reported[0]))
-            sys.stderr.flush()
-            reported[0] = lost
-        sys.stdout.flush()
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing block I/O... Hit Ctrl-C to end.")
-        else:
-            printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    report_lost()
-    return 0
+    script = Script(script_text(opts), tool="biosnoop")
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing block I/O... Hit Ctrl-C to end.")

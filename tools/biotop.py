@@ -105,7 +105,7 @@ _FILL_WHO = """
 def script_text(opts):
     """The script for these options: the issuer probe (block_io_start where it exists) and
     the PID filter (-p)."""
-    from tinytrace.tools.biolatency import block_tracepoint
+    from tinytrace.tooldata import block_tracepoint
     pid = opts.pid
     pred = "/pid == %d/\n" % pid if pid else ""
     parts = []
@@ -156,19 +156,12 @@ class Biotop(object):
         return rows
 
 
-def _loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read()
-    except OSError:
-        return "\n"
-
-
 def report(opts, rows, out):
     from tinytrace import toolkit
-    from tinytrace.tools.biolatency import disk_name, split_dev
+    from tinytrace.tooldata import disk_name, split_dev
     rows = rows[:opts.maxrows]
     now = toolkit.hhmmss()
+    load = toolkit.loadavg() or ""
     if opts.json:
         from tinytrace.output import jsonl
         recs = []
@@ -179,14 +172,14 @@ def report(opts, rows, out):
                          "disk": disk_name(r["dev"]), "io": r["io"], "bytes": r["bytes"],
                          "kbytes": r["bytes"] / 1024.0,
                          "avg_ms": round(r["us"] / 1000.0 / r["io"], 3)})
-        jsonl.write(jsonl.interval_record(time=now, loadavg=_loadavg().strip(), rows=recs), out)
+        jsonl.write(jsonl.interval_record(time=now, loadavg=load, rows=recs), out)
         return
     from tinytrace.output.escape import cstring
     if opts.noclear:
         out.write("\n")
     else:
         out.write("\033[H\033[2J")
-    out.write("%-8s loadavg: %s\n" % (now, _loadavg()))
+    out.write("%-8s loadavg: %s\n\n" % (now, load))
     out.write("%-7s %-16s %1s %-3s %-3s %-8s %5s %7s %6s\n" % (
         "PID", "COMM", "D", "MAJ", "MIN", "DISK", "I/O", "Kbytes", "AVGms"))
     for r in rows:

@@ -37,7 +37,7 @@ made the request; requests keyed by disk and sector)."""
 
 def parse_args(argv):
     from tinytrace import toolkit
-    from tinytrace.tools.biolatency import resolve_disk
+    from tinytrace.tooldata import resolve_disk
     p = toolkit.ArgumentParser("bitesize", DESCRIPTION, EXAMPLES)
     p.add_argument("-j", "--json", action="store_true",
                    help="json output: one JSON object per interval")
@@ -99,7 +99,7 @@ tracepoint:block:block_rq_issue
 def script_text(opts):
     """The script for these options: the creator's name where block_io_start exists, the
     disk filter (--disk) and the name filter (-c)."""
-    from tinytrace.tools.biolatency import block_tracepoint
+    from tinytrace.tooldata import block_tracepoint
     filt = "args->dev == %d" % opts.dev if opts.dev is not None else None
     if block_tracepoint("block_io_start"):
         return SCRIPT % {"pred": "/%s/\n" % filt if filt else "",
@@ -118,18 +118,9 @@ class Bitesize(object):
 
     def take(self):
         """{process name (bytes): {slot: count}} since the last call, and reset."""
-        from tinytrace.script import log2_slots
-        dist = self.script.read("@dist")
-        self.script.clear("@dist")
-        out = {}
-        for key, buckets in dist.items():
-            name = bytes(key).split(b"\0", 1)[0]
-            slots = log2_slots(buckets)
-            if slots:
-                dest = out.setdefault(name, {})
-                for slot, n in slots.items():
-                    dest[slot] = dest.get(slot, 0) + n
-        return out
+        from tinytrace import toolkit
+        return toolkit.take_log2(self.script, "@dist",
+                                 lambda key: bytes(key).split(b"\0", 1)[0])
 
 
 def report(opts, hists, out):

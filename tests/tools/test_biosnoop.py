@@ -91,19 +91,20 @@ def test_issuer_fallback_without_block_io_start(workload, monkeypatch):
     # issue) stands in.  Run that variant here, in-process, on a queue with a scheduler.
     import argparse
     from tinytrace.script import Script
-    from tinytrace.tools import biolatency, biosnoop
-    real = biolatency.block_tracepoint
-    monkeypatch.setattr(biolatency, "block_tracepoint",
+    from tinytrace import tooldata
+    from tinytrace.tools import biosnoop
+    real = tooldata.block_tracepoint
+    monkeypatch.setattr(tooldata, "block_tracepoint",
                         lambda name: name != "block_io_start" and real(name))
     w = workload(direct_io())
     with open("/sys/block/%s/queue/scheduler" % w.device.name, "w") as f:
         f.write("mq-deadline")
-    opts = argparse.Namespace(queue=True, dev=biolatency.resolve_disk(None, w.device.name),
+    opts = argparse.Namespace(queue=True, dev=tooldata.resolve_disk(None, w.device.name),
                               pattern=False, json=False)
     text = biosnoop.script_text(opts)
     assert "block_io_start" not in text and "block_rq_insert" in text
     events = []
-    script = Script(text, tool="biosnoop", out=biosnoop.NullOut())
+    script = Script(text, tool="biosnoop")
     script.on_printf(lambda values, index: events.append(values))
     with script.start():
         rec = w.go()

@@ -99,9 +99,10 @@ def test_script_before_block_io_start(monkeypatch):
     # Kernels before 6.5: the issuer is the task at block_rq_insert (else at the issue).
     import argparse
     from tinytrace.script import Script
-    from tinytrace.tools import biolatency, biotop
-    real = biolatency.block_tracepoint
-    monkeypatch.setattr(biolatency, "block_tracepoint",
+    from tinytrace import tooldata
+    from tinytrace.tools import biotop
+    real = tooldata.block_tracepoint
+    monkeypatch.setattr(tooldata, "block_tracepoint",
                         lambda name: name != "block_io_start" and real(name))
     text = biotop.script_text(argparse.Namespace(pid=181))
     assert "block_io_start" not in text and "block_rq_insert" in text

@@ -105,8 +105,9 @@ def test_script_before_block_io_start(monkeypatch):
     # Kernels before 6.5: the name comes from block_rq_issue's comm field; the text compiles.
     import argparse
     from tinytrace.script import Script
-    from tinytrace.tools import biolatency, bitesize
-    monkeypatch.setattr(biolatency, "block_tracepoint", lambda name: False)
+    from tinytrace import tooldata
+    from tinytrace.tools import bitesize
+    monkeypatch.setattr(tooldata, "block_tracepoint", lambda name: False)
     text = bitesize.script_text(argparse.Namespace(dev=7 << 20, comm="tt-dio"))
     assert "block_io_start" not in text and 'args->comm == "tt-dio"' in text
     Script(text, tool="bitesize")

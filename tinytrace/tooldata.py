@@ -1,0 +1,375 @@
+"""What groups of tools share about their subject: block devices, TCP sockets, stack samples.
+
+``tinytrace.toolkit`` holds what every tool does (options, the run loop, lost events); this
+module holds the knowledge that several tools of one family need, so that no tool imports
+another.  Nothing here runs at import time; each section imports what it uses lazily.
+
+Block devices (biolatency, biosnoop, biotop, bitesize)
+  The block tracepoints name a disk by ``dev`` (``major << 20 | minor``, the kernel's
+  internal dev_t) and a request's flags by ``rwbs`` (letters such as ``"WS"``).
+  ``kernel_dev``/``split_dev`` convert, ``disk_name(dev)`` names a disk from /sys (escaped,
+  cached), ``resolve_disk(parser, name)`` turns ``-d sdc`` into a ``dev`` (or a one-line
+  option error), ``block_tracepoint(name)`` says whether the kernel has ``block:<name>``
+  (``block_io_start`` is 6.5+).  ``rwbs_pack()`` is script text that packs the ``rwbs``
+  letters into an integer (the bytes after the NUL are not cleared by the kernel, so the
+  char array itself would split equal flags into several keys); ``rwbs_text`` unpacks it;
+  ``op_letter``/``flags_label`` read it as BCC's T column and ``-F`` labels.
+
+TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
+  ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``family_test(opts)`` (the -4/-6
+  predicate on ``args->family``); ``by_family(statement)``: the tracepoints carry IPv4 and
+  IPv6 addresses in different fields (``saddr`` / ``saddr_v6``), so a statement using
+  ``{saddr}`` and ``{daddr}`` is written once per family -- its IPv4 copy is the script's
+  earlier printf, so a printf's index tells the family (``ip_of(index)``).
+  ``TimeColumns``: the optional -T (HH:MM:SS) and -t (seconds since the first event)
+  columns, in text, CSV and JSON.
+
+Stack samples (profile, offcputime)
+  ``stack_rows(samples, ...)`` symbolizes the stacks of a ``kstack(raw)``/``ustack(raw)``
+  keyed map (BCC's frame names, through ``tinytrace.kernel.stacks``) and merges keys whose
+  stacks print the same; ``print_stacks`` prints BCC's multi-line or folded layout, or one
+  JSON object per stack.
+"""
+
+# -- block devices --------------------------------------------------------------------------
+
+MINORBITS = 20          # the kernel's dev_t inside tracepoints: major << 20 | minor
+
+_disk_names = {}
+
+
+def kernel_dev(major, minor):
+    """The ``dev`` field of the block tracepoints for a major:minor."""
+    return (major << MINORBITS) | minor
+
+
+def split_dev(dev):
+    """(major, minor) of a tracepoint ``dev``."""
+    return dev >> MINORBITS, dev & ((1 << MINORBITS) - 1)
+
+
+def disk_name(dev):
+    """The kernel name of a tracepoint ``dev`` ("vda", "loop0"), from
+    /sys/dev/block/MAJ:MIN/uevent, escaped for printing; "?" for a device that is gone
+    (names are cached)."""
+    name = _disk_names.get(dev)
+    if name is not None:
+        return name
+    major, minor = split_dev(dev)
+    name = "?"
+    try:
+        with open("/sys/dev/block/%d:%d/uevent" % (major, minor)) as f:
+            for line in f:
+                if line.startswith("DEVNAME="):
+                    name = line[8:].strip() or "?"
+                    break
+    except OSError:
+        pass
+    if name != "?":
+        from tinytrace.output.escape import escape
+        name = escape(name)
+        _disk_names[dev] = name
+    return name
+
+
+def resolve_disk(parser, name):
+    """The tracepoint ``dev`` of the disk called ``name`` ("sdc", or "/dev/sdc"); a parser
+    error (one line, exit 2) when there is no such block device."""
+    import os
+    base = os.path.basename(name.rstrip("/")) if name else ""
+    if not base or base in (".", ".."):
+        parser.error("argument -d/--disk: no such disk %r" % name)
+    try:
+        with open("/sys/class/block/%s/dev" % base) as f:
+            major, minor = f.read().strip().split(":")
+        return kernel_dev(int(major), int(minor))
+    except (OSError, ValueError):
+        parser.error("argument -d/--disk: no such disk %r (see /sys/class/block)" % name)
+
+
+def block_tracepoint(name):
+    """Whether this kernel has ``block:<name>`` (block_io_start/done are 6.5+)."""
+    import os
+    from tinytrace.kernel import tracefs
+    try:
+        return os.path.isdir(tracefs.path("events", "block", name))
+    except Exception:
+        return False
+
+
+RWBS_MAX = 8            # letters packed: pre-flush, two for the operation, F A S M U
+
+
+def rwbs_pack(var="$rwbs", indent=""):
+    """Script lines that set ``var`` to the tracepoint's ``rwbs`` text packed into an
+    integer (first letter in the low byte), stopping at the NUL; each line starts with
+    ``indent``."""
+    lines = ["%s = (uint64)args->rwbs[0];" % var]
+    inner = ""
+    for i in range(1, RWBS_MAX):
+        lines.append("%sif ((uint64)args->rwbs[%d] != 0) {" % (inner, i - 1))
+        inner += "\t"
+        lines.append("%s%s = %s | ((uint64)args->rwbs[%d] << %d);" % (inner, var, var, i, 8 * i))
+    for i in range(RWBS_MAX - 1, 0, -1):
+        inner = inner[:-1]
+        lines.append("%s}" % inner)
+    return "\n".join(indent + line for line in lines)
+
+
+def rwbs_text(packed):
+    """The ``rwbs`` letters of a packed integer."""
+    out = []
+    while packed and len(out) < RWBS_MAX:
+        c = packed & 0xFF
+        if not c:
+            break
+        out.append(chr(c) if 32 < c < 127 else "?")
+        packed >>= 8
+    return "".join(out)
+
+
+_OPS = (("DE", "SecureErase"), ("WZ", "WriteZeros"), ("ZA", "ZoneAppend"),
+        ("ZR", "ZoneReset"), ("ZO", "ZoneOpen"), ("ZC", "ZoneClose"), ("ZF", "ZoneFinish"),
+        ("R", "Read"), ("W", "Write"), ("D", "Discard"), ("F", "Flush"), ("N", "Unknown"))
+_OP_LETTERS = "RWDFNZ"
+
+
+def split_rwbs(rwbs):
+    """(pre-flush, operation letters, flag letters) of an ``rwbs`` string."""
+    preflush = False
+    if len(rwbs) > 1 and rwbs[0] == "F" and rwbs[1] in _OP_LETTERS:
+        preflush, rwbs = True, rwbs[1:]
+    for letters, _ in _OPS:
+        if rwbs.startswith(letters):
+            return preflush, letters, rwbs[len(letters):]
+    return preflush, rwbs[:1], rwbs[1:]
+
+
+def op_letter(rwbs):
+    """The one-letter operation of an ``rwbs`` ("R", "W", "D", "F", ...; "?" if empty)."""
+    _, op, _ = split_rwbs(rwbs)
+    return op[:1] or "?"
+
+
+def flags_label(rwbs):
+    """BCC's ``-F`` label for an ``rwbs`` string: operation, then the flags prepended in
+    BCC's order (Sync, Metadata, ForcedUnitAccess, ReadAhead), e.g. "Metadata-Sync-Write";
+    a pre-flush adds "PreFlush-" (BCC has no word for it)."""
+    preflush, op, flags = split_rwbs(rwbs)
+    desc = "Unknown"
+    for letters, word in _OPS:
+        if op == letters:
+            desc = word
+            break
+    for letter, word in (("S", "Sync"), ("M", "Metadata"), ("F", "ForcedUnitAccess"),
+                         ("A", "ReadAhead")):
+        if letter in flags:
+            desc = word + "-" + desc
+    if preflush and op != "F":
+        desc = "PreFlush-" + desc
+    return desc
+
+
+# -- TCP ------------------------------------------------------------------------------------
+
+AF_INET, AF_INET6 = 2, 10
+TCP_ESTABLISHED, TCP_SYN_SENT, TCP_SYN_RECV, TCP_FIN_WAIT1 = 1, 2, 3, 4
+TCP_CLOSE, TCP_LAST_ACK = 7, 9
+IPPROTO_TCP = 6
+
+
+def family_test(opts, field="args->family"):
+    """The -4/-6 predicate on the address family, or None for both."""
+    if getattr(opts, "ipv4", False):
+        return "%s == %d" % (field, AF_INET)
+    if getattr(opts, "ipv6", False):
+        return "%s == %d" % (field, AF_INET6)
+    return None
+
+
+def by_family(statement, indent="\t"):
+    """``statement`` (script text using ``{saddr}`` and ``{daddr}``) once per address
+    family, for the tracepoints that carry IPv4 and IPv6 addresses in separate fields
+    (``saddr``/``daddr`` and ``saddr_v6``/``daddr_v6``).  The IPv4 copy comes first, so
+    of the printf calls in ``statement`` the IPv4 ones have the lower indexes."""
+    def copy(suffix):
+        text = statement.format(saddr="args->saddr" + suffix, daddr="args->daddr" + suffix)
+        return "".join(indent + "\t" + line + "\n" if line else "\n"
+                       for line in text.strip("\n").split("\n"))
+    return "%sif (args->family == %d) {\n%s%s} else {\n%s%s}\n" % (
+        indent, AF_INET, copy(""), indent, copy("_v6"), indent)
+
+
+def ip_of(index, per_family=1):
+    """4 or 6: the family of an event from a ``by_family`` printf (``per_family``: printf
+    calls in each copy)."""
+    return 4 if index < per_family else 6
+
+
+class TimeColumns(object):
+    """The optional time columns of a per-event tool: ``-T`` (``opts.time``, the wall
+    clock HH:MM:SS) and ``-t`` (``opts.timestamp``, seconds since the first event, from
+    the events' own ``nsecs``).  ``layout`` is BCC's spacing for the tool:
+
+    - ``"tight"`` (tcpaccept, tcpconnect): ``%-9s`` heads, ``%-9.3f`` seconds;
+    - ``"spaced"`` (tcplife, tcpstates): ``%-8s `` / ``%-9s `` heads, ``%-9.6f `` seconds,
+      and ``TIME,`` / ``TIME(s),`` cells with ``csv``.
+
+    In JSON the columns are ``"time"`` and ``"ts"`` (seconds, 6 decimals)."""
+
+    def __init__(self, opts, layout="tight", csv=False):
+        self.time = bool(getattr(opts, "time", False))
+        self.timestamp = bool(getattr(opts, "timestamp", False))
+        self.layout = layout
+        self.csv = csv
+        self.first_ns = None
+
+    def seconds(self, ns):
+        """Seconds since the first event seen (0.0 for the first)."""
+        if self.first_ns is None:
+            self.first_ns = ns
+        return (ns - self.first_ns) / 1e9
+
+    def header(self):
+        out = ""
+        if self.csv:
+            return ("TIME," if self.time else "") + ("TIME(s)," if self.timestamp else "")
+        tight = self.layout == "tight"
+        if self.time:
+            out += "%-9s" % "TIME" if tight else "%-8s " % "TIME"
+        if self.timestamp:
+            out += "%-9s" % "TIME(s)" if tight else "%-9s " % "TIME(s)"
+        return out
+
+    def cells(self, ns):
+        """The columns' text for an event at ``ns`` (call once per event)."""
+        import time
+        rel = self.seconds(ns)
+        out = ""
+        if self.time:
+            now = time.strftime("%H:%M:%S")
+            out += now + "," if self.csv else "%-9s" % now if self.layout == "tight" \
+                else "%-8s " % now
+        if self.timestamp:
+            out += "%.6f," % rel if self.csv else "%-9.3f" % rel if self.layout == "tight" \
+                else "%-9.6f " % rel
+        return out
+
+    def record(self, ns):
+        """The columns as the first fields of a JSON record (call once per event)."""
+        import time
+        rel = self.seconds(ns)
+        rec = {}
+        if self.time:
+            rec["time"] = time.strftime("%H:%M:%S")
+        if self.timestamp:
+            rec["ts"] = round(rel, 6)
+        return rec
+
+
+def csv_cell(text):
+    """A text cell of CSV output: commas escaped, as the rest of the escaping does."""
+    return text.replace(",", "\\x2c")
+
+
+# -- stack samples --------------------------------------------------------------------------
+
+def _addrs(stack):
+    """The addresses of a ``kstack(raw)``/``ustack(raw)`` value (hex strings); [] for a
+    stack that was not taken (0)."""
+    if not stack or isinstance(stack, int):
+        return []
+    return [int(a, 16) for a in stack]
+
+
+class _Names(object):
+    """BCC's frame names (symbol, no offset; "[unknown]"), cached per address."""
+
+    def __init__(self):
+        self._kernel = {}
+        self._user = {}
+
+    def kernel(self, addrs):
+        from tinytrace.kernel import stacks
+        missing = [a for a in addrs if a not in self._kernel]
+        for a, f in zip(missing, stacks.kernel_frames(missing)):
+            self._kernel[a] = f.bcc()
+        return tuple(self._kernel[a] for a in addrs)
+
+    def user(self, addrs, pid):
+        from tinytrace.kernel import stacks
+        missing = [a for a in addrs if (pid, a) not in self._user]
+        for a, f in zip(missing, stacks.user_frames(missing, pid)):
+            self._user[(pid, a)] = f.bcc()
+        return tuple(self._user[(pid, a)] for a in addrs)
+
+
+def stack_rows(samples, split):
+    """Symbolized rows of a map of stack samples, smallest value first.
+
+    ``split(key)`` returns ``(ident, pid, kstack, ustack)`` for a map key (``ident``: the
+    tuple of fields that name the row besides its stacks, e.g. (pid, comm); ``pid``: the
+    process whose memory the user stack belongs to), or None to skip the key.  Keys whose
+    stacks print the same (different offsets in the same functions) are merged.  Returns
+    ``[(value, ident, kernel frames, user frames)]``, frames innermost first, ordered by
+    value, then ident's first field, then frames."""
+    names = _Names()
+    merged = {}
+    for key, value in samples.items():
+        if not value:
+            continue
+        parts = split(key)
+        if parts is None:
+            continue
+        ident, pid, kstack, ustack = parts
+        mk = (ident, names.kernel(_addrs(kstack)), names.user(_addrs(ustack), pid))
+        merged[mk] = merged.get(mk, 0) + value
+    rows = [(v, ident, list(k), list(u)) for (ident, k, u), v in merged.items()]
+    rows.sort(key=lambda r: (r[0], r[1][0], r[2], r[3]))
+    return rows
+
+
+def print_stacks(opts, rows, out, comm_pid, json_fields, value_key, annotate=False):
+    """BCC's multi-line or folded (``opts.folded``) output of ``stack_rows``, or one JSON
+    object per row (``opts.json``).  ``comm_pid(ident)`` gives the (comm, id) of the
+    ``-  comm (id)`` line; ``json_fields(ident)`` the leading JSON fields; ``value_key``
+    names the value in JSON; ``annotate`` adds ``_[k]`` to kernel frames (profile -a).
+    -U/-K (``user_stacks_only``/``kernel_stacks_only``) leave a stack out, and
+    ``delimited`` puts BCC's delimiter between the two."""
+    from tinytrace.output.escape import cstring
+    ksuffix = "_[k]" if annotate else ""
+    delimit = opts.delimited and not (opts.kernel_stacks_only or opts.user_stacks_only)
+    if opts.json:
+        from tinytrace.output import jsonl
+        for value, ident, kframes, uframes in rows:
+            rec = json_fields(ident)
+            if not opts.user_stacks_only:
+                rec["kernel_stack"] = [f + ksuffix for f in kframes]
+            if not opts.kernel_stacks_only:
+                rec["user_stack"] = uframes
+            rec[value_key] = value
+            jsonl.write(rec, out)
+        return
+    for value, ident, kframes, uframes in rows:
+        comm, shown_id = comm_pid(ident)
+        if opts.folded:
+            line = [cstring(comm)]
+            if not opts.kernel_stacks_only:
+                line.extend(reversed(uframes))
+            if not opts.user_stacks_only:
+                if delimit and kframes and uframes:
+                    line.append("-")
+                line.extend(f + ksuffix for f in reversed(kframes))
+            out.write("%s %d\n" % (";".join(line), value))
+            continue
+        text = []
+        if not opts.user_stacks_only:
+            text.extend("    %s%s" % (f, ksuffix) for f in kframes)
+        if not opts.kernel_stacks_only:
+            if delimit and kframes and uframes:
+                text.append("    --")
+            text.extend("    %s" % f for f in uframes)
+        text.append("    %-16s %s (%d)" % ("-", cstring(comm), shown_id))
+        text.append("        %d\n" % value)
+        out.write("\n".join(text) + "\n")
+    out.flush()
