@@ -25,7 +25,9 @@ drives it instead of letting the language runtime print at exit::
   losses itself (a tool's stdout may be JSON): the tool reports them, e.g. with
   ``toolkit.LostReporter``, or passes ``on_lost(callback)``.
 - ``Script(text, strlen=N)``: the size of ``str()`` buffers (bpftrace's BPFTRACE_STRLEN),
-  for tools that print long paths.
+  for tools that print long paths; ``config={...}`` what a script's ``config = {}`` block
+  sets (``max_map_keys``, ``lru_maps``, ... see ``tinytrace.lang.config``); ``pid=`` the
+  process uprobes and USDT probes attach to (the language's ``-p``).
 """
 import sys
 
@@ -41,11 +43,12 @@ class _Options(object):
 
 
 class Script(object):
-    def __init__(self, text, tool="script", params=(), out=None, strlen=None):
+    def __init__(self, text, tool="script", params=(), out=None, strlen=None, config=None,
+                 pid=None):
         from tinytrace.lang import compiler
-        from tinytrace.lang.env import DEFAULT_STRLEN, Env
+        from tinytrace.lang.env import Env
         self.tool = tool
-        self.env = Env(params=[str(p) for p in params], strlen=strlen or DEFAULT_STRLEN)
+        self.env = Env(params=[str(p) for p in params], strlen=strlen, config=config, pid=pid)
         self.source, self.program = compiler.check(text, "<%s>" % tool, self.env)
         self.out = out if out is not None else sys.stdout
         self._printf = None
