@@ -80,6 +80,72 @@ class Decoders:
         self.ctx = context
         self._cache = {}
 
+    def record(self, layout, skip=1):
+        """A function ``f(buf) -> [values]`` for the elements of a ``TupleT`` laid out at
+        offset 0 (an event: ``skip`` the leading id).  Integers and strings -- nearly all
+        of an event -- come out of one precompiled ``struct.Struct`` (one ``unpack_from``
+        per event; strings are then cut at their NUL), other values from their decoders."""
+        fmt = ["="]
+        pos = 0
+        ints_and_strs = []       # index in the result of each struct field
+        strings = []             # result indexes holding a string
+        others = []              # (result index, offset, decoder)
+        n = 0
+        for i, (off, ty) in enumerate(zip(layout.offsets[skip:], layout.elems[skip:])):
+            code = None
+            if isinstance(ty, IntT) and ty.size in (1, 2, 4, 8):
+                code = _INT[(ty.size, ty.signed)]
+            elif isinstance(ty, PtrT):
+                code = "Q"
+            elif isinstance(ty, StrT):
+                code = "%ds" % ty.size
+                strings.append(i)
+            if code is None:
+                others.append((i, off, self.get(ty)))
+                n += 1
+                continue
+            if off > pos:
+                fmt.append("%dx" % (off - pos))
+            elif off < pos:
+                others.append((i, off, self.get(ty)))      # never: tuples do not overlap
+                n += 1
+                continue
+            fmt.append(code)
+            pos = off + (ty.size if not isinstance(ty, PtrT) else 8)
+            ints_and_strs.append(i)
+            n += 1
+        st = struct.Struct("".join(fmt))
+        unpack = st.unpack_from
+        count = n
+        if not others and ints_and_strs == list(range(count)):
+            if not strings:
+                return lambda buf: list(unpack(buf, 0))
+
+            def fast(buf):
+                vals = list(unpack(buf, 0))
+                for i in strings:
+                    v = vals[i]
+                    j = v.find(b"\0")
+                    if j >= 0:
+                        vals[i] = v[:j]
+                return vals
+            return fast
+        slots = ints_and_strs
+
+        def mixed(buf):
+            vals = [None] * count
+            for i, v in zip(slots, unpack(buf, 0)):
+                vals[i] = v
+            for i in strings:
+                v = vals[i]
+                j = v.find(b"\0")
+                if j >= 0:
+                    vals[i] = v[:j]
+            for i, off, f in others:
+                vals[i] = f(buf, off)
+            return vals
+        return mixed
+
     def get(self, ty):
         f = self._cache.get(ty)
         if f is None:

@@ -144,10 +144,10 @@ class Runtime:
             self._attach(s)
             self._write(self._attached_text(self.comp.attach_count))
             self.out.flush()
-            self._run_special("start")
-            if child is not None:
-                child.release()
             try:
+                self._run_special("start")
+                if child is not None:
+                    child.release()
                 self._loop(child)
             except (KeyboardInterrupt, Terminated):
                 pass   # Ctrl-C or SIGTERM: stop, run END and print, as bpftrace does
@@ -315,10 +315,9 @@ class Runtime:
         self._handlers = [self._handler(spec) for spec in self.comp.events]
 
     def _args(self, spec):
-        dec = self.decoders()
-        parts = [(o, dec.get(t)) for o, t in zip(spec.layout.offsets[1:],
-                                                  spec.layout.elems[1:])]
-        return lambda data: [f(data, o) for o, f in parts]
+        """``f(data) -> [values]`` of one event kind's arguments (``decode.Decoders.record``:
+        one struct unpack for the integers and strings)."""
+        return self.decoders().record(spec.layout)
 
     def _handler(self, spec):
         from tinytrace.output import bpftrace as bt

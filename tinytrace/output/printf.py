@@ -32,6 +32,10 @@ touched.  Bytes that are not UTF-8 are kept as surrogates (``surrogateescape``),
 the result with that error handler reproduces them exactly.
 """
 
+import re
+
+from .escape import escape as _escape
+
 _INT_CONV = frozenset("diuoxX")
 _FLOAT_CONV = frozenset("eEfFgG")
 _LENGTH_BITS = {"": 64, "hh": 8, "h": 16, "l": 64, "ll": 64, "j": 64, "z": 64, "t": 64}
@@ -239,11 +243,17 @@ def _to_bytes(v):
 
 
 def _bytes_text(raw, escape):
+    if not _NEEDS_CARE(raw):            # printable ASCII: nothing to decode or escape
+        return raw.decode("ascii")
     s = raw.decode("utf-8", "surrogateescape")
     if escape:
-        from .escape import escape as esc
-        s = esc(s)
+        s = _escape(s)
     return s
+
+
+# bytes that make a string more than printable ASCII (control characters, backslash --
+# which escape() doubles --, DEL and everything past 0x7f)
+_NEEDS_CARE = re.compile(b"[\\x00-\\x1f\\x5c\\x7f-\\xff]").search
 
 
 def _fmt_str(spec, v, escape):
@@ -278,8 +288,7 @@ def _fmt_char(spec, v, escape):
     b = _as_int(v) & 0xFF
     ch = chr(b) if b < 0x80 else chr(0xDC00 + b)
     if escape:
-        from .escape import escape as esc
-        ch = esc(ch)
+        ch = _escape(ch)
     w = spec.width or 0
     if w <= 1:
         return ch
@@ -330,14 +339,112 @@ def format_spec(spec, value, escape=False):
     return _fmt_float(spec, value)
 
 
-class Format(object):
-    """A parsed printf format: ``fragments`` (literal text) around ``specs``."""
+_I64 = 1 << 63
+_U64 = 1 << 64
 
-    __slots__ = ("fmt", "fragments", "specs")
+
+def converter(spec, escape):
+    """``f(value) -> text`` for one specifier, with everything that does not depend on the
+    value decided now: the common plain forms (``%d``, ``%u``, ``%s``, ``%x`` without
+    flags, width or precision) take a short path; the rest goes through ``format_spec``."""
+    plain = not spec.flags and spec.width is None and spec.precision is None
+    conv = spec.conv
+    if plain and spec.length in ("", "l", "ll", "j", "z", "t"):
+        if conv in "di":
+            def f(v):
+                if type(v) is int and -_I64 <= v < _I64:
+                    return str(v)
+                return _fmt_int(spec, v)
+            return f
+        if conv == "u":
+            def f(v):
+                if type(v) is int and 0 <= v < _U64:
+                    return str(v)
+                return _fmt_int(spec, v)
+            return f
+        if conv == "x":
+            def f(v):
+                if type(v) is int and 0 <= v < _U64:
+                    return "%x" % v
+                return _fmt_int(spec, v)
+            return f
+    if plain and conv == "s":
+        def f(v):
+            if type(v) is bytes:
+                end = v.find(b"\0")
+                if end >= 0:
+                    v = v[:end]
+                return _bytes_text(v, escape)
+            return _fmt_str(spec, v, escape)
+        return f
+    kind = spec.kind
+    if kind == "int":
+        return lambda v: _fmt_int(spec, v)
+    if kind == "str":
+        return lambda v: _fmt_str(spec, v, escape)
+    if kind == "char":
+        return lambda v: _fmt_char(spec, v, escape)
+    if kind == "ptr":
+        return lambda v: _fmt_ptr(spec, v)
+    if kind == "buf":
+        return lambda v: _fmt_buf(spec, v)
+    return lambda v: _fmt_float(spec, v)
+
+
+class Format(object):
+    """A parsed printf format: ``fragments`` (literal text) around ``specs``.
+
+    ``format`` compiles the format on first use (per ``escape`` setting) into one
+    converter per specifier (``converter``), so an event costs one call per argument and
+    one ``join``."""
+
+    __slots__ = ("fmt", "fragments", "specs", "_compiled")
 
     def __init__(self, fmt):
         self.fmt = fmt
         self.fragments, self.specs = _parse(fmt)
+        self._compiled = {}
+
+    def compile(self, escape=False):
+        """``f(args) -> text``: this format applied to a sequence of arguments."""
+        f = self._compiled.get(bool(escape))
+        if f is not None:
+            return f
+        convs = [converter(sp, escape) for sp in self.specs]
+        frags = self.fragments
+        nspecs = len(convs)
+        check = self.check_args
+        last = frags[-1]
+        if nspecs == 0:
+            text = frags[0]
+
+            def f(args):
+                if args:
+                    raise ValueError(check(len(args)))
+                return text
+        elif nspecs == 1:
+            c0 = convs[0]
+            first = frags[0]
+
+            def f(args):
+                if len(args) != 1:
+                    raise ValueError(check(len(args)))
+                return first + c0(args[0]) + last
+        else:
+            pairs = list(zip(frags, convs))
+
+            def f(args):
+                if len(args) != nspecs:
+                    raise ValueError(check(len(args)))
+                out = []
+                append = out.append
+                for (frag, conv), arg in zip(pairs, args):
+                    append(frag)
+                    append(conv(arg))
+                append(last)
+                return "".join(out)
+        self._compiled[bool(escape)] = f
+        return f
 
     def check_args(self, nargs):
         """bpftrace's message when ``nargs`` arguments do not fit the format, else None."""
@@ -352,14 +459,7 @@ class Format(object):
 
     def format(self, args, escape=False):
         """The formatted text; ``args`` must match the specifiers one for one."""
-        if len(args) != len(self.specs):
-            raise ValueError(self.check_args(len(args)))
-        out = []
-        for frag, spec, arg in zip(self.fragments, self.specs, args):
-            out.append(frag)
-            out.append(format_spec(spec, arg, escape))
-        out.append(self.fragments[-1])
-        return "".join(out)
+        return self.compile(escape)(args)
 
 
 _CACHE = {}
