@@ -73,10 +73,24 @@ def _tinytrace(args, env=None):
                           universal_newlines=True, timeout=TIMEOUT, env=e)
 
 
-def _need_uprobes():
+def _need_uprobes(*libc_functions):
+    """Skip without uprobes, or when a libc function named is Thumb code (32-bit ARM
+    distributions build libc so; ``test_thumb_functions_are_refused`` covers that)."""
     from tinytrace.kernel import uprobes
     if uprobes.method() is None:
         pytest.skip("this kernel cannot make uprobes")
+    for name in libc_functions:
+        if _thumb(name):
+            pytest.skip("libc's %s is Thumb code" % name)
+
+
+def _thumb(name):
+    from tinytrace.kernel import elf, uprobes
+    libc = libc_path()
+    if libc is None:
+        pytest.skip("no libc mapped")
+    addr = elf.open(libc).symbol_address(name)
+    return addr is not None and uprobes.is_thumb(libc, addr)
 
 
 # -- uprobes --------------------------------------------------------------------------------
@@ -86,7 +100,7 @@ def _need_uprobes():
 def test_uprobe_counts_libc_calls_of_one_process(tmp_path):
     """-p PID: the uprobe exists in that process only (another one calling getpid is not
     seen, even without a predicate); uretprobe's retval is getpid's result."""
-    _need_uprobes()
+    _need_uprobes("getpid")
     with Child(tmp_path) as w, Child(tmp_path) as other:
         t = Tracer(["-p", str(w.pid), "-e", "uprobe:libc:getpid { @calls = count(); "
                     "@f[func] = count(); } uretprobe:libc:getpid { "
@@ -106,7 +120,7 @@ def test_uprobe_counts_libc_calls_of_one_process(tmp_path):
 def test_uprobe_wildcard_tells_functions_apart(tmp_path):
     """One program on every getpid/getuid of libc (one uprobe_multi link where the kernel
     has them, cookies telling ``func`` and ``probe`` apart)."""
-    _need_uprobes()
+    _need_uprobes("getpid", "getuid")
     libc = libc_path()
     if libc is None:
         pytest.skip("no libc mapped")
@@ -125,7 +139,7 @@ def test_uprobe_wildcard_tells_functions_apart(tmp_path):
 def test_uprobe_arguments(tmp_path):
     """mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0): arg1..arg5 as the caller passed them
     (the sixth argument is in a register on x86_64/arm64, on the stack on 32-bit ARM)."""
-    _need_uprobes()
+    _need_uprobes("mmap")
     length = 7 * 4096
     with Child(tmp_path) as w:
         t = Tracer(["-p", str(w.pid), "-e", "uprobe:libc:mmap /arg1 == %d/ { "
@@ -167,6 +181,18 @@ def test_uretprobe_readline_through_a_pty(tmp_path):
         os.waitpid(pid, 0)
     assert [x for x in out.splitlines() if x][:3] == [
         "[echo hello-one]", "[echo second  line]", "[exit]"], out
+
+
+@pytest.mark.guest_safe
+def test_thumb_functions_are_refused():
+    """32-bit ARM uprobes cannot probe Thumb code: one line naming the function."""
+    if not _thumb("getpid"):
+        pytest.skip("libc's getpid is not Thumb code here")
+    r = _tinytrace(["-e", "uprobe:libc:getpid { @ = count(); }"])
+    assert r.returncode == 2, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("stdin:1:1: error: ") and "getpid is Thumb code" in first, first
+    assert "Traceback" not in r.stderr
 
 
 @pytest.mark.guest_safe
@@ -458,8 +484,9 @@ def test_dump_of_probe_kinds_assembles_back(capsys, monkeypatch):
     monkeypatch.setattr(command, "make_env", lambda o, cpid=None: FakeEnv(
         params=o.params, unsafe=o.unsafe, cpid=cpid, pid=o.pid))
     progs = ["kprobe:vfs_read { @[func, arg2, kstack(4)] = count(); } "
-             "kretprobe:vfs_* { @r[probe] = hist(retval); }",
-             "uprobe:libc:getpid { @[ustack(perf, 3), arg0, arg7] = count(); }"]
+             "kretprobe:vfs_* { @r[probe] = hist(retval); }"]
+    if not _thumb("getpid"):
+        progs.append("uprobe:libc:getpid { @[ustack(perf, 3), arg0, arg7] = count(); }")
     if os.path.exists(PYTHON_WITH_USDT):
         progs.append("usdt:%s:python:function__entry { @[str(arg1), arg2] = count(); }"
                      % PYTHON_WITH_USDT)
