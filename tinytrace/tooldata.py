@@ -16,8 +16,9 @@ Block devices (biolatency, biosnoop, biotop, bitesize)
   ``op_letter``/``flags_label`` read it as BCC's T column and ``-F`` labels.
 
 TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
-  ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``family_test(opts)`` (the -4/-6
-  predicate on ``args->family``); ``by_family(statement)``: the tracepoints carry IPv4 and
+  ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``add_family_options(parser)`` (-4,
+  -6) and ``family_test(opts)`` (their predicate on ``args->family``); ``pick_layout`` (BCC's
+  default, -w and -s row formats); ``by_family(statement)``: the tracepoints carry IPv4 and
   IPv6 addresses in different fields (``saddr`` / ``saddr_v6``), so a statement using
   ``{saddr}`` and ``{daddr}`` is written once per family -- its IPv4 copy is the script's
   earlier printf, so a printf's index tells the family (``ip_of(index)``).
@@ -178,6 +179,20 @@ TCP_CLOSE, TCP_LAST_ACK = 7, 9
 IPPROTO_TCP = 6
 
 
+def add_family_options(parser):
+    """-4/--ipv4 and -6/--ipv6, one or the other (BCC's and libbpf-tools' options)."""
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
+    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+
+
+def pick_layout(opts, default, wide, csv):
+    """The (header, row) formats of BCC's default, ``-w`` (wide) and ``-s`` (CSV) layouts,
+    each a (header, row) pair, for ``opts``."""
+    return csv if getattr(opts, "csv", False) else wide if getattr(opts, "wide", False) \
+        else default
+
+
 def family_test(opts, field="args->family"):
     """The -4/-6 predicate on the address family, or None for both."""
     if getattr(opts, "ipv4", False):
@@ -188,12 +203,14 @@ def family_test(opts, field="args->family"):
 
 
 def by_family(statement, indent="\t"):
-    """``statement`` (script text using ``{saddr}`` and ``{daddr}``) once per address
-    family, for the tracepoints that carry IPv4 and IPv6 addresses in separate fields
-    (``saddr``/``daddr`` and ``saddr_v6``/``daddr_v6``).  The IPv4 copy comes first, so
-    of the printf calls in ``statement`` the IPv4 ones have the lower indexes."""
+    """``statement`` (script text using ``{saddr}`` and ``{daddr}``, and ``{ip}`` for 4 or
+    6) once per address family, for the tracepoints that carry IPv4 and IPv6 addresses in
+    separate fields (``saddr``/``daddr`` and ``saddr_v6``/``daddr_v6``).  The IPv4 copy
+    comes first, so of the printf calls in ``statement`` the IPv4 ones have the lower
+    indexes."""
     def copy(suffix):
-        text = statement.format(saddr="args->saddr" + suffix, daddr="args->daddr" + suffix)
+        text = statement.format(saddr="args->saddr" + suffix, daddr="args->daddr" + suffix,
+                                ip=6 if suffix else 4)
         return "".join(indent + "\t" + line + "\n" if line else "\n"
                        for line in text.strip("\n").split("\n"))
     return "%sif (args->family == %d) {\n%s%s} else {\n%s%s}\n" % (

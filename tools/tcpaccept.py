@@ -10,9 +10,9 @@ paired, because neither alone has both halves:
   loopback: the *client*), so its PID and COMM are not the acceptor's.  The tuple is kept in
   a map by socket address; a socket that closes without being accepted is dropped from it.
 - ``syscalls:sys_exit_accept`` / ``sys_exit_accept4``: run in the accepting thread.  The
-  returned fd leads to the socket: ``current->files->fdt->fd[fd]->private_data`` (a
-  ``struct socket``) ``->sk``, at offsets from the kernel's BTF.  If that socket's tuple
-  is in the map, the line is printed with this thread's PID and COMM.
+  returned fd leads to the socket: ``curtask->files->fdt->fd[fd]->private_data`` (a
+  ``struct socket``) ``->sk``, read through the kernel's BTF.  If that socket's tuple is
+  in the map, the line is printed with this thread's PID and COMM.
 
 So accepts by io_uring (no accept syscall) are missed, and so are connections whose
 handshake completed before tracing began.  With kprobes, a kretprobe on
@@ -29,8 +29,8 @@ Trace TCP accepts
 
 Probes: tracepoint sock:inet_sock_set_state keeps each new connection's ends by socket (it
 runs in softirq or in the peer's task, not in the acceptor); syscalls:sys_exit_accept and
-sys_exit_accept4 follow the returned fd to that socket (offsets from the kernel's BTF) and
-print it with the accepting process.  Not seen: accepts made through io_uring, and
+sys_exit_accept4 follow the returned fd to that socket (through the kernel's BTF) and print
+it with the accepting process.  Not seen: accepts made through io_uring, and
 connections whose handshake completed before tracing began (BCC's kretprobe on
 inet_csk_accept, on a kernel with kprobes, sees those too).
 """
@@ -46,40 +46,19 @@ EXAMPLES = """\
     tinytrace tcpaccept --json    # one JSON object per accept
 """
 
-AF_INET, AF_INET6 = 2, 10
-TCP_SYN_RECV, TCP_CLOSE = 3, 7
-
-
 def parse_args(argv):
-    from tinytrace import toolkit
+    from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpaccept", DESCRIPTION, EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true",
                    help="include timestamp on output")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
-    p.add_argument("-P", "--port", type=_ports,
+    p.add_argument("-P", "--port", type=toolkit.port_list,
                    help="comma-separated list of local ports to trace")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
-    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    tooldata.add_family_options(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
-
-
-def _ports(text):
-    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
-    import argparse
-    out = []
-    for part in text.split(","):
-        try:
-            port = int(part.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
-        if not 0 < port < 65536:
-            raise argparse.ArgumentTypeError("port out of range (1-65535): %d" % port)
-        out.append(port)
-    return out
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -102,12 +81,8 @@ tracepoint:sock:inet_sock_set_state
 /args->ret >= 0%(pid)s/
 {
 	// the accepted fd -> struct file -> struct socket -> struct sock
-	$files = *(uint64 *)((uint64)curtask + %(task_files)d);
-	$fdt = *(uint64 *)($files + %(files_fdt)d);
-	$fds = *(uint64 *)($fdt + %(fdt_fd)d);
-	$file = *(uint64 *)($fds + args->ret * 8);
-	$socket = *(uint64 *)($file + %(file_private)d);
-	$sk = *(uint64 *)($socket + %(socket_sk)d);
+	$file = curtask->files->fdt->fd[args->ret];
+	$sk = (uint64)((struct socket *)$file->private_data)->sk;
 	if (has_key(@conn, $sk)) {
 		$c = @conn[$sk];
 		if ($c.4 == %(af_inet)d) {
@@ -122,45 +97,28 @@ tracepoint:sock:inet_sock_set_state
 }
 """
 
-# (struct, member path) for each offset the walk from the task to the socket needs
-WALK = (("task_files", "task_struct", "files"), ("files_fdt", "files_struct", "fdt"),
-        ("fdt_fd", "fdtable", "fd"), ("file_private", "file", "private_data"),
-        ("socket_sk", "socket", "sk"))
 
-
-def walk_offsets():
-    """The offsets of the fd -> socket walk, from the kernel's BTF."""
-    from tinytrace.errors import KernelError
-    from tinytrace.kernel import btf
-    if not btf.available():
+def check_btf():
+    """The fd -> socket walk reads kernel structs: it needs the kernel's BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
         raise KernelError("tcpaccept needs the kernel's BTF (%s) to find the socket an "
                           "accept() returned; this kernel has none (CONFIG_DEBUG_INFO_BTF)"
                           % btf.VMLINUX)
-    b = btf.vmlinux()
-    out = {}
-    for key, struct, path in WALK:
-        m = b.member(struct, path)
-        if m is None:
-            raise KernelError("tcpaccept: this kernel's BTF has no %s.%s" % (struct, path))
-        out[key] = m.offset
-    return out
 
 
-def script_text(opts, offsets, accept_calls=("accept", "accept4")):
-    conds = []
-    if opts.ipv4:
-        conds.append("args->family == %d" % AF_INET)
-    elif opts.ipv6:
-        conds.append("args->family == %d" % AF_INET6)
+def script_text(opts, accept_calls=("accept", "accept4")):
+    from tinytrace import toolkit, tooldata as td
+    conds = [td.family_test(opts)]
     if opts.port:
-        conds.append("(" + " || ".join("args->sport == %d" % p for p in opts.port) + ")")
-    consts = dict(offsets)
-    consts.update(
-        syn_recv=TCP_SYN_RECV, close=TCP_CLOSE, af_inet=AF_INET,
-        filter="".join(" && " + c for c in conds),
+        conds.append(toolkit.any_of("args->sport", opts.port))
+    return SCRIPT % dict(
+        syn_recv=td.TCP_SYN_RECV, close=td.TCP_CLOSE, af_inet=td.AF_INET,
+        filter="".join(" && " + c for c in conds if c),
         pid=" && pid == %d" % opts.pid if opts.pid else "",
         accepts=",\n".join("tracepoint:syscalls:sys_exit_%s" % c for c in accept_calls))
-    return SCRIPT % consts
 
 
 def accept_syscalls():
@@ -180,63 +138,33 @@ def accept_syscalls():
 
 class Printer(object):
     def __init__(self, opts, out):
+        from tinytrace.tooldata import TimeColumns
         self.opts = opts
         self.out = out
-        self.start_ns = None
+        self.times = TimeColumns(opts)
 
     def header(self):
-        o = self.opts
-        if o.json:
+        if self.opts.json:
             return
-        line = ""
-        if o.time:
-            line += "%-9s" % "TIME"
-        if o.timestamp:
-            line += "%-9s" % "TIME(s)"
-        line += "%-7s %-12s %-2s %-16s %-5s %-16s %-5s" % (
-            "PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT")
-        self.out.write(line + "\n")
+        self.out.write(self.times.header() + "%-7s %-12s %-2s %-16s %-5s %-16s %-5s\n" % (
+            "PID", "COMM", "IP", "RADDR", "RPORT", "LADDR", "LPORT"))
         self.out.flush()
 
     def event(self, values, index):
-        import time
+        from tinytrace.tooldata import ip_of
         ts, pid, comm, raddr, rport, laddr, lport = values
-        ip = 4 if index == 0 else 6
-        o = self.opts
-        if self.start_ns is None:
-            self.start_ns = ts
-        rel = (ts - self.start_ns) / 1e9
-        if o.json:
+        ip = ip_of(index)
+        if self.opts.json:
             from tinytrace.output import jsonl
-            rec = {}
-            if o.time:
-                rec["time"] = time.strftime("%H:%M:%S")
-            if o.timestamp:
-                rec["ts"] = round(rel, 6)
+            rec = self.times.record(ts)
             rec.update(pid=pid, comm=jsonl.text(comm), ip=ip, raddr=raddr, rport=rport,
                        laddr=laddr, lport=lport)
             jsonl.write(rec, self.out)
             return
         from tinytrace.output.escape import cstring
-        line = ""
-        if o.time:
-            line += "%-9s" % time.strftime("%H:%M:%S")
-        if o.timestamp:
-            line += "%-9.3f" % rel
-        line += "%-7d %-12.12s %-2d %-16s %-5d %-16s %-5d" % (
-            pid, cstring(comm), ip, raddr, rport, laddr, lport)
-        self.out.write(line + "\n")
+        self.out.write(self.times.cells(ts) + "%-7d %-12.12s %-2d %-16s %-5d %-16s %-5d\n" % (
+            pid, cstring(comm), ip, raddr, rport, laddr, lport))
         self.out.flush()
-
-
-class _Discard(object):
-    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
-
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
 
 
 def main(argv):
@@ -245,23 +173,7 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    text = script_text(opts, walk_offsets(), accept_syscalls())
-    script = Script(text, tool="tcpaccept", out=_Discard())
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    lost = [0]
-
-    def report_lost():
-        if script.lost > lost[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
-            sys.stderr.flush()
-            lost[0] = script.lost
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing TCP accepts ... Hit Ctrl-C to end")
-        printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    return 0
+    check_btf()
+    script = Script(script_text(opts, accept_syscalls()), tool="tcpaccept")
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing TCP accepts ... Hit Ctrl-C to end")

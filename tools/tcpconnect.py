@@ -9,7 +9,7 @@ attempt is traced, whether it then succeeds, is refused or times out (as in BCC)
 
 The local port (``-L``) is not chosen yet at SYN_SENT.  It is taken from whichever comes
 first: the exit of the ``connect()`` syscall (``syscalls:sys_exit_connect``), reading
-``sock.__sk_common.skc_num`` at the offset the kernel's BTF gives; or the socket's next
+``sock.__sk_common.skc_num`` through the kernel's BTF (where there is one); or the socket's next
 state transition (SYN_SENT -> ESTABLISHED or CLOSE), whose tracepoint carries the port.
 The line is printed once the port is known.
 
@@ -49,62 +49,26 @@ EXAMPLES = """\
     tinytrace tcpconnect --json    # one JSON object per connect
 """
 
-AF_INET, AF_INET6 = 2, 10
-TCP_ESTABLISHED, TCP_SYN_SENT, TCP_CLOSE = 1, 2, 7
-
 # what each printf of the script reports (they are numbered in source order)
 EV_CONNECT4, EV_CONNECT6, EV_LPORT = "connect4", "connect6", "lport"
 
 
 def parse_args(argv):
-    from tinytrace import toolkit
+    from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpconnect", DESCRIPTION, EXAMPLES)
     p.add_argument("-t", "--timestamp", action="store_true",
                    help="include timestamp on output")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
-    p.add_argument("-P", "--port", type=_ports,
+    p.add_argument("-P", "--port", type=toolkit.port_list,
                    help="comma-separated list of destination ports to trace.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
-    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    tooldata.add_family_options(p)
     p.add_argument("-L", "--lport", action="store_true", help="include LPORT on output")
     p.add_argument("-U", "--print-uid", action="store_true", help="include UID on output")
-    p.add_argument("-u", "--uid", type=_uid, help="trace this UID only")
+    p.add_argument("-u", "--uid", type=toolkit.user_id, help="trace this UID only")
     p.add_argument("-c", "--count", action="store_true",
                    help="count connects per src ip and dest ip/port")
     toolkit.add_json(p)
     return p.parse_args(argv)
-
-
-def _ports(text):
-    """An argparse type: "80" or "80,81" -> [80, 81] (each 1..65535)."""
-    import argparse
-    out = []
-    for part in text.split(","):
-        try:
-            port = int(part.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
-        if not 0 < port < 65536:
-            raise argparse.ArgumentTypeError("port out of range (1-65535): %d" % port)
-        out.append(port)
-    return out
-
-
-def _uid(text):
-    """An argparse type: a UID number, or a user name looked up in the password database."""
-    import argparse
-    try:
-        uid = int(text, 10)
-    except ValueError:
-        import pwd
-        try:
-            return pwd.getpwnam(text).pw_uid
-        except KeyError:
-            raise argparse.ArgumentTypeError("no such user: %r" % text)
-    if uid < 0:
-        raise argparse.ArgumentTypeError("must be >= 0, not %r" % text)
-    return uid
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -116,14 +80,9 @@ tracepoint:sock:inet_sock_set_state
 %(body)s}
 """
 
-TRACE_BODY = r"""	if (args->family == %(af_inet)d) {
-		printf("%%d %%d %%d %%s %%s %%s %%d %%x\n", nsecs, pid, uid, comm,
-		       ntop(args->saddr), ntop(args->daddr), args->dport, args->skaddr);
-	} else {
-		printf("%%d %%d %%d %%s %%s %%s %%d %%x\n", nsecs, pid, uid, comm,
-		       ntop(args->saddr_v6), ntop(args->daddr_v6), args->dport, args->skaddr);
-	}
-%(lport)s"""
+# one line per attempt, once per family (tooldata.by_family)
+TRACE = ('printf("%d %d %d %s %s %s %d %x\\n", nsecs, pid, uid, comm,\n'
+         '       ntop({saddr}), ntop({daddr}), args->dport, args->skaddr);')
 
 # -L: remember the socket until its port is known (see the module docstring).
 LPORT_MARK = r"""	@pending[args->skaddr] = 1;
@@ -137,7 +96,7 @@ tracepoint:syscalls:sys_exit_connect
 	delete(@connecting[tid]);
 	if (has_key(@pending, $sk)) {
 		delete(@pending[$sk]);
-		printf("%%x %%d\n", $sk, *(uint16 *)($sk + %(skc_num)d));
+		printf("%x %d\n", $sk, ((struct sock *)$sk)->__sk_common.skc_num);
 	}
 }
 """
@@ -151,57 +110,34 @@ tracepoint:sock:inet_sock_set_state
 }
 """
 
-COUNT_BODY = r"""	if (args->family == %(af_inet)d) {
-		@ipv4_count[ntop(args->saddr), ntop(args->daddr), args->dport] = count();
-	} else {
-		@ipv6_count[ntop(args->saddr_v6), ntop(args->daddr_v6), args->dport] = count();
-	}
-"""
+COUNT = "@ipv{ip}_count[ntop({saddr}), ntop({daddr}), args->dport] = count();"
 
 
-def skc_num_offset():
-    """Offset of ``sock.__sk_common.skc_num`` (the local port, host order) from BTF, or
-    None when the kernel has no BTF."""
-    from tinytrace.kernel import btf
-    if not btf.available():
-        return None
-    try:
-        m = btf.vmlinux().member("sock", "__sk_common.skc_num")
-    except Exception:
-        return None
-    return m.offset if m is not None else None
-
-
-def script_text(opts, skc_num=None):
+def script_text(opts, btf=True):
     """The script for these options, and what its printfs report (in source order);
-    ``skc_num`` (an offset, or None) enables the connect()-exit source of the local port
-    with -L."""
+    ``btf`` (the kernel has BTF) enables the connect()-exit source of the local port with
+    -L."""
+    from tinytrace import toolkit, tooldata as td
     conds = []
     if opts.pid:
         conds.append("pid == %d" % opts.pid)
     if opts.uid is not None:
         conds.append("uid == %d" % opts.uid)
-    if opts.ipv4:
-        conds.append("args->family == %d" % AF_INET)
-    elif opts.ipv6:
-        conds.append("args->family == %d" % AF_INET6)
+    conds.append(td.family_test(opts))
     if opts.port:
-        conds.append("(" + " || ".join("args->dport == %d" % p for p in opts.port) + ")")
-    consts = {"close": TCP_CLOSE, "syn_sent": TCP_SYN_SENT, "af_inet": AF_INET,
-              "filter": "".join(" && " + c for c in conds)}
+        conds.append(toolkit.any_of("args->dport", opts.port))
+    consts = {"close": td.TCP_CLOSE, "syn_sent": td.TCP_SYN_SENT,
+              "filter": "".join(" && " + c for c in conds if c)}
     if opts.count:
-        consts["body"] = COUNT_BODY % consts
-        return CONNECT % consts, []
-    lport = ""
+        return CONNECT % dict(consts, body=td.by_family(COUNT)), []
+    body = td.by_family(TRACE)
     if opts.lport:
-        lport = LPORT_MARK % {"by_tid": "\t@connecting[tid] = args->skaddr;\n"
-                              if skc_num is not None else ""}
-    consts["body"] = TRACE_BODY % dict(consts, lport=lport)
-    text = CONNECT % consts
+        body += LPORT_MARK % {"by_tid": "\t@connecting[tid] = args->skaddr;\n" if btf else ""}
+    text = CONNECT % dict(consts, body=body)
     events = [EV_CONNECT4, EV_CONNECT6]
     if opts.lport:
-        if skc_num is not None:
-            text += LPORT_EXIT % {"skc_num": skc_num}
+        if btf:
+            text += LPORT_EXIT
             events.append(EV_LPORT)
         text += LPORT_STATE % consts
         events.append(EV_LPORT)
@@ -214,10 +150,11 @@ class Printer(object):
     """Turns the script's printf values into BCC's columns, or JSON lines."""
 
     def __init__(self, opts, events, out):
+        from tinytrace.tooldata import TimeColumns
         self.opts = opts
         self.events = events
         self.out = out
-        self.start_ns = None
+        self.times = TimeColumns(opts)
         self.pending = {}       # -L: skaddr -> event waiting for its local port
         self.early = {}         # -L: skaddr -> port that came before its event
 
@@ -225,9 +162,7 @@ class Printer(object):
         o = self.opts
         if o.json:
             return
-        line = ""
-        if o.timestamp:
-            line += "%-9s" % "TIME(s)"
+        line = self.times.header()
         if o.print_uid:
             line += "%-6s" % "UID"
         if o.lport:
@@ -272,14 +207,9 @@ class Printer(object):
 
     def emit(self, ev):
         o = self.opts
-        if self.start_ns is None:
-            self.start_ns = ev["ts"]
-        rel = (ev["ts"] - self.start_ns) / 1e9
         if o.json:
             from tinytrace.output import jsonl
-            rec = {}
-            if o.timestamp:
-                rec["ts"] = round(rel, 6)
+            rec = self.times.record(ev["ts"])
             rec.update(pid=ev["pid"], uid=ev["uid"], comm=jsonl.text(ev["comm"]), ip=ev["ip"],
                        saddr=ev["saddr"], daddr=ev["daddr"], dport=ev["dport"])
             if o.lport:
@@ -287,9 +217,7 @@ class Printer(object):
             jsonl.write(rec, self.out)
             return
         from tinytrace.output.escape import cstring
-        line = ""
-        if o.timestamp:
-            line += "%-9.3f" % rel
+        line = self.times.cells(ev["ts"])
         if o.print_uid:
             line += "%-6d" % ev["uid"]
         comm = cstring(ev["comm"])
@@ -328,45 +256,20 @@ def report_counts(opts, rows, out):
     out.flush()
 
 
-class _Discard(object):
-    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
-
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
-
-
 def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    skc_num = skc_num_offset() if opts.lport else None
-    text, events = script_text(opts, skc_num)
-    script = Script(text, tool="tcpconnect", out=_Discard())
-    printer = Printer(opts, events, sys.stdout)
-    script.on_printf(printer.event)
-    lost = [0]
-
-    def report_lost():
-        if script.lost > lost[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
-            sys.stderr.flush()
-            lost[0] = script.lost
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        toolkit.announce(opts, "Tracing connect ... Hit Ctrl-C to end")
-        if opts.count:
+    text, events = script_text(opts, btf=opts.lport and toolkit.has_btf())
+    script = Script(text, tool="tcpconnect")
+    if opts.count:
+        with toolkit.Stopper() as stopper, script.start():
+            toolkit.announce(opts, "Tracing connect ... Hit Ctrl-C to end")
             while stopper.sleep(3600):
                 pass
             report_counts(opts, count_rows(script), sys.stdout)
-            return 0
-        printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    printer.finish()
-    return 0
+        return 0
+    return toolkit.snoop(opts, script, Printer(opts, events, sys.stdout),
+                         "Tracing connect ... Hit Ctrl-C to end", always=True)

@@ -11,8 +11,8 @@ The probe is ``sock:inet_sock_set_state`` (BCC's too), keyed by socket address:
   names the process of a server that closes first instead of whatever task ran the last
   packet;
 - at CLOSE the line is sent: addresses and ports from the tracepoint, bytes from the
-  socket itself -- ``tcp_sock.bytes_acked`` (TX) and ``tcp_sock.bytes_received`` (RX), at
-  offsets from the kernel's BTF, the counters BCC reads.  They count sequence space, so
+  socket itself -- ``tcp_sock.bytes_acked`` (TX) and ``tcp_sock.bytes_received`` (RX), read
+  through the kernel's BTF, the counters BCC reads.  They count sequence space, so
   a SYN or FIN acknowledged counts as one byte: up to 2 more than the payload.
 
 Sessions that started before tracing began are not shown (no start time), as in BCC.
@@ -43,14 +43,9 @@ EXAMPLES = """\
     tinytrace tcplife --json    # one JSON object per session (exact byte counts)
 """
 
-AF_INET, AF_INET6 = 2, 10
-TCP_SYN_SENT, TCP_FIN_WAIT1, TCP_CLOSE, TCP_LAST_ACK = 2, 4, 7, 9
-
-
 def parse_args(argv):
-    from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcplife", DESCRIPTION,
-                               EXAMPLES)
+    from tinytrace import toolkit, tooldata
+    p = toolkit.ArgumentParser("tcplife", DESCRIPTION, EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true",
@@ -59,30 +54,13 @@ def parse_args(argv):
                    help="wide column output (fits IPv6 addresses)")
     p.add_argument("-s", "--csv", action="store_true", help="comma separated values output")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
-    p.add_argument("-L", "--localport", type=_ports,
+    p.add_argument("-L", "--localport", type=toolkit.any_port_list,
                    help="comma-separated list of local ports to trace.")
-    p.add_argument("-D", "--remoteport", type=_ports,
+    p.add_argument("-D", "--remoteport", type=toolkit.any_port_list,
                    help="comma-separated list of remote ports to trace.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
-    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    tooldata.add_family_options(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
-
-
-def _ports(text):
-    """An argparse type: "80" or "80,81" -> [80, 81] (each 0..65535)."""
-    import argparse
-    out = []
-    for part in text.split(","):
-        try:
-            port = int(part.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
-        if not 0 <= port < 65536:
-            raise argparse.ArgumentTypeError("port out of range (0-65535): %d" % port)
-        out.append(port)
-    return out
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -111,19 +89,10 @@ tracepoint:sock:inet_sock_set_state
 					$pid = $w.0;
 					$comm = $w.1;
 				}
-				$tx = *(uint64 *)($sk + %(bytes_acked)d);
-				$rx = *(uint64 *)($sk + %(bytes_received)d);
+				$tx = ((struct tcp_sock *)$sk)->bytes_acked;
+				$rx = ((struct tcp_sock *)$sk)->bytes_received;
 				if (%(pid)s) {
-					if (args->family == %(af_inet)d) {
-						printf("%%d %%d %%s %%s %%d %%s %%d %%d %%d %%d\n", nsecs, $pid, $comm,
-						       ntop(args->saddr), args->sport, ntop(args->daddr), args->dport,
-						       $tx, $rx, $span);
-					} else {
-						printf("%%d %%d %%s %%s %%d %%s %%d %%d %%d %%d\n", nsecs, $pid, $comm,
-						       ntop(args->saddr_v6), args->sport, ntop(args->daddr_v6),
-						       args->dport, $tx, $rx, $span);
-					}
-				}
+%(emit)s				}
 			}
 			delete(@birth[$sk]);
 			delete(@who[$sk]);
@@ -136,44 +105,36 @@ tracepoint:sock:inet_sock_set_state
 """
 
 
-def byte_offsets():
-    """Offsets of ``tcp_sock.bytes_acked`` and ``tcp_sock.bytes_received``, from BTF."""
-    from tinytrace.errors import KernelError
-    from tinytrace.kernel import btf
-    if not btf.available():
+def check_btf():
+    """The byte counters are read from ``struct tcp_sock``: that needs the kernel's BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
         raise KernelError("tcplife needs the kernel's BTF (%s) to read a session's byte "
                           "counters; this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
-    b = btf.vmlinux()
-    out = {}
-    for name in ("bytes_acked", "bytes_received"):
-        m = b.member("tcp_sock", name)
-        if m is None:
-            raise KernelError("tcplife: this kernel's BTF has no tcp_sock.%s" % name)
-        out[name] = m.offset
-    return out
 
 
-def _any(field, ports):
-    return "(" + " || ".join("args->%s == %d" % (field, p) for p in ports) + ")"
+# the line at CLOSE, once per family (tooldata.by_family): printf 0 is IPv4, 1 IPv6
+EMIT = ('printf("%d %d %s %s %d %s %d %d %d %d\\n", nsecs, $pid, $comm,\n'
+        '       ntop({saddr}), args->sport, ntop({daddr}), args->dport,\n'
+        '       $tx, $rx, $span);')
 
 
-def script_text(opts, offsets):
+def script_text(opts):
+    from tinytrace import toolkit, tooldata as td
     ports = []
     if opts.localport:
-        ports.append(_any("sport", opts.localport))
+        ports.append(toolkit.any_of("args->sport", opts.localport))
     if opts.remoteport:
-        ports.append(_any("dport", opts.remoteport))
-    family = ""
-    if opts.ipv4:
-        family = " && args->family == %d" % AF_INET
-    elif opts.ipv6:
-        family = " && args->family == %d" % AF_INET6
-    consts = dict(offsets)
-    consts.update(family=family, ports=" && ".join(ports) or "1",
-                  pid="$pid == %d" % opts.pid if opts.pid else "1", af_inet=AF_INET,
-                  syn_sent=TCP_SYN_SENT, fin_wait1=TCP_FIN_WAIT1, last_ack=TCP_LAST_ACK,
-                  close=TCP_CLOSE)
-    return SCRIPT % consts
+        ports.append(toolkit.any_of("args->dport", opts.remoteport))
+    family = td.family_test(opts)
+    return SCRIPT % dict(
+        family=" && " + family if family else "", ports=" && ".join(ports) or "1",
+        pid="$pid == %d" % opts.pid if opts.pid else "1",
+        emit=td.by_family(EMIT, indent="\t\t\t\t\t"),
+        syn_sent=td.TCP_SYN_SENT, fin_wait1=td.TCP_FIN_WAIT1, last_ack=td.TCP_LAST_ACK,
+        close=td.TCP_CLOSE)
 
 
 # -- output -------------------------------------------------------------------------------
@@ -188,74 +149,41 @@ CSV_ROW = "%d,%s,%s,%s,%s,%s,%d,%d,%d,%.2f"
 
 class Printer(object):
     def __init__(self, opts, out):
+        from tinytrace.tooldata import TimeColumns, pick_layout
         self.opts = opts
         self.out = out
-        self.start_ns = None
-        if opts.csv:
-            self.head, self.row = CSV_HEADER, CSV_ROW
-        elif opts.wide:
-            self.head, self.row = WIDE_HEADER, WIDE_ROW
-        else:
-            self.head, self.row = HEADER, ROW
+        self.times = TimeColumns(opts, "spaced", opts.csv)
+        self.head, self.row = pick_layout(opts, (HEADER, ROW), (WIDE_HEADER, WIDE_ROW),
+                                          (CSV_HEADER, CSV_ROW))
 
     def header(self):
         o = self.opts
         if o.json:
             return
-        line = ""
-        if o.time:
-            line += "TIME," if o.csv else "%-8s " % "TIME"
-        if o.timestamp:
-            line += "TIME(s)," if o.csv else "%-9s " % "TIME(s)"
-        line += self.head % ("PID", "COMM", "IP" if o.wide or o.csv else "", "LADDR", "LPORT",
-                             "RADDR", "RPORT", "TX_KB", "RX_KB", "MS")
-        self.out.write(line + "\n")
+        self.out.write(self.times.header() + self.head % (
+            "PID", "COMM", "IP" if o.wide or o.csv else "", "LADDR", "LPORT", "RADDR",
+            "RPORT", "TX_KB", "RX_KB", "MS") + "\n")
         self.out.flush()
 
     def event(self, values, index):
-        import time
+        from tinytrace import tooldata as td
         ts, pid, comm, laddr, lport, raddr, rport, tx, rx, span = values
         o = self.opts
-        ip = 4 if index == 0 else 6
-        if self.start_ns is None:
-            self.start_ns = ts
-        rel = (ts - self.start_ns) / 1e9
+        ip = td.ip_of(index)
         ms = span / 1e6
         if o.json:
             from tinytrace.output import jsonl
-            rec = {}
-            if o.time:
-                rec["time"] = time.strftime("%H:%M:%S")
-            if o.timestamp:
-                rec["ts"] = round(rel, 6)
+            rec = self.times.record(ts)
             rec.update(pid=pid, comm=jsonl.text(comm), ip=ip, laddr=laddr, lport=lport,
                        raddr=raddr, rport=rport, tx_bytes=tx, rx_bytes=rx, ms=round(ms, 3))
             jsonl.write(rec, self.out)
             return
         from tinytrace.output.escape import cstring
-        line = ""
-        if o.time:
-            now = time.strftime("%H:%M:%S")
-            line += now + "," if o.csv else "%-8s " % now
-        if o.timestamp:
-            line += "%.6f," % rel if o.csv else "%-9.6f " % rel
-        c = cstring(comm)
-        if o.csv:
-            c = c.replace(",", "\\x2c")
-        line += self.row % (pid, c, str(ip) if o.wide or o.csv else "", laddr, lport, raddr,
-                            rport, tx // 1024, rx // 1024, ms)
-        self.out.write(line + "\n")
+        c = td.csv_cell(cstring(comm)) if o.csv else cstring(comm)
+        self.out.write(self.times.cells(ts) + self.row % (
+            pid, c, str(ip) if o.wide or o.csv else "", laddr, lport, raddr, rport,
+            tx // 1024, rx // 1024, ms) + "\n")
         self.out.flush()
-
-
-class _Discard(object):
-    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
-
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
 
 
 def main(argv):
@@ -264,22 +192,7 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts, byte_offsets()), tool="tcplife", out=_Discard())
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    lost = [0]
-
-    def report_lost():
-        if script.lost > lost[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
-            sys.stderr.flush()
-            lost[0] = script.lost
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing TCP sessions ... Hit Ctrl-C to end")
-        printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    return 0
+    check_btf()
+    script = Script(script_text(opts), tool="tcplife")
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing TCP sessions ... Hit Ctrl-C to end")

@@ -4,7 +4,7 @@ per flow with ``-c``), like BCC's tcpretrans.
 The probe is the ``tcp:tcp_retransmit_skb`` tracepoint (BCC's choice too where it exists):
 its fields give the family, both addresses and ports, and the socket's state.  On kernels
 whose tracepoint predates the ``state`` field, the state is read from
-``sock.__sk_common.skc_state`` at the offset BTF gives.  A retransmission usually runs from
+``sock.__sk_common.skc_state`` through the kernel's BTF.  A retransmission usually runs from
 a timer (softirq), so PID is whatever task was on the CPU -- often 0 -- as in BCC.
 
 One event is one retransmitted *skb*: with segmentation offload an skb can hold several
@@ -39,19 +39,14 @@ EXAMPLES = """\
     tinytrace tcpretrans --json    # one JSON object per retransmit
 """
 
-AF_INET, AF_INET6 = 2, 10
-
-
 def parse_args(argv):
-    from tinytrace import toolkit
+    from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpretrans", DESCRIPTION, EXAMPLES)
     p.add_argument("-l", "--lossprobe", action="store_true",
                    help="include tail loss probe attempts (needs kprobes)")
     p.add_argument("-c", "--count", action="store_true",
                    help="count occurred retransmits per flow")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
-    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    tooldata.add_family_options(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
 
@@ -77,22 +72,16 @@ tracepoint:tcp:tcp_retransmit_skb
 %(body)s}
 """
 
-TRACE_BODY = r"""	if (args->family == %(af_inet)d) {
-		printf("%%d %%s %%d %%s %%d %%d\n", pid, ntop(args->saddr), args->sport,
-		       ntop(args->daddr), args->dport, %(state)s);
-	} else {
-		printf("%%d %%s %%d %%s %%d %%d\n", pid, ntop(args->saddr_v6), args->sport,
-		       ntop(args->daddr_v6), args->dport, %(state)s);
-	}
-"""
+# one line per retransmit, once per family (tooldata.by_family): printf 0 is IPv4, 1 IPv6
+TRACE = ('printf("%d %s %d %s %d %d\\n", pid, ntop({saddr}), args->sport,\n'
+         '       ntop({daddr}), args->dport, {state});')
 
-COUNT_BODY = r"""	if (args->family == %(af_inet)d) {
-		@ipv4_count[ntop(args->saddr), args->sport, ntop(args->daddr), args->dport] = count();
-	} else {
-		@ipv6_count[ntop(args->saddr_v6), args->sport, ntop(args->daddr_v6), args->dport] =
-			count();
-	}
-"""
+COUNT = ("@ipv{ip}_count[ntop({saddr}), args->sport, ntop({daddr}), args->dport] =\n"
+         "\tcount();")
+
+
+# the state where the tracepoint has no field for it (before 4.16)
+BTF_STATE = "((struct sock *)args->skaddr)->__sk_common.skc_state"
 
 
 def state_expr():
@@ -102,24 +91,17 @@ def state_expr():
     fmt = tracefs.event_format("tcp", "tcp_retransmit_skb")
     if fmt.field("state") is not None:
         return "args->state"
-    from tinytrace.kernel import btf
-    if btf.available():
-        m = btf.vmlinux().member("sock", "__sk_common.skc_state")
-        if m is not None:
-            return "*(uint8 *)(args->skaddr + %d)" % m.offset
+    from tinytrace import toolkit
+    if toolkit.has_btf():
+        return BTF_STATE
     return None
 
 
 def script_text(opts, state="args->state"):
-    if opts.ipv4:
-        filt = "/args->family == %d/\n" % AF_INET
-    elif opts.ipv6:
-        filt = "/args->family == %d/\n" % AF_INET6
-    else:
-        filt = ""
-    consts = {"af_inet": AF_INET, "state": state if state is not None else "0"}
-    body = (COUNT_BODY if opts.count else TRACE_BODY) % consts
-    return SCRIPT % {"filter": filt, "body": body}
+    from tinytrace import toolkit, tooldata as td
+    body = COUNT if opts.count else TRACE.replace("{state}", state or "0")
+    return SCRIPT % {"filter": toolkit.predicate([td.family_test(opts)]),
+                     "body": td.by_family(body)}
 
 
 # -- output -------------------------------------------------------------------------------
@@ -145,8 +127,9 @@ class Printer(object):
 
     def event(self, values, index):
         from tinytrace import toolkit
+        from tinytrace.tooldata import ip_of
         pid, saddr, sport, daddr, dport, state = values
-        ip = 4 if index == 0 else 6
+        ip = ip_of(index)
         now = toolkit.hhmmss()
         if self.opts.json:
             from tinytrace.output import jsonl
@@ -185,16 +168,6 @@ def report_counts(opts, rows, out):
     out.flush()
 
 
-class _Discard(object):
-    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
-
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
-
-
 def main(argv):
     import sys
     from tinytrace import toolkit
@@ -203,26 +176,13 @@ def main(argv):
     toolkit.require_privileges()
     if opts.lossprobe:
         check_lossprobe()
-    script = Script(script_text(opts, state_expr()), tool="tcpretrans", out=_Discard())
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    lost = [0]
-
-    def report_lost():
-        if script.lost > lost[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
-            sys.stderr.flush()
-            lost[0] = script.lost
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        toolkit.announce(opts, "Tracing retransmits ... Hit Ctrl-C to end")
-        if opts.count:
+    script = Script(script_text(opts, state_expr()), tool="tcpretrans")
+    if opts.count:
+        with toolkit.Stopper() as stopper, script.start():
+            toolkit.announce(opts, "Tracing retransmits ... Hit Ctrl-C to end")
             while stopper.sleep(3600):
                 pass
             report_counts(opts, count_rows(script), sys.stdout)
-            return 0
-        printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    return 0
+        return 0
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing retransmits ... Hit Ctrl-C to end", always=True)

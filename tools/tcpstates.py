@@ -42,14 +42,9 @@ EXAMPLES = """\
     tinytrace tcpstates --json    # one JSON object per state change
 """
 
-AF_INET, AF_INET6 = 2, 10
-TCP_CLOSE = 7
-
-
 def parse_args(argv):
-    from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcpstates", DESCRIPTION,
-                               EXAMPLES)
+    from tinytrace import toolkit, tooldata
+    p = toolkit.ArgumentParser("tcpstates", DESCRIPTION, EXAMPLES)
     p.add_argument("-T", "--time", action="store_true",
                    help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true",
@@ -57,30 +52,13 @@ def parse_args(argv):
     p.add_argument("-w", "--wide", action="store_true",
                    help="wide column output (fits IPv6 addresses)")
     p.add_argument("-s", "--csv", action="store_true", help="comma separated values output")
-    p.add_argument("-L", "--localport", type=_ports,
+    p.add_argument("-L", "--localport", type=toolkit.any_port_list,
                    help="comma-separated list of local ports to trace.")
-    p.add_argument("-D", "--remoteport", type=_ports,
+    p.add_argument("-D", "--remoteport", type=toolkit.any_port_list,
                    help="comma-separated list of remote ports to trace.")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
-    g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+    tooldata.add_family_options(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
-
-
-def _ports(text):
-    """An argparse type: "80" or "80,81" -> [80, 81] (each 0..65535)."""
-    import argparse
-    out = []
-    for part in text.split(","):
-        try:
-            port = int(part.strip(), 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError("invalid port list: %r" % text)
-        if not 0 <= port < 65536:
-            raise argparse.ArgumentTypeError("port out of range (0-65535): %d" % port)
-        out.append(port)
-    return out
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -96,16 +74,7 @@ tracepoint:sock:inet_sock_set_state
 		if ($last != 0) {
 			$span = $now - $last;
 		}
-		if (args->family == %(af_inet)d) {
-			printf("%%d %%x %%d %%s %%s %%d %%s %%d %%d %%d %%d\n", $now, args->skaddr, pid,
-			       comm, ntop(args->saddr), args->sport, ntop(args->daddr), args->dport,
-			       args->oldstate, args->newstate, $span);
-		} else {
-			printf("%%d %%x %%d %%s %%s %%d %%s %%d %%d %%d %%d\n", $now, args->skaddr, pid,
-			       comm, ntop(args->saddr_v6), args->sport, ntop(args->daddr_v6),
-			       args->dport, args->oldstate, args->newstate, $span);
-		}
-		if (args->newstate == %(close)d) {
+%(emit)s		if (args->newstate == %(close)d) {
 			delete(@last[args->skaddr]);
 		} else {
 			@last[args->skaddr] = $now;
@@ -117,23 +86,23 @@ tracepoint:sock:inet_sock_set_state
 """
 
 
-def _any(field, ports):
-    return "(" + " || ".join("args->%s == %d" % (field, p) for p in ports) + ")"
+# one line per change, once per family (tooldata.by_family): printf 0 is IPv4, 1 IPv6
+EMIT = ('printf("%d %x %d %s %s %d %s %d %d %d %d\\n", $now, args->skaddr, pid,\n'
+        '       comm, ntop({saddr}), args->sport, ntop({daddr}), args->dport,\n'
+        '       args->oldstate, args->newstate, $span);')
 
 
 def script_text(opts):
+    from tinytrace import toolkit, tooldata as td
     ports = []
     if opts.localport:
-        ports.append(_any("sport", opts.localport))
+        ports.append(toolkit.any_of("args->sport", opts.localport))
     if opts.remoteport:
-        ports.append(_any("dport", opts.remoteport))
-    family = ""
-    if opts.ipv4:
-        family = " && args->family == %d" % AF_INET
-    elif opts.ipv6:
-        family = " && args->family == %d" % AF_INET6
-    return SCRIPT % {"family": family, "ports": " && ".join(ports) or "1",
-                     "af_inet": AF_INET, "close": TCP_CLOSE}
+        ports.append(toolkit.any_of("args->dport", opts.remoteport))
+    family = td.family_test(opts)
+    return SCRIPT % {"family": " && " + family if family else "",
+                     "ports": " && ".join(ports) or "1", "close": td.TCP_CLOSE,
+                     "emit": td.by_family(EMIT, indent="\t\t")}
 
 
 # -- output -------------------------------------------------------------------------------
@@ -153,46 +122,31 @@ def _state_name(n):
 
 class Printer(object):
     def __init__(self, opts, out):
+        from tinytrace.tooldata import TimeColumns, pick_layout
         self.opts = opts
         self.out = out
-        self.start_ns = None
-        if opts.csv:
-            self.head, self.row = CSV_HEADER, CSV_ROW
-        elif opts.wide:
-            self.head, self.row = WIDE_HEADER, WIDE_ROW
-        else:
-            self.head, self.row = HEADER, ROW
+        self.times = TimeColumns(opts, "spaced", opts.csv)
+        self.head, self.row = pick_layout(opts, (HEADER, ROW), (WIDE_HEADER, WIDE_ROW),
+                                          (CSV_HEADER, CSV_ROW))
 
     def header(self):
         o = self.opts
         if o.json:
             return
-        line = ""
-        if o.time:
-            line += "TIME," if o.csv else "%-8s " % "TIME"
-        if o.timestamp:
-            line += "TIME(s)," if o.csv else "%-9s " % "TIME(s)"
-        line += self.head % ("SKADDR", "C-PID", "C-COMM", "IP" if o.wide or o.csv else "",
-                             "LADDR", "LPORT", "RADDR", "RPORT", "OLDSTATE", "NEWSTATE", "MS")
-        self.out.write(line + "\n")
+        self.out.write(self.times.header() + self.head % (
+            "SKADDR", "C-PID", "C-COMM", "IP" if o.wide or o.csv else "", "LADDR", "LPORT",
+            "RADDR", "RPORT", "OLDSTATE", "NEWSTATE", "MS") + "\n")
         self.out.flush()
 
     def event(self, values, index):
-        import time
+        from tinytrace import tooldata as td
         ts, skaddr, pid, comm, laddr, lport, raddr, rport, old, new, span = values
         o = self.opts
-        ip = 4 if index == 0 else 6
-        if self.start_ns is None:
-            self.start_ns = ts
-        rel = (ts - self.start_ns) / 1e9
+        ip = td.ip_of(index)
         ms = span / 1e6
         if o.json:
             from tinytrace.output import jsonl
-            rec = {}
-            if o.time:
-                rec["time"] = time.strftime("%H:%M:%S")
-            if o.timestamp:
-                rec["ts"] = round(rel, 6)
+            rec = self.times.record(ts)
             rec.update(skaddr="%x" % skaddr, pid=pid, comm=jsonl.text(comm), ip=ip,
                        laddr=laddr, lport=lport, raddr=raddr, rport=rport,
                        oldstate=_state_name(old), newstate=_state_name(new),
@@ -200,29 +154,11 @@ class Printer(object):
             jsonl.write(rec, self.out)
             return
         from tinytrace.output.escape import cstring
-        line = ""
-        if o.time:
-            now = time.strftime("%H:%M:%S")
-            line += now + "," if o.csv else "%-8s " % now
-        if o.timestamp:
-            line += "%.6f," % rel if o.csv else "%-9.6f " % rel
-        c = cstring(comm)
-        if o.csv:
-            c = c.replace(",", "\\x2c")
-        line += self.row % (skaddr, pid, c, str(ip) if o.wide or o.csv else "", laddr, lport,
-                            raddr, rport, _state_name(old), _state_name(new), ms)
-        self.out.write(line + "\n")
+        c = td.csv_cell(cstring(comm)) if o.csv else cstring(comm)
+        self.out.write(self.times.cells(ts) + self.row % (
+            skaddr, pid, c, str(ip) if o.wide or o.csv else "", laddr, lport, raddr, rport,
+            _state_name(old), _state_name(new), ms) + "\n")
         self.out.flush()
-
-
-class _Discard(object):
-    """The runtime's own text output (its "Lost N events" lines): tools print their own."""
-
-    def write(self, text):
-        pass
-
-    def flush(self):
-        pass
 
 
 def main(argv):
@@ -231,22 +167,6 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts), tool="tcpstates", out=_Discard())
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    lost = [0]
-
-    def report_lost():
-        if script.lost > lost[0]:
-            sys.stderr.write("Possibly lost %d samples\n" % (script.lost - lost[0]))
-            sys.stderr.flush()
-            lost[0] = script.lost
-        return False
-
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing TCP state changes ... Hit Ctrl-C to end")
-        printer.header()
-        script.follow(stopper, until=report_lost)
-        report_lost()
-    return 0
+    script = Script(script_text(opts), tool="tcpstates")
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing TCP state changes ... Hit Ctrl-C to end")

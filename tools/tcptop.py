@@ -10,8 +10,9 @@ an NFS client) do not appear, and peeked data (MSG_PEEK) is not counted.
 
 The connection's addresses and ports are read from the socket
 (``sock.__sk_common.skc_rcv_saddr``, ``skc_daddr``, ``skc_v6_*``, ``skc_dport`` and
-``inet_sock.inet_sport``) at offsets from the kernel's BTF, and are part of the map key,
-so sockets that existed before tracing began are shown too.  The local port is
+``inet_sock.inet_sport``) through the kernel's BTF, and are part of the map key (one map
+per direction and family: IPv4 keys hold 4-byte addresses, IPv6 keys 16-byte ones), so
+sockets that existed before tracing began are shown too.  The local port is
 ``inet_sport``, not ``skc_num`` (BCC's): a socket that reached CLOSE has given its port
 back (``skc_num`` is 0) while the application still reads the last data it received.
 Bytes are summed in the kernel (``sum()`` maps keyed by addresses, ports, PID and COMM);
@@ -41,14 +42,12 @@ EXAMPLES = """\
     tinytrace tcptop --json 1 3  # three 1-second reports as JSON lines
 """
 
-AF_INET, AF_INET6 = 2, 10
 MSG_PEEK = 2
 
 
 def parse_args(argv):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcptop", DESCRIPTION,
-                               EXAMPLES)
+    p = toolkit.ArgumentParser("tcptop", DESCRIPTION, EXAMPLES)
     p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
     p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
@@ -69,100 +68,77 @@ tracepoint:sock:%(event)s
 /args->protocol == 6 && args->ret > 0 &&
  (args->family == %(af_inet)d || args->family == %(af_inet6)d)%(filter)s/
 {
-	$sk = args->sk;
-	$lport = *(uint16 *)($sk + %(inet_sport)d);
-	$dport = *(uint16 *)($sk + %(skc_dport)d);
+	$sk = (struct sock *)args->sk;
+	$lport = ((struct inet_sock *)args->sk)->inet_sport;
+	$dport = $sk->__sk_common.skc_dport;
 	if (args->family == %(af_inet)d) {
-		$s_hi = (uint64)0;
-		$s_lo = (uint64)*(uint32 *)($sk + %(skc_rcv_saddr)d);
-		$d_hi = (uint64)0;
-		$d_lo = (uint64)*(uint32 *)($sk + %(skc_daddr)d);
+		@%(map)s4[$sk->__sk_common.skc_rcv_saddr, $sk->__sk_common.skc_daddr, pid, $lport,
+		         $dport, comm] = sum(args->ret);
 	} else {
-		$s_hi = *(uint64 *)($sk + %(skc_v6_rcv_saddr)d);
-		$s_lo = *(uint64 *)($sk + %(skc_v6_rcv_saddr)d + 8);
-		$d_hi = *(uint64 *)($sk + %(skc_v6_daddr)d);
-		$d_lo = *(uint64 *)($sk + %(skc_v6_daddr)d + 8);
+		@%(map)s6[$sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8,
+		         $sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, pid, $lport, $dport, comm] =
+			sum(args->ret);
 	}
-	// 64-bit members first: the language packs keys without padding
-	@%(map)s[$s_hi, $s_lo, $d_hi, $d_lo, pid, $lport, $dport, args->family, comm] =
-		sum(args->ret);
 }
 """
 
-OFFSETS = ("skc_dport", "skc_rcv_saddr", "skc_daddr", "skc_v6_rcv_saddr", "skc_v6_daddr")
+# the maps: bytes per direction and family, keyed (laddr, raddr, pid, lport, rport, comm)
+MAPS = (("tx_bytes", 4, "@send4"), ("tx_bytes", 6, "@send6"), ("rx_bytes", 4, "@recv4"),
+        ("rx_bytes", 6, "@recv6"))
 
 
-def sock_offsets():
-    """The offsets of the connection's ends in ``struct sock``, from BTF."""
-    from tinytrace.errors import KernelError
-    from tinytrace.kernel import btf
-    if not btf.available():
+def check_btf():
+    """The connection's ends are read from ``struct sock``: that needs the kernel's BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
         raise KernelError("tcptop needs the kernel's BTF (%s) to read a socket's addresses; "
                           "this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
-    b = btf.vmlinux()
-    out = {}
-    for name in OFFSETS:
-        m = b.member("sock", "__sk_common." + name)
-        if m is None:
-            raise KernelError("tcptop: this kernel's BTF has no sock_common.%s" % name)
-        out[name] = m.offset
-    m = b.member("inet_sock", "inet_sport")
-    if m is None:
-        raise KernelError("tcptop: this kernel's BTF has no inet_sock.inet_sport")
-    out["inet_sport"] = m.offset
-    return out
 
 
-def script_text(opts, offsets):
+def script_text(opts):
+    from tinytrace import tooldata as td
     pid = " && pid == %d" % opts.pid if opts.pid else ""
     parts = []
     for event, name, extra in (("sock_send_length", "send", ""),
                                ("sock_recv_length", "recv",
                                 " && (args->flags & %d) == 0" % MSG_PEEK)):
-        consts = dict(offsets)
-        consts.update(event=event, map=name, af_inet=AF_INET, af_inet6=AF_INET6,
-                      filter=pid + extra)
-        parts.append(PROBE % consts)
+        parts.append(PROBE % dict(event=event, map=name, af_inet=td.AF_INET,
+                                  af_inet6=td.AF_INET6, filter=pid + extra))
     return "".join(parts)
 
 
 # -- reading and printing -----------------------------------------------------------------
 
-def _addr(family, hi, lo):
+def _addr(ip, raw):
+    """An address of a map key: a u32 in network order (IPv4) or 16 bytes (IPv6)."""
     import socket
     import struct
-    if family == AF_INET:
-        return socket.inet_ntop(socket.AF_INET, struct.pack("=I", lo & 0xffffffff))
-    return socket.inet_ntop(socket.AF_INET6, struct.pack("=QQ", hi, lo))
+    if ip == 4:
+        return socket.inet_ntop(socket.AF_INET, struct.pack("=I", raw & 0xffffffff))
+    return socket.inet_ntop(socket.AF_INET6, bytes(bytearray(raw)))
 
 
-def connections(send, recv):
-    """The two maps' entries as connections: [{pid, comm, ip, laddr, lport, raddr, rport,
-    rx_bytes, tx_bytes}], busiest first.  Threads of one process with different names
-    are one row, named after the first seen."""
+def connections(maps):
+    """The maps' entries (``{map name: {key: bytes}}``, see MAPS) as connections: [{pid,
+    comm, ip, laddr, lport, raddr, rport, rx_bytes, tx_bytes}], busiest first.  Threads
+    of one process with different names are one row, named after the first seen."""
     import socket
     rows = {}
-    for field, entries in (("tx_bytes", send), ("rx_bytes", recv)):
-        for key, n in entries.items():
-            s_hi, s_lo, d_hi, d_lo, pid, lport, dport, family, comm = key
-            ident = (pid, family, s_hi, s_lo, lport, d_hi, d_lo, dport)
+    for field, ip, name in MAPS:
+        for key, n in maps.get(name, {}).items():
+            laddr, raddr, pid, lport, rport, comm = key
+            ident = (pid, ip, laddr, lport, raddr, rport)
             row = rows.get(ident)
             if row is None:
                 row = rows[ident] = {
-                    "pid": pid, "comm": comm, "ip": 4 if family == AF_INET else 6,
-                    "laddr": _addr(family, s_hi, s_lo), "lport": socket.ntohs(lport),
-                    "raddr": _addr(family, d_hi, d_lo), "rport": socket.ntohs(dport),
+                    "pid": pid, "comm": comm, "ip": ip,
+                    "laddr": _addr(ip, laddr), "lport": socket.ntohs(lport),
+                    "raddr": _addr(ip, raddr), "rport": socket.ntohs(rport),
                     "rx_bytes": 0, "tx_bytes": 0}
             row[field] += n
     return sorted(rows.values(), key=lambda r: r["rx_bytes"] + r["tx_bytes"], reverse=True)
-
-
-def _loadavg():
-    try:
-        with open("/proc/loadavg") as f:
-            return f.read().strip()
-    except OSError:
-        return None
 
 
 def report(opts, rows, out):
@@ -174,7 +150,7 @@ def report(opts, rows, out):
         from tinytrace.output import jsonl
         rec = {"time": now}
         if not opts.nosummary:
-            rec["loadavg"] = _loadavg()
+            rec["loadavg"] = toolkit.loadavg()
         rec["connections"] = [dict(r, comm=jsonl.text(r["comm"])) for r in v4 + v6]
         jsonl.write(rec, out)
         return
@@ -184,7 +160,7 @@ def report(opts, rows, out):
     else:
         out.write("\033[H\033[2J")
     if not opts.nosummary:
-        out.write("%-8s loadavg: %s\n\n" % (now, _loadavg() or "-"))
+        out.write("%-8s loadavg: %s\n\n" % (now, toolkit.loadavg() or "-"))
     if v4:
         out.write("%-6s %-12s %-21s %-21s %6s %6s\n" % (
             "PID", "COMM", "LADDR", "RADDR", "RX_KB", "TX_KB"))
@@ -214,16 +190,18 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts, sock_offsets()), tool="tcptop")
+    check_btf()
+    script = Script(script_text(opts), tool="tcptop")
     with toolkit.Stopper() as stopper, script.start():
         toolkit.announce(opts, "Tracing... Output every %d secs. Hit Ctrl-C to end"
                          % opts.interval)
 
         def one_report(last):
-            send, recv = script.read("@send"), script.read("@recv")
-            script.clear("@send")
-            script.clear("@recv")
-            report(opts, connections(send, recv), sys.stdout)
+            maps = {}
+            for _, _, name in MAPS:
+                maps[name] = script.read(name)
+                script.clear(name)
+            report(opts, connections(maps), sys.stdout)
 
         toolkit.intervals(opts.interval, opts.count, one_report, stopper)
     return 0

@@ -136,7 +136,7 @@ def test_lport_without_btf_comes_from_the_state_transition():
     from tinytrace.tools import tcpconnect
     with tcp_sessions() as w:
         opts = tcpconnect.parse_args(["-L", "-p", str(w.pid)])
-        text, events = tcpconnect.script_text(opts, skc_num=None)
+        text, events = tcpconnect.script_text(opts, btf=False)
         assert "sys_exit_connect" not in text
         out = io.StringIO()
         printer = tcpconnect.Printer(opts, events, out)

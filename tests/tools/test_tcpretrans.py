@@ -60,6 +60,29 @@ def test_ipv6_json_and_family_filter():
             rec.daddr, rec.dport, "ESTABLISHED", "R"), o
 
 
+def test_state_through_btf_where_the_tracepoint_has_none():
+    # Kernels before 4.16 have no state field in tcp_retransmit_skb: the state is read from
+    # the socket through BTF.  Run that variant of the script here, in-process.
+    import time
+    from tinytrace.script import Script
+    from tinytrace.tools import tcpretrans
+    text = tcpretrans.script_text(tcpretrans.parse_args([]), tcpretrans.BTF_STATE)
+    assert "args->state" not in text
+    events = []
+    script = Script(text, tool="tcpretrans")
+    script.on_printf(lambda values, index: events.append(values))
+    with tcp_retransmits(family=4) as w:
+        with script.start():
+            rec = w.go()
+            deadline = time.time() + 5
+            while not events and time.time() < deadline:
+                script.drain()
+                time.sleep(0.05)
+    mine = [e for e in events if (e[1], e[2]) == (rec.saddr, rec.sport)]
+    assert 1 <= len(mine) <= rec.retrans_segs, (rec, events)
+    assert all((e[3], e[4], e[5]) == (rec.daddr, rec.dport, 1) for e in mine), mine
+
+
 def test_ipv4_only_leaves_out_ipv6():
     rec, run = _run(["-4"], family=6)
     assert rec.saddr not in run.stdout, run.stdout
