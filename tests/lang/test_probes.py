@@ -442,6 +442,24 @@ def test_enum_constants_from_btf():
 
 @pytest.mark.btf
 @pytest.mark.guest_safe
+def test_offsetof_from_btf():
+    if not _btf():
+        pytest.skip("no BTF")
+    from tinytrace.kernel import btf
+    b = btf.vmlinux()
+    want = [b.member(b.find_struct("task_struct").id, "pid").offset,
+            b.member(b.find_struct("sock_common").id, "skc_family").offset +
+            b.member(b.find_struct("sock").id, "__sk_common").offset]
+    r = _tinytrace(["-q", "-e", "BEGIN { printf(\"%d %d\\n\", offsetof(struct task_struct, "
+                    "pid), offsetof(struct sock, __sk_common.skc_family)); exit(); }"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(w) for w in want], r.stdout
+    r = _tinytrace(["-e", "BEGIN { print(offsetof(struct task_struct, pidd)); }"])
+    assert r.returncode == 2 and "did you mean 'pid'" in r.stderr, r.stderr
+
+
+@pytest.mark.btf
+@pytest.mark.guest_safe
 @pytest.mark.parametrize("event", ["sched:sched_switch", "sched:sched_process_exec",
                                    "sock:inet_sock_set_state", "task:task_rename"])
 def test_btf_offsets_agree_with_tracepoint_formats(event):

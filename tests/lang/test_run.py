@@ -360,6 +360,15 @@ CASES = [
     Case("lost_exact", 'config = { perf_rb_pages = 1 } BEGIN { $i = 0; while ($i < 1000) '
          '{ printf("%d\\n", $i); $i++; } } interval:ms:100 { exit(); }',
          lambda out, ctx: _lost_exact(out, 1000)),
+    # aggregations read in a probe: every CPU's share combined
+    Case("aggregation_read", 't:syscalls:sys_enter_openat /str(args->filename) == str($1)/ '
+         '{ @c = count(); @s[1] = sum(2); @mi = min(pid); @ma = max(pid); @a = avg(4); } '
+         'END { printf("%d %d %d %d\\n", @c, @s[1], @a, @mi <= @ma && @mi > 0); }',
+         lambda out, ctx: _first_line(out, "1000 2000 4 1"), work=W("parallel", "2,500"),
+         params=["%MARKER%"]),
+    Case("macaddr", 'BEGIN { $b = "\\x00\\x1b\\xab\\xcd\\xef\\x01zz"; '
+         'printf("%s\\n", macaddr($b)); @[macaddr($b)] = count(); exit(); }',
+         lines("00:1B:AB:CD:EF:01", "", "", "@[00:1B:AB:CD:EF:01]: 1")),
     # -- other probes ----------------------------------------------------------------------
     Case("interval_counter", "interval:ms:20 /@n < 3/ { @n++; if (@n == 3) { exit(); } }",
          lines("", "", "@n: 3")),
@@ -403,6 +412,10 @@ def _lost_exact(out, n):
     assert 0 < len(printed) < n, out[:300]
     assert len(printed) + lost == n, (len(printed), lost)
     assert [int(x) for x in printed] == list(range(len(printed)))    # the first ones
+
+
+def _first_line(out, want):
+    assert out.splitlines()[0] == want, out
 
 
 def _one_key_each(out):

@@ -85,8 +85,9 @@ class Target:
     """What the kernel supports, as far as code generation cares."""
 
     def __init__(self, ringbuf=True, atomics=True, probe_read_kernel=True, v4=True,
-                 bounded_loops=True, percpu=True, cookies=True):
+                 bounded_loops=True, percpu=True, cookies=True, percpu_lookup=True):
         self.cookies = cookies      # BPF links with a cookie per perf event (Linux 5.15)
+        self.percpu_lookup = percpu_lookup   # bpf_map_lookup_percpu_elem (Linux 5.19)
         self.ringbuf = ringbuf
         self.atomics = atomics
         self.probe_read_kernel = probe_read_kernel
@@ -108,7 +109,8 @@ class Target:
                     probe_read_kernel=bool(f.probe_read_kernel),
                     v4=tuple(version[:2]) >= (6, 6),
                     bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
-                    cookies=bool(f.perf_link))
+                    cookies=bool(f.perf_link),
+                    percpu_lookup=tuple(version[:2]) >= (5, 19))
         except Exception:
             t = cls()
         import os
@@ -746,7 +748,7 @@ class ProgramGen:
             self.b.store(dst.base, dst.off, r, ty.size)
             return
         if isinstance(ty, (IntT, PtrT)) or (isinstance(ty, OpaqueT) and ty.size <= 8
-                                            and ty.what not in ("usym", "ustack")):
+                                            and ty.scalar):
             v = self.value(e)
             if isinstance(ty, IntT):
                 v = self.convert(v, ety, ty)

@@ -182,6 +182,8 @@ def store(gen, e, dst, ty, clean):
         b.store(dst.base, dst.off, sid, 8)
         pid = bvalue(gen, _Named("pid"))
         b.store(dst.base, dst.off + 8, pid, 8)
+    elif name == "macaddr":
+        _macaddr(gen, e, dst)
     elif name == "usym":
         from tinytrace.lang.codegen_builtins import value as bvalue
         a = gen.reg(gen.value(e.args[0]))
@@ -266,6 +268,21 @@ def _buf(gen, e, dst, ty):
     b.call(gen.comp.target.read_helper(info["user"], False), gen._ptr(tmp), ("imm", cap), p)
     _copy_unaligned(gen, data, tmp, cap)
     b.store_imm(dst.base, dst.off, cap, 4)
+
+
+def _macaddr(gen, e, dst):
+    """Six bytes at ``dst`` (zeroed to eight): copied from an array, or read through a
+    pointer."""
+    b = gen.b
+    src = e.args[0]
+    b.store_imm(dst.base, dst.off, 0, 8)
+    if e.info.get("from_value"):
+        m = gen.addr(src)
+        gen.copy(dst, m, 6)
+        return
+    p = gen.reg(gen.value(src))
+    b.call(gen.comp.target.read_helper(e.info.get("user", False), False), gen._ptr(dst),
+           ("imm", 6), p)
 
 
 def _copy_unaligned(gen, dst, src, n):

@@ -8,7 +8,7 @@ atomic add where the kernel has atomics.
 from tinytrace.asm import opcodes as op
 from tinytrace.asm import Insn
 from tinytrace.lang.codegen import BPF_ANY, Imm, Mem
-from tinytrace.lang.types import (INT64, IntT, PtrT, UINT64, common_int, hist_buckets,
+from tinytrace.lang.types import (INT64, AggT, IntT, PtrT, UINT64, common_int, hist_buckets,
                                   promote)
 
 
@@ -35,6 +35,8 @@ def lookup(gen, spec, key):
 def read_scalar(gen, ref):
     b = gen.b
     spec = gen.comp.map_spec(ref.info)
+    if isinstance(ref.info.value, AggT):
+        return read_aggregation(gen, ref, spec)
     key = key_mem(gen, ref)
     ptr = lookup(gen, spec, key)
     res = b.vreg()
@@ -47,6 +49,74 @@ def read_scalar(gen, ref):
         gen._canonical(res, ty)
     b.place(miss)
     return res
+
+
+def read_aggregation(gen, ref, spec):
+    """``@m[k]`` of a count/sum/min/max/avg map read in a probe: every CPU's slot of the
+    key (``map_lookup_percpu_elem``, Linux 5.19) combined in a bounded loop -- the total,
+    the extreme of the CPUs that have one, or total / count."""
+    from tinytrace.lang.source import LangError
+    b = gen.b
+    agg = ref.info.value
+    kind = agg.agg
+    if not gen.comp.target.percpu_lookup:
+        raise LangError("reading @%s (%s) in a probe needs Linux 5.19 "
+                        "(bpf_map_lookup_percpu_elem)" % (ref.name, agg.describe()), ref.loc)
+    from tinytrace.kernel import arch
+    ncpu = max(arch.possible_cpus()) + 1
+    signed = agg.arg.signed if agg.arg is not None else True
+    key = key_mem(gen, ref)
+    kptr = gen._ptr(key)
+    acc = b.vreg()
+    b.movi(acc, 0)
+    cnt = b.vreg()            # avg: the count; min/max: whether any CPU had a value
+    b.movi(cnt, 0)
+    cpu = b.vreg()
+    b.movi(cpu, 0)
+    top = b.new_label("pc")
+    nxt = b.new_label("pn")
+    done = b.new_label("pd")
+    b.place(top)
+    b.jump(">=", cpu, done, imm=ncpu)
+    p = b.call("map_lookup_percpu_elem", ("map", spec.name), kptr, cpu)
+    b.jump("==", p, nxt, imm=0)
+    t = b.vreg()
+    if kind == "count":
+        b.load(t, p, 0, 8)
+        b.alu("+", acc, src=t)
+    elif kind == "sum":
+        b.load(t, p, 0, 8)
+        b.alu("+", acc, src=t)
+    elif kind == "avg":
+        b.load(t, p, 0, 8)
+        b.alu("+", cnt, src=t)
+        b.load(t, p, 8, 8)
+        b.alu("+", acc, src=t)
+    else:
+        b.load(t, p, 8, 8)
+        b.jump("==", t, nxt, imm=0)          # this CPU never saw a value
+        b.load(t, p, 0, 8)
+        take = b.new_label("pt")
+        b.jump("==", cnt, take, imm=0)
+        b.jump("<" if kind == "min" else ">", t, take, b=acc, signed=signed)
+        b.goto(nxt)
+        b.place(take)
+        b.mov(acc, t)
+        b.movi(cnt, 1)
+    b.place(nxt)
+    b.alu("+", cpu, imm=1)
+    b.goto(top)
+    b.place(done)
+    if kind == "avg":
+        res = b.vreg()
+        b.movi(res, 0)
+        skip = b.new_label("pz")
+        b.jump("==", cnt, skip, imm=0)
+        q = gen.arith("/", acc, INT64, cnt, INT64, INT64, INT64)
+        b.mov(res, gen.reg(q))
+        b.place(skip)
+        return res
+    return acc
 
 
 def read_into(gen, ref, dst, ty, clean):

@@ -236,6 +236,8 @@ class Decoders:
             return usym
         if what in ("kstack", "ustack"):
             return self._stack(ty)
+        if what == "macaddr":
+            return lambda buf, off: ":".join("%02X" % x for x in bytes(buf[off:off + 6]))
         if what == "func":
             names = ctx.func_names
             return lambda buf, off: names.get(u64(buf, off), "")

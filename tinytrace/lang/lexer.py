@@ -31,6 +31,12 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a"
 U64_MAX = (1 << 64) - 1
 
 
+def _byte_char(v):
+    """A ``\\xNN`` / octal escape is one byte, as in C: bytes past ASCII are kept as
+    surrogates, so encoding the string (UTF-8, surrogateescape) gives that byte back."""
+    return chr(v) if v < 0x80 else chr(0xDC00 + v)
+
+
 class Token:
     """One token.  ``kind`` is one of: ident, int, str, var ($x), map (@x, @), param ($1),
     nparams ($#), op (value is the operator text), attach (a probe name), eof."""
@@ -301,7 +307,7 @@ class Lexer:
                     i += 1
                 if not digits:
                     raise LangError("\\x needs hex digits", (loc[0], loc[1] + pos - self.pos))
-                out.append(chr(int(digits, 16)))
+                out.append(_byte_char(int(digits, 16)))
                 pos = i
             elif e in "01234567":
                 digits = ""
@@ -309,7 +315,7 @@ class Lexer:
                 while i < len(text) and len(digits) < 3 and text[i] in "01234567":
                     digits += text[i]
                     i += 1
-                out.append(chr(int(digits, 8) & 0xFF))
+                out.append(_byte_char(int(digits, 8) & 0xFF))
                 pos = i
             else:
                 raise LangError("unknown escape sequence '\\%s' in string" % e,

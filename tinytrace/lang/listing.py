@@ -2,15 +2,17 @@
 
 Patterns are shell globs on the full probe name (``tracepoint:sched:*``).  A pattern may
 use a provider alias (``t:sched:*``); a pattern without a colon matches anywhere
-(``*sleep*``).  Needs only tracefs: the compiler is not imported.
+(``*sleep*``).  Kernel functions (``kprobe:vfs_*``) come from available_filter_functions;
+the functions of a file and its USDT probes are listed when the pattern names the file
+(``uprobe:/bin/bash:*``, ``usdt:/usr/bin/python3.11:*``).  The compiler is not imported.
 """
 import fnmatch
 import sys
 
 from tinytrace.lang import probes
 
-_LISTED = ("BEGIN", "END", "hardware", "interval", "profile", "rawtracepoint", "software",
-           "tracepoint")
+_LISTED = ("BEGIN", "END", "hardware", "interval", "kprobe", "profile", "rawtracepoint",
+           "software", "tracepoint", "uprobe", "usdt")
 
 
 def normalise(pattern):

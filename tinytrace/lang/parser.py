@@ -473,6 +473,9 @@ class Parser:
         raise LangError("expected an expression, found %s" % tok.describe(), tok.loc)
 
     def call(self, name):
+        if name.value == "offsetof" and self.peek(1).kind == "ident" and \
+                self.peek(1).value in ("struct", "union"):
+            return self.offsetof(name)
         self.expect_op("(")
         args = []
         saved, self.in_pred = self.in_pred, 0
@@ -488,3 +491,27 @@ class Parser:
         finally:
             self.in_pred = saved
         return ast.Call(name.value, args, name.loc)
+
+    def offsetof(self, name):
+        """``offsetof(struct NAME, a.b)``: a type and a member path, not expressions."""
+        self.expect_op("(")
+        kw = self.next()
+        tname = self.next()
+        if tname.kind != "ident":
+            raise LangError("expected a struct name after '%s', found %s"
+                            % (kw.value, tname.describe()), tname.loc)
+        what = ast.Builtin("%s %s" % (kw.value, tname.value), kw.loc)
+        self.expect_op(",", "after the type in offsetof()")
+        first = self.next()
+        if first.kind != "ident":
+            raise LangError("expected a member name, found %s" % first.describe(), first.loc)
+        parts = [first.value]
+        while self.accept_op("."):
+            t = self.next()
+            if t.kind != "ident":
+                raise LangError("expected a member name after '.', found %s"
+                                % t.describe(), t.loc)
+            parts.append(t.value)
+        self.expect_op(")", "to close offsetof(")
+        path = ast.Str(".".join(parts), first.loc)
+        return ast.Call(name.value, [what, path], name.loc)

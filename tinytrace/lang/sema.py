@@ -29,6 +29,17 @@ from tinytrace.lang.types import (
 
 MAX_ROUNDS = 8
 UNROLL_MAX = 100
+READABLE_AGGS = frozenset(("count", "sum", "min", "max", "avg"))
+
+
+def agg_read_type(agg):
+    """The type of an aggregation read in a probe: its value summed over the CPUs."""
+    if agg.agg == "count":
+        return UINT64
+    if agg.agg == "avg":
+        return INT64
+    arg = agg.arg if agg.arg is not None else INT64
+    return IntT(64, arg.signed)
 
 
 class VarInfo:
@@ -490,9 +501,11 @@ class Sema:
         info = self._map(e)
         info.read = True
         if info.value.is_agg:
-            raise LangError("@%s holds %s, which is kept per CPU and can only be printed, "
-                            "not read in a probe" % (e.name, _describe_value(info.value)),
-                            e.loc)
+            if info.value.agg not in READABLE_AGGS:
+                raise LangError("@%s holds %s, which can only be printed, not read in a probe "
+                                "(count, sum, min, max and avg can be read)"
+                                % (e.name, _describe_value(info.value)), e.loc)
+            e.ty = agg_read_type(info.value)
         if info.value is UNKNOWN and self.final:
             raise LangError("map @%s is used but never assigned a value" % e.name, e.loc)
         return e

@@ -14,7 +14,8 @@ from tinytrace.lang.parser import CAST_TYPES
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INET, INT64, KSYM, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, PtrT, StrT,
+    BOOL, INET, INT64, KSYM, MACADDR, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, PtrT, StrT,
+    StructT,
     lhist_buckets, parse_typename, stack_type, timestamp_type, usym_type)
 
 STATEMENT_ONLY = frozenset(("printf", "print", "exit", "clear", "zero", "delete", "time",
@@ -562,6 +563,60 @@ def _uaddr(sema, e):
     return n
 
 
+def _macaddr(sema, e):
+    """``macaddr(x)``: six bytes shown as ``AA:BB:CC:DD:EE:FF``; ``x`` is an array (a
+    tracepoint field, a struct member) or a pointer to the bytes."""
+    _arity(e, 1)
+    a = e.args[0] = sema.expr(e.args[0])
+    ty = a.ty
+    if ty is not UNKNOWN:
+        if isinstance(ty, (ArrayT, StrT)):
+            if ty.size < 6:
+                raise LangError("macaddr() needs six bytes, not %s" % ty.describe(), a.loc)
+            e.info = {"from_value": True}
+        elif ty.is_int or isinstance(ty, PtrT):
+            user = ty.user if isinstance(ty, PtrT) else _default_user(sema)
+            e.info = {"from_value": False, "user": user}
+        else:
+            raise LangError("macaddr() needs an array of six bytes or a pointer to them, "
+                            "not %s" % ty.describe(), a.loc)
+    e.ty = MACADDR
+
+
+def _offsetof(sema, e):
+    """``offsetof(struct NAME, member[.member...])``: a byte offset from BTF, a constant."""
+    _arity(e, 2)
+    what, path = e.args
+    if not (isinstance(what, ast.Builtin) and what.name.split()[0] in ("struct", "union")):
+        raise LangError("offsetof() takes a struct type first: offsetof(struct NAME, "
+                        "member)", what.loc)
+    if not isinstance(path, ast.Str):
+        raise LangError("offsetof(): the member must be a name (a.b for nested ones)",
+                        path.loc)
+    btf = sema.env.btf()
+    if btf is None:
+        raise LangError("offsetof() needs the kernel's BTF (/sys/kernel/btf/vmlinux), which "
+                        "this system does not have", e.loc)
+    from tinytrace.lang import btftypes
+    name = what.name.split(None, 1)[1] if " " in what.name else ""
+    st = btftypes.find_struct(btf, name)
+    if st is None:
+        raise LangError("unknown %s" % what.name, what.loc)
+    off = 0
+    cur = st
+    for part in path.value.split("."):
+        m = btftypes.member(btf, cur, part) if cur is not None else None
+        if m is None:
+            from tinytrace.lang.suggest import hint
+            names = btftypes.member_names(btf, cur) if cur is not None else []
+            raise LangError("%s has no member named '%s'%s" % (
+                cur.describe() if cur is not None else what.name, part, hint(part, names)),
+                path.loc)
+        off += m.offset
+        cur = m.ty if isinstance(m.ty, StructT) else None
+    return sema.expr(ast.Int(off, e.loc))
+
+
 _CHECKS = {
     "printf": _printf, "system": _system, "cat": _cat, "print": _print, "time": _time,
     "strftime": _strftime, "join": _join, "exit": _exit, "signal": _signal,
@@ -569,7 +624,8 @@ _CHECKS = {
     "str": _str, "buf": _buf, "ntop": _ntop, "strncmp": _strncmp,
     "strcontains": _strcontains, "kstack": _stack, "ustack": _stack, "ksym": _ksym,
     "usym": _ksym, "bswap": _bswap, "sizeof": _sizeof, "cgroupid": _cgroupid,
-    "uptr": _uptr, "kptr": _uptr, "kaddr": _kaddr, "uaddr": _uaddr,
+    "uptr": _uptr, "kptr": _uptr, "kaddr": _kaddr, "uaddr": _uaddr, "macaddr": _macaddr,
+    "offsetof": _offsetof,
 }
 
 

@@ -340,7 +340,7 @@ class OpaqueT(Type):
 
     @property
     def scalar(self):
-        return self._size <= 8
+        return self._size <= 8 and self.what not in _IN_MEMORY
 
     def key(self):
         return (self.what, self._size, self.params)
@@ -349,7 +349,9 @@ class OpaqueT(Type):
         return self.what
 
 
+_IN_MEMORY = frozenset(("macaddr",))     # opaque values built in memory, not in a register
 PROBE = OpaqueT("probe", 8)
+MACADDR = OpaqueT("macaddr", 8)          # six bytes, two of padding
 USERNAME = OpaqueT("username", 8)
 KSYM = OpaqueT("ksym", 8)
 INET = OpaqueT("inet", 24)  # u64 family, then 16 address bytes

@@ -1,5 +1,5 @@
-"""Probe kinds the language parses and checks but cannot attach yet: kprobe, kretprobe,
-uprobe, uretprobe, usdt, kfunc/kretfunc, watchpoint, iter.
+"""Probe kinds the language parses and checks but cannot attach yet: kfunc/kretfunc
+(fentry/fexit), watchpoint, iter.
 
 Their names are checked for shape here so that a script using them gets the same errors it
 will get once they work, and then one clear "not supported here yet" at the probe name.
@@ -9,8 +9,6 @@ tracepoint says where it belongs.
 from tinytrace.lang.probes.base import Provider
 from tinytrace.lang.source import LangError
 from tinytrace.lang.types import INT64, KSYM, UINT64, usym_type
-
-ARG_REGS = 6
 
 
 class _Later(Provider):
@@ -26,8 +24,8 @@ class _Later(Provider):
 
     def expand(self, spec, env, loc):
         raise LangError("%s probes are not supported here yet; tracepoints, raw tracepoints, "
-                        "profile, interval and software events are (see tinytrace -l)"
-                        % self.name, loc)
+                        "kprobes, uprobes, usdt, profile, interval, software and hardware "
+                        "events are (see tinytrace -l)" % self.name, loc)
 
     def builtin_names(self):
         return self.builtins
@@ -40,39 +38,6 @@ class _Later(Provider):
         if name == "func":
             return KSYM if self.name.startswith("k") else usym_type()
         return UINT64
-
-
-_ARGS = tuple("arg%d" % i for i in range(ARG_REGS))
-
-
-class Kprobe(_Later):
-    shapes = (1, 2)
-    form = "kprobe:FUNCTION[+OFFSET] or kprobe:MODULE:FUNCTION"
-    builtins = _ARGS + ("func",)
-
-
-class Kretprobe(_Later):
-    shapes = (1, 2)
-    form = "kretprobe:FUNCTION"
-    builtins = ("retval", "func")
-
-
-class Uprobe(_Later):
-    shapes = (2, 3)
-    form = "uprobe:BINARY:FUNCTION or uprobe:BINARY:ADDRESS"
-    builtins = _ARGS + ("func",)
-
-
-class Uretprobe(_Later):
-    shapes = (2, 3)
-    form = "uretprobe:BINARY:FUNCTION"
-    builtins = ("retval", "func")
-
-
-class Usdt(_Later):
-    shapes = (2, 3)
-    form = "usdt:BINARY:[PROVIDER:]NAME"
-    builtins = tuple("arg%d" % i for i in range(12))
 
 
 class Kfunc(_Later):
