@@ -102,6 +102,9 @@ class FakeEnv(Env):
     def uprobes_unavailable(self):
         return None
 
+    def fentry_unavailable(self, func, retprobe=False):
+        return None
+
     def hardware_unavailable(self, event, probe):
         return "%s: this machine exposes no hardware performance counters" % probe
 

@@ -58,6 +58,8 @@ CORPUS = [
     ("BEGIN { } config = { max_map_keys = 10 }", 1, 11, "before the first probe"),
     ("config = { max_map_keys 10 } BEGIN { }", 1, 25, "expected '=' after"),
     ("BEGIN { @h = hist(1); print(@h + 1); }", 1, 29, "can only be printed, not read"),
+    ("BEGIN { print(path(0)); }", 1, 15, "only available in kfunc/kretfunc probes"),
+    ("kfunc:ext4:ext4_sync_file { }", 1, 1, "module functions"),
     ('BEGIN { $s = "abc"; print(macaddr($s)); }', 1, 35, "needs six bytes"),
     ("BEGIN { print(offsetof(pid, x)); }", 1, 24, "takes a struct type first"),
     ("interval:s:0 { }", 1, 1, "positive whole number"),
@@ -136,6 +138,10 @@ def fake_env(monkeypatch):
     ('BEGIN { printf("%d\\n", curtask->se.vruntim); }', 1, 36, "did you mean 'vruntime'"),
     ('BEGIN { $p = curtask->comm->x; }', 1, 29, "string[16] has no fields"),
     ('BEGIN { $t = *curtask; }', 1, 14, "a whole struct (struct task_struct) cannot"),
+    ("kfunc:vfs_raed { }", 1, 1, "has no function 'vfs_raed'; did you mean 'vfs_read'"),
+    ("kfunc:vfs_read { print(retval); }", 1, 24, "retval is not available in kfunc"),
+    ("kfunc:vfs_read { print(args->cont); }", 1, 30, "did you mean 'count'"),
+    ("rawtracepoint:sched_switch { print(args->prevv); }", 1, 42, "did you mean 'prev'"),
 ])
 def test_btf_error(program, line, col, fragment, fake_env, capsys):
     rc = cli.main(["-e", program])

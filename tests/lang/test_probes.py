@@ -377,6 +377,45 @@ def test_kprobe_error_messages():
     assert r.returncode == 2 and "did you mean 'do_sys_openat2'" in r.stderr, r.stderr
 
 
+# -- kfunc (BPF trampolines) -----------------------------------------------------------------
+
+@pytest.mark.bpf
+@pytest.mark.btf
+@pytest.mark.guest_safe
+def test_kfunc_kretfunc_and_path(tmp_path):
+    """kfunc/kretfunc on the open path: ``func``, typed ``args``, ``retval`` and path()
+    (d_path, allowed in vfs_open) for one process's opens."""
+    if not _btf():
+        pytest.skip("no BTF")
+    from tinytrace.lang.probes.kfunc import check_fentry
+    from tinytrace.kernel import btf
+    f = btf.vmlinux().func("vfs_open")
+    if f is None or check_fentry(f.id, False):
+        pytest.skip("no BPF trampolines on this kernel")
+    with Child(tmp_path) as w:
+        t = Tracer(["-e", "kfunc:vfs_open /pid == %d/ { @p[func, path(args->path)] = count(); } "
+                    "kretfunc:do_sys_openat2 /pid == %d/ { @r[retval >= 0, args.dfd] = "
+                    "count(); }" % (w.pid, w.pid)])
+        dirfd, *fds = w.do("open", 6, 1)
+        out, _ = t.stop()
+    assert _value(out, "@p[vfs_open, %s]" % os.path.join(str(tmp_path), "opened")) == 6, out
+    assert _value(out, "@r[1, %d]" % dirfd) == 6, out
+
+
+def test_kfunc_refused_without_trampolines():
+    from tinytrace.lang.probes.kfunc import check_fentry
+    from tinytrace.kernel import btf
+    if not _btf():
+        pytest.skip("no BTF")
+    f = btf.vmlinux().func("vfs_read")
+    if f is None or not check_fentry(f.id, False):
+        pytest.skip("this kernel has BPF trampolines")
+    r = _tinytrace(["-e", "kfunc:vfs_read { @ = count(); }"])
+    assert r.returncode == 2, r.stderr
+    first = r.stderr.splitlines()[0]
+    assert "kfunc:vfs_read: this kernel cannot attach BPF trampolines" in first, first
+
+
 # -- hardware -------------------------------------------------------------------------------
 
 def test_hardware_event_without_pmu_is_one_line():

@@ -34,6 +34,6 @@ FUNCTIONS = (
     "system", "signal", "join", "count", "sum", "avg", "min", "max", "stats", "hist",
     "lhist", "str", "buf", "ntop", "strncmp", "strcontains", "kstack", "ustack", "ksym",
     "usym", "has_key", "bswap", "sizeof", "cgroupid", "uptr", "kptr", "len", "kaddr",
-    "uaddr", "macaddr", "offsetof",
+    "uaddr", "macaddr", "offsetof", "path",
 )
 AGGREGATIONS = frozenset(("count", "sum", "avg", "min", "max", "stats", "hist", "lhist"))

@@ -184,6 +184,11 @@ def store(gen, e, dst, ty, clean):
         b.store(dst.base, dst.off + 8, pid, 8)
     elif name == "macaddr":
         _macaddr(gen, e, dst)
+    elif name == "path":
+        if clean:
+            gen.zero(dst, ty.size)
+        p = gen.reg(gen.value(e.args[0]))
+        b.call("d_path", p, gen._ptr(dst), ("imm", min(e.ty.size, ty.size)))
     elif name == "usym":
         from tinytrace.lang.codegen_builtins import value as bvalue
         a = gen.reg(gen.value(e.args[0]))

@@ -132,6 +132,16 @@ class Env:
         except Exception:
             return None
 
+    def fentry_unavailable(self, func, retprobe=False):
+        """None when a BPF trampoline (kfunc/kretfunc) can be attached to kernel function
+        ``func`` here, else the one-line reason."""
+        b = self.btf()
+        f = b.func(func) if b is not None else None
+        if f is None:
+            return "the kernel's BTF does not describe %s" % func
+        from tinytrace.lang.probes.kfunc import check_fentry
+        return check_fentry(f.id, retprobe)
+
     def uprobes_unavailable(self):
         from tinytrace.kernel import uprobes
         if uprobes.method() is None:

@@ -617,6 +617,24 @@ def _offsetof(sema, e):
     return sema.expr(ast.Int(off, e.loc))
 
 
+def _path(sema, e):
+    """``path(p)``: the path of a ``struct path *`` (the kernel's d_path helper, which only
+    BPF trampolines on some functions may call: kfunc/kretfunc probes)."""
+    _arity(e, 1, 2)
+    for ap in sema.probe.points:
+        if ap.provider.name not in ("kfunc", "kretfunc"):
+            raise LangError("path() is only available in kfunc/kretfunc probes (the kernel "
+                            "allows its d_path helper only there)", e.loc)
+    a = _int_arg(sema, e, 0, "a struct path pointer")
+    cap = sema.env.strlen
+    if len(e.args) == 2:
+        cap = _literal_int(sema, e, 1, "the size")
+        if not 1 <= cap <= MAX_BUF:
+            raise LangError("path(): the size must be between 1 and %d" % MAX_BUF,
+                            e.args[1].loc)
+    e.ty = StrT(cap)
+
+
 _CHECKS = {
     "printf": _printf, "system": _system, "cat": _cat, "print": _print, "time": _time,
     "strftime": _strftime, "join": _join, "exit": _exit, "signal": _signal,
@@ -625,7 +643,7 @@ _CHECKS = {
     "strcontains": _strcontains, "kstack": _stack, "ustack": _stack, "ksym": _ksym,
     "usym": _ksym, "bswap": _bswap, "sizeof": _sizeof, "cgroupid": _cgroupid,
     "uptr": _uptr, "kptr": _uptr, "kaddr": _kaddr, "uaddr": _uaddr, "macaddr": _macaddr,
-    "offsetof": _offsetof,
+    "offsetof": _offsetof, "path": _path,
 }
 
 

@@ -1,5 +1,4 @@
-"""Probe kinds the language parses and checks but cannot attach yet: kfunc/kretfunc
-(fentry/fexit), watchpoint, iter.
+"""Probe kinds the language parses and checks but cannot attach yet: watchpoint, iter.
 
 Their names are checked for shape here so that a script using them gets the same errors it
 will get once they work, and then one clear "not supported here yet" at the probe name.
@@ -8,7 +7,7 @@ tracepoint says where it belongs.
 """
 from tinytrace.lang.probes.base import Provider
 from tinytrace.lang.source import LangError
-from tinytrace.lang.types import INT64, KSYM, UINT64, usym_type
+from tinytrace.lang.types import INT64, UINT64
 
 
 class _Later(Provider):
@@ -35,21 +34,7 @@ class _Later(Provider):
             return None
         if name == "retval":
             return INT64
-        if name == "func":
-            return KSYM if self.name.startswith("k") else usym_type()
         return UINT64
-
-
-class Kfunc(_Later):
-    shapes = (1, 2)
-    form = "kfunc:[MODULE:]FUNCTION"
-    builtins = ("args", "func")
-
-
-class Kretfunc(_Later):
-    shapes = (1, 2)
-    form = "kretfunc:[MODULE:]FUNCTION"
-    builtins = ("args", "retval", "func")
 
 
 class Watchpoint(_Later):
