@@ -32,7 +32,13 @@ options:
   -V, --version  the version
 
 ARGS are the positional parameters $1, $2 ... ($# is their number); use str($1) for text.
-Environment: BPFTRACE_STRLEN sets the size of str() buffers (default 64).
+-p and -c also limit uprobes and usdt probes to that process.
+
+probes: tracepoint rawtracepoint kprobe kretprobe kfunc kretfunc uprobe uretprobe usdt
+        profile interval software hardware BEGIN END   (docs/language.md)
+settings: config = { max_map_keys = N; max_strlen = N; stack_mode = perf; ... } before the
+  first probe, or BPFTRACE_MAX_MAP_KEYS, BPFTRACE_STRLEN, BPFTRACE_STACK_MODE,
+  BPFTRACE_PERF_RB_PAGES (the environment wins)
 
 examples:
   tinytrace -l 'tracepoint:sched:*'
@@ -40,6 +46,9 @@ examples:
   tinytrace -e 'tracepoint:raw_syscalls:sys_enter { @[comm] = count(); }'
   tinytrace -e 'tracepoint:syscalls:sys_exit_read /args->ret > 0/ { @bytes = hist(args->ret); }'
   tinytrace -e 'profile:hz:99 { @[kstack] = count(); }'
+  tinytrace -e 'uretprobe:/bin/bash:readline { printf("%s\\n", str(retval)); }'
+  tinytrace -e 'kretprobe:vfs_read { @ = hist(retval); }'
+  tinytrace -p 1234 -e 'usdt::python:function__return { @[str(arg1)] = count(); }'
   tinytrace -e 'interval:s:1 { print(@); clear(@); } t:sched:sched_switch { @ = count(); }'
   tinytrace -c 'ls /' -e 'tracepoint:syscalls:sys_enter_* /pid == cpid/ { @[probe] = count(); }'
   tinytrace script.bt 10          # $1 is 10
