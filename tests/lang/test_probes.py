@@ -384,21 +384,23 @@ def test_kprobe_error_messages():
 @pytest.mark.guest_safe
 def test_kfunc_kretfunc_and_path(tmp_path):
     """kfunc/kretfunc on the open path: ``func``, typed ``args``, ``retval`` and path()
-    (d_path, allowed in vfs_open) for one process's opens."""
+    (d_path, which the kernel allows in security_file_open) for one process's opens."""
     if not _btf():
         pytest.skip("no BTF")
     from tinytrace.lang.probes.kfunc import check_fentry
     from tinytrace.kernel import btf
-    f = btf.vmlinux().func("vfs_open")
+    f = btf.vmlinux().func("security_file_open")
     if f is None or check_fentry(f.id, False):
         pytest.skip("no BPF trampolines on this kernel")
     with Child(tmp_path) as w:
-        t = Tracer(["-e", "kfunc:vfs_open /pid == %d/ { @p[func, path(args->path)] = count(); } "
+        t = Tracer(["-e", "kfunc:security_file_open /pid == %d/ { "
+                    "@p[func, path(args->file->f_path)] = count(); } "
                     "kretfunc:do_sys_openat2 /pid == %d/ { @r[retval >= 0, args.dfd] = "
                     "count(); }" % (w.pid, w.pid)])
         dirfd, *fds = w.do("open", 6, 1)
         out, _ = t.stop()
-    assert _value(out, "@p[vfs_open, %s]" % os.path.join(str(tmp_path), "opened")) == 6, out
+    assert _value(out, "@p[security_file_open, %s]" % os.path.join(str(tmp_path),
+                                                                    "opened")) == 6, out
     assert _value(out, "@r[1, %d]" % dirfd) == 6, out
 
 
@@ -426,6 +428,20 @@ def test_hardware_event_without_pmu_is_one_line():
     assert r.returncode == 2
     assert "no hardware performance counters" in r.stderr.splitlines()[0], r.stderr
     assert "software:cpu-clock" in r.stderr.splitlines()[0]
+
+
+@pytest.mark.bpf
+@pytest.mark.guest_safe
+def test_hardware_event_samples_where_there_is_a_pmu(tmp_path):
+    from tinytrace.kernel import hwevents
+    if not hwevents.has_pmu():
+        pytest.skip("no PMU here")
+    with Child(tmp_path) as w:
+        t = Tracer(["-e", "hardware:instructions:100000 /pid == %d/ { @n = count(); }"
+                    % w.pid])
+        w.do("busy", 1)
+        out, _ = t.stop()
+    assert _value(out, "@n") > 0, out
 
 
 # -- BTF ------------------------------------------------------------------------------------

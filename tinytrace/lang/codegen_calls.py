@@ -187,7 +187,11 @@ def store(gen, e, dst, ty, clean):
     elif name == "path":
         if clean:
             gen.zero(dst, ty.size)
-        p = gen.reg(gen.value(e.args[0]))
+        a = e.args[0]
+        from tinytrace.lang.types import StructT
+        # a struct path member (file->f_path) stands for its address: pointer arithmetic
+        # on the trampoline's typed pointer, which is what the helper wants
+        p = gen.struct_addr(a) if isinstance(a.ty, StructT) else gen.reg(gen.value(a))
         b.call("d_path", p, gen._ptr(dst), ("imm", min(e.ty.size, ty.size)))
     elif name == "usym":
         from tinytrace.lang.codegen_builtins import value as bvalue

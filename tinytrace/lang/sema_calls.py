@@ -625,7 +625,10 @@ def _path(sema, e):
         if ap.provider.name not in ("kfunc", "kretfunc"):
             raise LangError("path() is only available in kfunc/kretfunc probes (the kernel "
                             "allows its d_path helper only there)", e.loc)
-    a = _int_arg(sema, e, 0, "a struct path pointer")
+    a = e.args[0] = sema.expr(e.args[0])
+    if a.ty is not UNKNOWN and not (a.ty.is_int or isinstance(a.ty, (PtrT, StructT))):
+        raise LangError("path() needs a struct path (or a pointer to one), not %s"
+                        % a.ty.describe(), a.loc)
     cap = sema.env.strlen
     if len(e.args) == 2:
         cap = _literal_int(sema, e, 1, "the size")
