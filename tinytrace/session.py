@@ -181,10 +181,14 @@ class Session(object):
         raise Terminated(signum)
 
     def _install_signals(self):
-        import signal
-        import threading
-        if not self._handle_signals or threading.current_thread() is not threading.main_thread():
+        if not self._handle_signals:
             return
+        # signal handlers belong to the main thread; without ``threading`` imported no other
+        # thread can exist (importing it only to ask costs ~1 ms of every start)
+        threading = sys.modules.get("threading")
+        if threading is not None and threading.current_thread() is not threading.main_thread():
+            return
+        import signal
         for name in self.SIGNALS:
             sig = getattr(signal, name, None)
             if sig is None:

@@ -250,3 +250,23 @@ def test_without_capabilities_is_one_line_exit_2():
     assert p.returncode == 2, (p.stdout, p.stderr)
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "CAP_BPF" in lines[0], p.stderr
+
+
+def test_refused_task_storage_falls_back_to_the_script(monkeypatch):
+    """If this kernel refuses the task-storage programs after all, runqlat says why and runs
+    the tracepoint script instead (in-process: the refusal is simulated)."""
+    from tinytrace.kernel.btf import BtfError
+    from tinytrace.tools import runqlat
+
+    def refuse():
+        raise BtfError("no tp_btf view of sched_switch in this kernel's BTF")
+    monkeypatch.setattr(runqlat, "kernel_facts", refuse)
+    opts = runqlat.parse_args([])
+    rq = runqlat.Runqlat(opts, task_storage=True)
+    assert rq.kind == "task-storage"
+    with rq.start():
+        assert rq.kind == "script" and "no tp_btf view" in rq.fallback_reason
+        sleeper = _start_sleeper()
+        _go(sleeper)
+        hists = rq.take()
+    assert set(hists) == {None} and sum(hists[None].values()) >= N_SLEEPS * 0.9
