@@ -560,6 +560,11 @@ def test_dump_of_probe_kinds_assembles_back(capsys, monkeypatch):
              "kretprobe:vfs_* { @r[probe] = hist(retval); }"]
     if not _thumb("getpid"):
         progs.append("uprobe:libc:getpid { @[ustack(perf, 3), arg0, arg7] = count(); }")
+    if _btf():
+        progs.append("kfunc:vfs_read { @[args->count, args.file->f_pos, func] = count(); } "
+                     "kretfunc:vfs_read { @r = hist(retval); } rawtracepoint:sched_switch "
+                     "{ @s[args.prev->pid, TCP_CLOSE, offsetof(struct task_struct, pid)] = "
+                     "count(); }")
     if os.path.exists(PYTHON_WITH_USDT):
         progs.append("usdt:%s:python:function__entry { @[str(arg1), arg2] = count(); }"
                      % PYTHON_WITH_USDT)

@@ -142,9 +142,10 @@ class Runtime:
             self._load(s)
             self._open_events(s)
             self._attach(s)
-            self._write(self._attached_text(self.comp.attach_count))
-            self.out.flush()
             try:
+                # a Ctrl-C may land as soon as the line is out (whoever waits for it)
+                self._write(self._attached_text(self.comp.attach_count))
+                self.out.flush()
                 self._run_special("start")
                 if child is not None:
                     child.release()
