@@ -394,7 +394,7 @@ def test_kfunc_kretfunc_and_path(tmp_path):
         pytest.skip("no BPF trampolines on this kernel")
     with Child(tmp_path) as w:
         t = Tracer(["-e", "kfunc:security_file_open /pid == %d/ { "
-                    "@p[func, path(args->file->f_path)] = count(); } "
+                    "@p[func, path(args->file->f_path, 256)] = count(); } "
                     "kretfunc:do_sys_openat2 /pid == %d/ { @r[retval >= 0, args.dfd] = "
                     "count(); }" % (w.pid, w.pid)])
         dirfd, *fds = w.do("open", 6, 1)
@@ -437,7 +437,7 @@ def test_hardware_event_samples_where_there_is_a_pmu(tmp_path):
     if not hwevents.has_pmu():
         pytest.skip("no PMU here")
     with Child(tmp_path) as w:
-        t = Tracer(["-e", "hardware:instructions:100000 /pid == %d/ { @n = count(); }"
+        t = Tracer(["-e", "hardware:cpu-cycles:100000 /pid == %d/ { @n = count(); }"
                     % w.pid])
         w.do("busy", 1)
         out, _ = t.stop()

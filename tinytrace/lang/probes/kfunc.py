@@ -142,12 +142,14 @@ def check_fentry(func_id, retprobe):
     why = None
     if os.geteuid() == 0:
         from tinytrace.asm import Exit, Mov, R0, link
-        from tinytrace.kernel import progs
+        from tinytrace.kernel import attach, progs
         try:
-            p = progs.load(link([Mov.Imm(R0, 0), Exit()]), "tracing", "tt_fentry",
-                           expected_attach_type="trace_fexit" if retprobe else "trace_fentry",
-                           attach_btf_id=func_id)
-            p.close()
+            # loading is not enough: arm64 before 6.0 loads trampoline programs and then
+            # refuses to attach them (ENOTSUPP)
+            with progs.load(link([Mov.Imm(R0, 0), Exit()]), "tracing", "tt_fentry",
+                            expected_attach_type="trace_fexit" if retprobe else
+                            "trace_fentry", attach_btf_id=func_id) as p:
+                attach.tp_btf(p).close()
         except Exception:
             why = ("this kernel cannot attach BPF trampolines (fentry/fexit) to it: a test "
                    "program did not load; use a kprobe or a tracepoint")
