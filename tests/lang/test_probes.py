@@ -136,6 +136,22 @@ def test_uprobe_wildcard_tells_functions_apart(tmp_path):
 
 @pytest.mark.bpf
 @pytest.mark.guest_safe
+def test_uprobe_by_address(tmp_path):
+    """uprobe:FILE:0xADDR -- getpid's address as nm prints it."""
+    _need_uprobes("getpid")
+    from tinytrace.kernel import elf
+    libc = libc_path()
+    addr = elf.open(libc).symbol_address("getpid")
+    with Child(tmp_path) as w:
+        t = Tracer(["-p", str(w.pid), "-e", "uprobe:%s:0x%x { @[probe] = count(); }"
+                    % (libc, addr)])
+        w.do("getpid", 321)
+        out, _ = t.stop()
+    assert _value(out, "@[uprobe:%s:0x%x]" % (libc, addr)) == 321, out
+
+
+@pytest.mark.bpf
+@pytest.mark.guest_safe
 def test_uprobe_arguments(tmp_path):
     """mmap(NULL, LEN, PROT_READ, MAP_SHARED, fd, 0): arg1..arg5 as the caller passed them
     (the sixth argument is in a register on x86_64/arm64, on the stack on 32-bit ARM)."""
@@ -249,6 +265,23 @@ def test_usdt_function_return_counts_every_return(tmp_path):
                     % PYTHON_WITH_USDT])
     assert r.returncode == 0, r.stderr
     assert _value(r.stdout, "@[tt_leaf]") == 500, r.stdout
+
+
+@pytest.mark.bpf
+@pytest.mark.guest_safe
+def test_usdt_memory_operand_sign_extended(tmp_path):
+    """gc__start(generation): a 4-byte signed operand in memory (``-4@112(%rsp)`` on
+    x86_64), behind a semaphore; gc.collect(2) five times."""
+    _need_uprobes()
+    _python_usdt()
+    script = tmp_path / "gc.py"
+    script.write_text("import gc\nfor i in range(5):\n    gc.collect(2)\n")
+    r = _tinytrace(["-q", "-c", "%s %s" % (PYTHON_WITH_USDT, script), "-e",
+                    "usdt:%s:python:gc__start { @[arg0] = count(); }" % PYTHON_WITH_USDT])
+    assert r.returncode == 0, r.stderr
+    assert _value(r.stdout, "@[2]") >= 5, r.stdout
+    keys = [int(k) for k in re.findall(r"^@\[(-?\d+)\]", r.stdout, re.M)]
+    assert set(keys) <= {0, 1, 2}, r.stdout
 
 
 def test_usdt_probe_not_found():
