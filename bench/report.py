@@ -478,7 +478,8 @@ def variants_table(v):
     if not v:
         return "Not measured yet: run `python3 -m bench.runqlat_variants`."
     rows = []
-    order = ["shipped", "assembler", "lazy-clock", "tp_btf", "tp_btf+task-storage"]
+    order = ["shipped", "shipped-script", "assembler", "lazy-clock", "tp_btf",
+             "tp_btf+task-storage"]
     summ = sorted(v.get("summary", []), key=lambda r: (
         order.index(r["variant"]) if r["variant"] in order else 99, r["event"]))
     counts = v.get("latencies_recorded", {})

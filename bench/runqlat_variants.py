@@ -33,9 +33,6 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BPF_ENABLE_STATS = 32
-BPF_BTF_LOAD = 18
-MAP_TASK_STORAGE = 29
-BPF_F_NO_PREALLOC = 1
 TASK_STORAGE_GET = "task_storage_get"
 
 
@@ -209,47 +206,6 @@ def tp_btf_storage(a, session, maps):
     return out
 
 
-def _btf_blob():
-    """A BTF blob with two types: [1] int (4 bytes, signed), [2] u64 -- what a task storage
-    map's key and value must be described with."""
-    strings = b"\0int\0u64\0"
-    types = struct.pack("<IIII", 1, 0x01000000, 4, (1 << 24) | 32)    # INT int, signed, 32
-    types += struct.pack("<IIII", 5, 0x01000000, 8, 64)               # INT u64, 64 bits
-    hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
-    return hdr + types + strings
-
-
-def task_storage_map(session):
-    """A BPF_MAP_TYPE_TASK_STORAGE map (key int, value u64), owned by ``session``."""
-    from tinytrace.kernel import bpf
-    from tinytrace.kernel.libc import ffi
-    blob = _btf_blob()
-    buf = ffi.new("char[]", blob)
-    attr = bytearray(struct.pack("<QQIII", int(ffi.cast("uintptr_t", buf)), 0, len(blob), 0, 0))
-    btf_fd = bpf.call(BPF_BTF_LOAD, attr)
-    try:
-        attr = bytearray(struct.pack("<7I16sIIII", MAP_TASK_STORAGE, 4, 8, 0, BPF_F_NO_PREALLOC,
-                                     0, 0, b"rqv_tstart", 0, btf_fd, 1, 2))
-        fd = bpf.call(bpf.MAP_CREATE, attr)
-    finally:
-        os.close(btf_fd)
-
-    class _Map(object):
-        def __init__(self, fd):
-            self.fd = fd
-
-        def fileno(self):
-            return self.fd
-
-        def close(self):
-            if self.fd >= 0:
-                os.close(self.fd)
-                self.fd = -1
-    m = _Map(fd)
-    session.add(m)
-    return m
-
-
 VARIANTS = (("assembler", tracepoint_entry_clock), ("lazy-clock", tracepoint_lazy),
             ("tp_btf", tp_btf_hash), ("tp_btf+task-storage", tp_btf_storage))
 MAX_SLOTS = 64
@@ -280,7 +236,7 @@ def build(session, variant, errors):
     maker = dict(VARIANTS)[variant]
     try:
         if variant.endswith("task-storage"):
-            start = task_storage_map(session)
+            start = session.map("task_storage", 4, 8, 0, name="rqv%d_start" % k)
         else:
             start = session.map("hash", 4, 8, START_ENTRIES, name="rqv%d_start" % k)
         dist = session.map("array", 4, 8, MAX_SLOTS, name="rqv%d_dist" % k)
