@@ -35,7 +35,7 @@ OPEN_TARGET = "ttbench_open_target"   # basename of the file the opens workload 
 
 class Case(object):
     def __init__(self, name, kind, workload, full, quick, primary, bt, bt_marker,
-                 label, count=None, rate=None, note=""):
+                 label, count=None, rate=None, note="", equivalent=()):
         self.name = name
         self.kind = kind            # "tool" or "one-liner"
         self.workload = workload    # workload.py kind
@@ -48,6 +48,9 @@ class Case(object):
         self.count = count          # bytes counted in stdout (one per workload operation)
         self.rate = rate            # paced workload rate (opens/s), None: as fast as it goes
         self.note = note
+        # (tinytrace attach point, bpftrace attach point): where the two tools do the same
+        # work at different tracepoints, compared as one row ("tt / bt")
+        self.equivalent = tuple(equivalent)
 
     def program(self):
         """The one-liner's text (both sides run the same program), or None for tools."""
@@ -66,12 +69,17 @@ CASES = [
          count=OPEN_TARGET.encode(), rate=20000),
     Case("execsnoop", "tool", "execs", 400, 60, r"sys_enter_execve$",
          "execsnoop.bt", rb"^TIME\(ms\)", "sys_enter_execve", count=EXEC_MARKER.encode()),
-    Case("syscount", "tool", "syscalls", 1000000, 100000, r"sys_enter$",
-         "syscount.bt", rb"^Counting syscalls", "raw_syscalls:sys_enter"),
+    Case("syscount", "tool", "syscalls", 1000000, 100000, r"sys_(enter|exit)$",
+         "syscount.bt", rb"^Counting syscalls", "raw_syscalls:sys_exit / sys_enter",
+         note="tinytrace counts at sys_exit (as BCC's syscount, which also counts errors), "
+              "bpftrace's syscount.bt at sys_enter",
+         equivalent=[("sys_exit", "sys_enter")]),
     Case("biolatency", "tool", "bio", 4000, 400, r"block_(io_done|rq_complete)$",
          "biolatency.bt", rb"^Tracing block device I/O", "block_io_done",
          note="bpftrace: bench/bpftrace/biolatency.bt (block_io_start/done tracepoints; "
-              "the stock script uses kprobes)"),
+              "the stock script uses kprobes); tinytrace: block_rq_issue/complete, as BCC",
+         equivalent=[("block_rq_issue", "block_io_start"),
+                     ("block_rq_complete", "block_io_done")]),
     Case("count by comm", "one-liner", "syscalls", 1000000, 100000, r"sys_enter$",
          BEGIN_MARK + "tracepoint:raw_syscalls:sys_enter { @[comm] = count(); }",
          ONE_LINER_MARKER, "raw_syscalls:sys_enter"),

@@ -404,6 +404,12 @@ def summarize_case(res):
     for side, pts in per_run:
         for key in combined:
             stats.merge_points(pts, key)
+    # the same work at different tracepoints (e.g. syscount at sys_exit / sys_enter)
+    case = C.find_case(res.get("name", ""))
+    for tt_key, bt_key in (case.equivalent if case is not None else ()):
+        label = "%s / %s" % (tt_key, bt_key)
+        for side, pts in per_run:
+            stats.rename_points(pts, {tt_key if side == "tinytrace" else bt_key: label})
     for side, pts in per_run:
         for key, (cnt, ns, insns) in pts.items():
             p = points.setdefault(key, {"tinytrace": [], "bpftrace": [],

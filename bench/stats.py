@@ -95,3 +95,11 @@ def merge_points(points, key):
         cnt, ns, insns = cnt + c, ns + n, max(insns, i)
     points[key] = (cnt, ns, insns)
     return points
+
+
+def rename_points(points, renames):
+    """In a ``by_attach_point`` result, move entries to new keys (``{old: new}``)."""
+    for old, new in renames.items():
+        if old in points and new not in points:
+            points[new] = points.pop(old)
+    return points
