@@ -83,3 +83,10 @@ def test_merge_points_folds_separate_events_into_a_combined_key():
     assert stats.merge_points({"a+b": (1, 1, 1), "a": (2, 2, 2)}, "a+b") == \
         {"a+b": (1, 1, 1), "a": (2, 2, 2)}
     assert stats.merge_points({"a": (1, 1, 1)}, "a+b") == {"a": (1, 1, 1)}
+
+
+def test_rename_points_pairs_equivalent_tracepoints():
+    from bench import stats
+    pts = {"sys_exit": (10, 900, 20), "other": (1, 1, 1)}
+    assert stats.rename_points(pts, {"sys_exit": "sys_exit / sys_enter", "absent": "x"}) == \
+        {"sys_exit / sys_enter": (10, 900, 20), "other": (1, 1, 1)}
