@@ -413,7 +413,6 @@ def test_kprobe_error_messages():
 # -- kfunc (BPF trampolines) -----------------------------------------------------------------
 
 @pytest.mark.bpf
-@pytest.mark.btf
 @pytest.mark.guest_safe
 def test_kfunc_kretfunc_and_path(tmp_path):
     """kfunc/kretfunc on the open path: ``func``, typed ``args``, ``retval`` and path()
@@ -437,6 +436,7 @@ def test_kfunc_kretfunc_and_path(tmp_path):
     assert _value(out, "@r[1, %d]" % dirfd) == 6, out
 
 
+@pytest.mark.guest_safe
 def test_kfunc_refused_without_trampolines():
     from tinytrace.lang.probes.kfunc import check_fentry
     from tinytrace.kernel import btf
