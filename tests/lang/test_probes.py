@@ -451,6 +451,45 @@ def test_kfunc_refused_without_trampolines():
     assert "kfunc:vfs_read: this kernel cannot attach BPF trampolines" in first, first
 
 
+# -- watchpoints ----------------------------------------------------------------------------
+
+@pytest.mark.bpf
+@pytest.mark.guest_safe
+def test_watchpoint_counts_writes(tmp_path):
+    """A u64 of a process written 100 times (ctypes), watched with -p: 100 hits."""
+    if not os.path.exists("/sys/bus/event_source/devices/breakpoint"):
+        pytest.skip("no breakpoint PMU")
+    proc = subprocess.Popen([sys.executable, "-c", "import ctypes, sys\n"
+                             "v = ctypes.c_uint64(0)\n"
+                             "print(hex(ctypes.addressof(v)), flush=True)\n"
+                             "sys.stdin.readline()\n"
+                             "for i in range(1, 101):\n    v.value = i\n"
+                             "print('done', flush=True); sys.stdin.readline()\n"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        addr = proc.stdout.readline().strip()
+        t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:8:w { @[probe] = count(); }"
+                    % addr])
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "done\n"
+        out, _ = t.stop()
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    assert _value(out, "@[watchpoint:%s:8:w]" % addr) == 100, out
+
+
+def test_watchpoint_errors():
+    for prog, frag in (("watchpoint:0x1001:8:w { }", "aligned to 8"),
+                       ("watchpoint:0x1000:3:w { }", "1, 2, 4 or 8 bytes"),
+                       ("watchpoint:0x1000:8:q { }", "mode is r, w, rw or x"),
+                       ("watchpoint:main+1:8:w { }", "must be a number")):
+        r = _tinytrace(["-e", prog])
+        assert r.returncode == 2 and frag in r.stderr, (prog, r.stderr)
+
+
 # -- hardware -------------------------------------------------------------------------------
 
 def test_hardware_event_without_pmu_is_one_line():

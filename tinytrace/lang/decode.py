@@ -269,7 +269,8 @@ class Decoders:
                             frames = ["%x" % a for a in ips]
                         elif user:
                             frames = st.user_frames(ips, u64(buf, off + 8))
-                            ctx.short_stacks.observe(frames)
+                            if depth > ctx.short_stacks.depth:     # not cut by ustack(N)
+                                ctx.short_stacks.observe(frames)
                         else:
                             frames = st.kernel_frames(ips, ctx.ksyms())
             if frames is None:

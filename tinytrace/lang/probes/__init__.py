@@ -41,8 +41,8 @@ _REGISTRY = {
     "usdt": ("usdt", "Usdt"),
     "kfunc": ("kfunc", "Kfunc"),
     "kretfunc": ("kfunc", "Kretfunc"),
-    "watchpoint": ("later", "Watchpoint"),
-    "asyncwatchpoint": ("later", "Watchpoint"),
+    "watchpoint": ("watchpoint", "Watchpoint"),
+    "asyncwatchpoint": ("watchpoint", "Watchpoint"),
     "iter": ("later", "Iter"),
 }
 ALIASES = {

@@ -1,4 +1,4 @@
-"""Probe kinds the language parses and checks but cannot attach yet: watchpoint, iter.
+"""Probe kinds the language parses and checks but cannot attach yet: iter.
 
 Their names are checked for shape here so that a script using them gets the same errors it
 will get once they work, and then one clear "not supported here yet" at the probe name.
@@ -35,12 +35,6 @@ class _Later(Provider):
         if name == "retval":
             return INT64
         return UINT64
-
-
-class Watchpoint(_Later):
-    shapes = (3, 4)
-    form = "watchpoint:ADDRESS:LENGTH:MODE"
-    builtins = ()
 
 
 class Iter(_Later):
