@@ -25,6 +25,12 @@ TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
   ``TimeColumns``: the optional -T (HH:MM:SS) and -t (seconds since the first event)
   columns, in text, CSV and JSON.
 
+Interrupts (hardirqs, softirqs)
+  Both time (or count, -C) a handler between an entry and an exit tracepoint of the ``irq``
+  group, per CPU (handlers do not nest on a CPU), and print BCC's table or histograms:
+  ``add_irq_options``/``parse_irq_options``, ``irq_script``, ``take_irqs`` and
+  ``report_irqs``.
+
 Stack samples (profile, offcputime)
   ``stack_rows(samples, ...)`` symbolizes the stacks of a ``kstack(raw)``/``ustack(raw)``
   keyed map (BCC's frame names, through ``tinytrace.kernel.stacks``) and merges keys whose
@@ -287,6 +293,119 @@ class TimeColumns(object):
 def csv_cell(text):
     """A text cell of CSV output: commas escaped, as the rest of the escaping does."""
     return text.replace(",", "\\x2c")
+
+
+# -- interrupts -----------------------------------------------------------------------------
+
+def add_irq_options(parser, count_dest, count_help, outputs_dest):
+    """BCC's hardirqs/softirqs options: -T -N -C (``count_dest``) -d -c CPU, --json,
+    interval and number of outputs (``outputs_dest``); -C excludes -d and -N."""
+    from tinytrace import toolkit
+    p = parser
+    p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
+    p.add_argument("-N", "--nanoseconds", action="store_true", help="output in nanoseconds")
+    p.add_argument("-C", "--" + count_dest, action="store_true", help=count_help)
+    p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
+    p.add_argument("-c", "--cpu", type=toolkit.cpu_number, help="trace this CPU only")
+    toolkit.add_json(p)
+    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
+                   help="output interval, in seconds")
+    p.add_argument(outputs_dest, nargs="?", type=toolkit.positive_int, default=None,
+                   help="number of outputs")
+
+
+def parse_irq_options(parser, argv, count_dest):
+    """Parse; counting (-C) with a time option (-d, -N) is a one-line error."""
+    opts = parser.parse_args(argv)
+    if getattr(opts, count_dest) and (opts.dist or opts.nanoseconds):
+        parser.error("argument -C/--%s: not allowed with the time-based options -d and -N"
+                     % count_dest)
+    return opts
+
+
+IRQ_COUNT = r"""
+tracepoint:irq:%(entry)s
+%(filter)s{
+	@irqs[%(key)s] = count();
+}
+"""
+
+IRQ_TIME = r"""
+tracepoint:irq:%(entry)s
+%(filter)s{
+	@start[cpu] = nsecs;%(keep)s
+}
+
+tracepoint:irq:%(exit)s
+%(filter)s{
+	$ts = @start[cpu];
+	if ($ts != 0) {
+		delete(@start[cpu]);
+		@irqs[%(exit_key)s] = %(agg)s((nsecs - $ts) / %(div)d);
+	}
+}
+"""
+
+
+def irq_script(opts, counting, entry, exit, key, exit_key=None):
+    """The script of an interrupt tool: with ``counting`` (-C) ``@irqs[key]`` counts
+    ``entry``; else the time from ``entry`` to ``exit`` on each CPU is summed (or, with
+    -d, a histogram) in ``@irqs[exit_key]``, microseconds (-N: nanoseconds).  When the key
+    exists only at the entry (a handler's name), ``exit_key`` is None and the entry keeps
+    it per CPU for the exit.  -c CPU is a predicate on both probes."""
+    flt = "/cpu == %d/\n" % opts.cpu if opts.cpu is not None else ""
+    if counting:
+        return IRQ_COUNT % {"entry": entry, "filter": flt, "key": key}
+    keep = ""
+    if exit_key is None:
+        keep, exit_key = "\n\t@key[cpu] = %s;" % key, "@key[cpu]"
+    return IRQ_TIME % {"entry": entry, "exit": exit, "filter": flt, "keep": keep,
+                       "exit_key": exit_key, "agg": "hist" if opts.dist else "sum",
+                       "div": 1 if opts.nanoseconds else 1000}
+
+
+def take_irqs(script, dist):
+    """{key: total} or, with ``dist``, {key: BCC log2 slots} since the last call; then the
+    map is reset.  Keys without counts are left out."""
+    from tinytrace import toolkit
+    if dist:
+        return toolkit.take_log2(script, "@irqs")
+    data = script.read("@irqs")
+    script.clear("@irqs")
+    return dict((k, v) for k, v in data.items() if v)
+
+
+def report_irqs(opts, data, out, unit, section, width, text_name, json_name, json_list):
+    """One interval of an interrupt tool: BCC's ``SECTION  TOTAL_unit`` table (``width``:
+    the name column), smallest total first, or its histograms with -d, after an empty line
+    and the time (-T).  ``text_name``/``json_name`` print a key; in JSON the interval
+    record has ``hists`` (-d) or ``unit`` and ``json_list`` [{section, total}]."""
+    from tinytrace import toolkit
+    rows = [] if opts.dist else sorted(data.items(), key=lambda kv: (kv[1], kv[0]))
+    if opts.json:
+        from tinytrace.output import jsonl
+        if opts.dist:
+            from tinytrace.output import hist as H
+            hists = [H.hist_json(data[k], unit, key={section: json_name(k)})
+                     for k in sorted(data)]
+            rec = jsonl.interval_record(time=toolkit.hhmmss(), hists=hists)
+        else:
+            rec = jsonl.interval_record(time=toolkit.hhmmss(), unit=unit, **{json_list: [
+                {section: json_name(k), "total": v} for k, v in rows]})
+        jsonl.write(rec, out)
+        return
+    out.write("\n")
+    if opts.timestamp:
+        out.write("%-8s\n" % toolkit.hhmmss())
+    if opts.dist:
+        from tinytrace.output import hist as H
+        out.write(H.log2_sections_text(data, unit, section_header=section,
+                                       section_fmt=text_name))
+    else:
+        out.write("%-*s %11s\n" % (width, section.upper(), "TOTAL_" + unit))
+        for k, v in rows:
+            out.write("%-*s %11d\n" % (width, text_name(k), v))
+    out.flush()
 
 
 # -- stack samples --------------------------------------------------------------------------

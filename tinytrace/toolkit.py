@@ -7,7 +7,8 @@
   informational lines ("Tracing ... Hit Ctrl-C to end.") go to stderr.
 - ``announce``: the "Tracing ..." line, printed only once every probe is attached (benchmarks
   and tests wait for it to know tracing has started).
-- ``intervals``: BCC's ``interval``/``count`` loop, which ends on Ctrl-C after a last report.
+- ``intervals``: BCC's ``interval``/``count`` loop, which ends on Ctrl-C after a last report
+  (and ``report_skipped``).
 - ``snoop``: the run of a per-event tool (events to a printer until Ctrl-C or ``-d``, lost
   events reported on stderr).
 - option types: ``positive_int``, ``nonneg_int``, ``cpu_number``, ``port_list`` (and
@@ -17,6 +18,9 @@
   ``report_log2`` prints BCC's histograms (keyed or not, with the ``-e`` extension line) or
   one JSON interval record.
 - ``LostReporter``, ``stop_after``, ``pid_label``, ``process_comm``, ``loadavg``, ``hhmmss``.
+- ``report_skipped``: the runs of the tool's programs the kernel skipped because another BPF
+  program was running on that CPU (``recursion_misses``), in one line on stderr at the end;
+  ``skipped_in(stderr)`` reads the number back (tests add it to the tool's counts).
 
 What a group of tools knows about its subject (disks, TCP sockets, stacks) is in
 ``tinytrace.tooldata``.
@@ -240,7 +244,9 @@ class Stopper(object):
 
 def intervals(interval, count, report, stopper):
     """Call ``report(last)`` every ``interval`` seconds, ``count`` times (None: until
-    Ctrl-C).  Ctrl-C ends the loop after one last report, as in BCC."""
+    Ctrl-C).  Ctrl-C ends the loop after one last report, as in BCC.  Then, if the kernel
+    skipped runs of the tool's programs, one line on stderr says how many
+    (``report_skipped``)."""
     done = 0
     while True:
         stop = not stopper.sleep(interval)
@@ -248,7 +254,8 @@ def intervals(interval, count, report, stopper):
         last = stop or (count is not None and done >= count)
         report(last)
         if last or stopper.stopped:
-            return
+            break
+    report_skipped()
 
 
 def target_disables(feature):
@@ -274,15 +281,17 @@ def hhmmss():
     return time.strftime("%H:%M:%S")
 
 
-def process_comm(pid):
-    """The comm of a live process (escaped), or None."""
+def process_comm(pid, raw=False):
+    """The comm of a live process (escaped; with ``raw``, the bytes as they are), or None."""
     try:
         with open("/proc/%d/comm" % pid, "rb") as f:
-            raw = f.read().rstrip(b"\n")
+            name = f.read().rstrip(b"\n")
     except (OSError, ValueError):
         return None
+    if raw:
+        return name
     from tinytrace.output.escape import escape
-    return escape(raw)
+    return escape(name)
 
 
 def pid_label(pid):
@@ -368,7 +377,8 @@ def snoop(opts, script, printer, announcement=None, always=False, duration=None)
     Once every probe is attached, ``announcement`` (the "Tracing ..." line) is announced --
     only in JSON mode (on stderr) unless ``always``: in text mode most of BCC's per-event
     tools print just their header -- and then ``printer.header()`` (which prints nothing in
-    JSON mode).  After the last events, ``printer.finish()`` runs if the printer has one."""
+    JSON mode).  After the last events, runs of the programs the kernel skipped are reported
+    (``report_skipped``) and ``printer.finish()`` runs if the printer has one."""
     script.on_printf(printer.event)
     script.on_lost(LostReporter().report)
     with Stopper() as stopper, script.start():
@@ -376,6 +386,7 @@ def snoop(opts, script, printer, announcement=None, always=False, duration=None)
             announce(opts, announcement)
         printer.header()
         script.follow(stopper, timeout=duration)
+        report_skipped()
     finish = getattr(printer, "finish", None)
     if finish is not None:
         finish()
@@ -445,3 +456,58 @@ def report_log2(opts, hists, out, unit, section=None, section_fmt=str, ext=None)
             out.write("\navg = %d %s, total: %d %s, count: %d\n\n"
                       % (total // count, unit, total, unit, count))
     out.flush()
+
+
+# -- runs the kernel skipped ----------------------------------------------------------------
+
+def skipped_runs():
+    """How many runs of this process's BPF programs the kernel skipped: a tracepoint or
+    perf-event program does not run while another BPF program runs on the same CPU (an
+    interrupt arriving then, a tracepoint hit inside a BPF helper); the kernel counts each
+    skip in ``bpf_prog_info.recursion_misses`` (5.12+; 0 before).  A tool's process holds
+    only its own programs, so all of them are summed."""
+    import os
+    import struct
+    from tinytrace.kernel import bpf
+    total = 0
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return 0
+    for name in fds:
+        try:
+            if os.readlink("/proc/self/fd/" + name) != "anon_inode:bpf-prog":
+                continue
+            info = bpf.obj_get_info(int(name), _PROG_INFO_SIZE)
+        except (OSError, ValueError):
+            continue
+        if len(info) >= _RECURSION_MISSES + 8:
+            total += struct.unpack_from("<Q", info, _RECURSION_MISSES)[0]
+    return total
+
+
+_RECURSION_MISSES = 208         # offset in struct bpf_prog_info (after run_time_ns, run_cnt)
+_PROG_INFO_SIZE = 216
+
+
+SKIPPED_NOTE = ("note: the kernel skipped %d runs of this tool's BPF programs (another BPF "
+                "program was running on the same CPU): up to %d events are missing")
+
+
+def report_skipped():
+    """Say on stderr, in one line, how many runs of this tool's programs the kernel skipped
+    (nothing when none): the tool's counts may be short by that much.  Call it while the
+    programs are still loaded, after the last report."""
+    n = skipped_runs()
+    if n:
+        sys.stderr.write(SKIPPED_NOTE % (n, n) + "\n")
+        sys.stderr.flush()
+    return n
+
+
+def skipped_in(text):
+    """The number in a tool's ``report_skipped`` note found in ``text`` (its stderr), or 0:
+    what a test adds to a tool's counts before comparing them with the kernel's."""
+    import re
+    m = re.search(re.escape(SKIPPED_NOTE.split("%d")[0]) + r"(\d+)", text)
+    return int(m.group(1)) if m else 0

@@ -170,74 +170,19 @@ class Cpudist(object):
 
         Histograms: {section key: {slot: count}} (one section, key None, without -P/-L);
         extension: (count, total) with -e, else None."""
-        from tinytrace.script import log2_slots
-        dist = self.script.read("@dist")
-        self.script.clear("@dist")
-        out = {}
-        for key, buckets in dist.items():
-            slots = log2_slots(buckets)
-            if slots:
-                out[key] = slots
+        from tinytrace import toolkit
+        out = toolkit.take_log2(self.script, "@dist")
         if not (self.opts.pids or self.opts.tids):
             out = {None: out.get(None, {})}
-        ext = None
-        if self.opts.extension:
-            stats = self.script.read("@ext")
-            self.script.clear("@ext")
-            ext = stats.get(None, (0, 0))
+        ext = toolkit.take_stats(self.script, "@ext") if self.opts.extension else None
         return out, ext
-
-
-def _comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid, "rb") as f:
-            return f.read().rstrip(b"\n")
-    except OSError:
-        return None
-
-
-def _section_label(pid):
-    """BCC's label for a PID section: "PID COMM" while the task lives, else the PID."""
-    from tinytrace.output.escape import escape
-    comm = _comm(pid) if pid > 0 else None
-    return "%d %s" % (pid, escape(comm)) if comm is not None else "%d" % pid
 
 
 def report(opts, hists, ext, out):
     from tinytrace import toolkit
-    from tinytrace.output import hist as H
-    unit = "msecs" if opts.milliseconds else "usecs"
-    if opts.json:
-        from tinytrace.output import jsonl
-        section = "pid" if opts.pids else "tid"
-        rec_hists = []
-        for key in sorted(hists, key=lambda k: (k is not None, k)):
-            h = H.hist_json(hists[key], unit)
-            if key is not None:
-                h["key"] = {section: key}
-            rec_hists.append(h)
-        more = {}
-        if ext is not None:
-            count, total = ext
-            more["extension"] = {"unit": unit, "count": count, "total": total,
-                                 "avg": total // count if count else 0}
-        jsonl.write(jsonl.interval_record(time=toolkit.hhmmss(), hists=rec_hists, **more), out)
-        return
-    out.write("\n")
-    if opts.timestamp:
-        out.write("%-8s\n" % toolkit.hhmmss())
-    if opts.pids or opts.tids:
-        label = "pid" if opts.pids else "tid"
-        out.write(H.log2_sections_text(hists, unit, section_header=label,
-                                       section_fmt=_section_label))
-    else:
-        out.write(H.log2_hist_text(hists.get(None, {}), unit))
-    if ext is not None:
-        count, total = ext
-        if count > 0:
-            out.write("\navg = %d %s, total: %d %s, count: %d\n\n"
-                      % (total // count, unit, total, unit, count))
-    out.flush()
+    section = "pid" if opts.pids else "tid" if opts.tids else None
+    toolkit.report_log2(opts, hists, out, "msecs" if opts.milliseconds else "usecs",
+                        section=section, section_fmt=toolkit.pid_label, ext=ext)
 
 
 def main(argv):

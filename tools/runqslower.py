@@ -169,23 +169,6 @@ class Printer(object):
         self.out.flush()
 
 
-class LostReporter(object):
-    """BCC's "Possibly lost N samples" on stderr, as losses are noticed."""
-
-    def __init__(self, script):
-        self.script = script
-        self.seen = 0
-
-    def check(self):
-        lost = self.script.lost
-        if lost > self.seen:
-            import sys
-            sys.stderr.write("Possibly lost %d samples\n" % (lost - self.seen))
-            sys.stderr.flush()
-            self.seen = lost
-        return False
-
-
 def main(argv):
     import sys
     from tinytrace import toolkit
@@ -194,12 +177,6 @@ def main(argv):
     toolkit.require_privileges()
     threads = process_threads(opts.pid) if opts.pid else ()
     script = Script(script_text(opts, threads), tool="runqslower")
-    printer = Printer(opts, sys.stdout)
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    with toolkit.Stopper() as stopper, script.start():
-        toolkit.announce(opts, "Tracing run queue latency higher than %d us" % opts.min_us)
-        printer.header()
-        script.follow(stopper, until=lost.check)
-        lost.check()
-    return 0
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing run queue latency higher than %d us" % opts.min_us,
+                         always=True)

@@ -11,6 +11,10 @@ the tool sees only that process, so:
 - every sleep is an off-CPU spell of at least ``sleep_ms``.
 
 Preemption splits spells on a loaded machine, so bucket-by-bucket timings are not checked.
+The kernel skips a run of the tool's program when another BPF program is running on the
+CPU, and counts it (recursion_misses; the tool prints the number on exit): each skipped
+sched_switch loses at most two spells (the task leaving and the task arriving), so the
+lower bounds allow two spells per skipped run.
 """
 import json
 
@@ -36,6 +40,12 @@ def _run(args, ready="Tracing"):
     return rec, run
 
 
+def _lost_spells(run):
+    """The spells the tool may have lost: two per run the kernel skipped."""
+    from tinytrace.toolkit import skipped_in
+    return 2 * skipped_in(run.stderr)
+
+
 def _extension(text):
     # "avg = 2510 usecs, total: 251034 usecs, count: 100"
     for line in text.splitlines():
@@ -56,8 +66,12 @@ def test_on_cpu_spells_and_total_match_schedstat():
     # in progress at the first read, and may miss the end of the last (the tool is stopped
     # right after the run) -- and schedstat and sched_switch have been seen to differ by
     # one on a loaded machine
-    assert slices - 2 <= count <= slices + 20, (count, rec.schedstat_delta, run.stdout)
-    assert run_us * 0.95 <= total <= run_us + 200000, (total, rec.schedstat_delta)
+    lost = _lost_spells(run)
+    assert slices - 2 - lost <= count <= slices + 20, (count, rec.schedstat_delta,
+                                                       run.stdout, run.stderr)
+    # a lost spell is at most one busy period (and the hand-shake): BUSY_MS + 1 ms each
+    assert run_us * 0.95 - lost * (BUSY_MS + 1) * 1000 <= total <= run_us + 200000, (
+        total, rec.schedstat_delta, run.stderr)
     rows = parse_log2_hist(run.stdout)
     assert sum(n for _, _, n in rows) == count, run.stdout
 
@@ -67,14 +81,15 @@ def test_off_cpu_spells_cover_the_sleeps():
     assert "Tracing off-CPU time... Hit Ctrl-C to end." in run.stdout
     avg, total, count, unit = _extension(run.stdout)
     assert unit == "msecs"
-    assert count >= CYCLES, run.stdout
+    sleeps = CYCLES - _lost_spells(run)         # the sleeps the tool surely saw
+    assert count >= sleeps, (run.stdout, run.stderr)
     # each sleep is at least sleep_ms off the CPU (msecs truncate: >= sleep_ms - 1 each)
-    assert total >= CYCLES * (SLEEP_MS - 1), run.stdout
+    assert total >= sleeps * (SLEEP_MS - 1), (run.stdout, run.stderr)
     rows = parse_log2_hist(run.stdout)
     assert sum(n for _, _, n in rows) == count, run.stdout
     # every sleep is one spell of at least sleep_ms: in the bucket of sleep_ms or above
     # (preemptions add shorter spells, a loaded machine may stretch a sleep)
-    assert sum(n for lo, hi, n in rows if hi >= SLEEP_MS) >= CYCLES, run.stdout
+    assert sum(n for lo, hi, n in rows if hi >= SLEEP_MS) >= sleeps, (run.stdout, run.stderr)
 
 
 def test_per_process_and_per_thread_sections():
@@ -88,7 +103,7 @@ def test_per_process_and_per_thread_sections():
     rec, run = _run(["-P", "-O", "-e"])
     sections = [l for l in run.stdout.splitlines() if l.startswith("pid = ")]
     assert sections == ["pid = %d tt-onoff" % rec.pid], run.stdout
-    assert _extension(run.stdout)[2] >= CYCLES, run.stdout
+    assert _extension(run.stdout)[2] >= CYCLES - _lost_spells(run), (run.stdout, run.stderr)
 
 
 def test_json_interval_record():
@@ -102,8 +117,10 @@ def test_json_interval_record():
     # the two maps are read one after the other while tracing goes on: the target is
     # blocked by then, but allow a spell in between
     assert abs(hist["total"] - ext["count"]) <= 2, objs
-    assert ext["count"] >= rec.schedstat_delta.slices - 2
-    assert ext["total"] >= rec.schedstat_delta.run_ns // 1000 * 0.95
+    lost = _lost_spells(run)
+    assert ext["count"] >= rec.schedstat_delta.slices - 2 - lost
+    assert ext["total"] >= (rec.schedstat_delta.run_ns // 1000 * 0.95
+                            - lost * (BUSY_MS + 1) * 1000)
 
 
 def test_intervals_with_timestamps():
@@ -114,11 +131,22 @@ def test_intervals_with_timestamps():
     assert len(stamps) == 2, out
 
 
+def _idle_ticks():
+    """The CPUs' idle time so far, in clock ticks (/proc/stat)."""
+    with open("/proc/stat") as f:
+        return int(f.readline().split()[4])
+
+
 def test_idle_only_with_include_idle():
-    # the idle tasks are PID 0: a section of their own with -I, none without
+    # the idle tasks are PID 0: a section of their own with -I, none without -- when the
+    # CPUs were idle at all during the run (a machine kept busy by others may never be)
+    before = _idle_ticks()
     rc, out, err = run_tool(["cpudist", "-I", "-L", "1", "1"], timeout=60)
+    idle = _idle_ticks() - before
     assert rc == 0, err
-    assert "\ntid = 0\n" in out, out
+    if idle < 5:
+        pytest.skip("the CPUs were not idle during the run (%d ticks)" % idle)
+    assert "\ntid = 0\n" in out, (idle, out)
     rc, out, err = run_tool(["cpudist", "-L", "1", "1"], timeout=60)
     assert rc == 0, err
     assert "tid = " in out and "\ntid = 0\n" not in out, out

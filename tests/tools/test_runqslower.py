@@ -148,10 +148,14 @@ def test_pid_covers_threads_created_while_tracing():
     seen = {r[1] for r in rows}
     assert tids <= seen, (tids, run.stdout)
     assert seen <= tids | {child.pid}, (tids, child.pid, run.stdout)
+    # a wakeup skipped by the kernel (another BPF program was running on that CPU when the
+    # timer fired; the tool reports the number) loses its wait, a skipped switch two
+    from tinytrace.toolkit import skipped_in
+    lost = 2 * skipped_in(run.stderr)
     for tid in tids:
         # 20 sleeps each: 20 wakeups, a few more waits for preemption and start-up
         n = len([r for r in rows if r[1] == tid])
-        assert 18 <= n <= 40, (tid, n, run.stdout)
+        assert 18 - lost <= n <= 40, (tid, n, lost, run.stdout)
 
 
 def test_bad_options_are_one_line_exit_2():
