@@ -135,21 +135,11 @@ def main(argv):
     from tinytrace.errors import KernelError
     from tinytrace.kernel import tracefs
     from tinytrace.script import Script
-    from tinytrace.tools.opensnoop import LostReporter
     opts = parse_args(argv)
     toolkit.require_privileges()
     if not tracefs.exists("capability", "cap_capable"):
         raise KernelError("this kernel has no capability:cap_capable tracepoint (a recent "
                           "addition); older kernels would need a kprobe on cap_capable")
-    printer = Printer(opts, sys.stdout)
     script = Script(script_text(opts, os.getpid()), tool="capable")
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing capability checks (%s)... Hit Ctrl-C to end."
-                             % NOTE)
-        printer.header()
-        script.follow(stopper, until=lost.check)
-        lost.check()
-    return 0
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing capability checks (%s)... Hit Ctrl-C to end." % NOTE)

@@ -269,14 +269,7 @@ def main(argv):
     if not calls:
         raise KernelError("no execve syscall tracepoints on this kernel "
                           "(CONFIG_FTRACE_SYSCALLS is off?)")
-    printer = Printer(opts, sys.stdout)
     script = Script(script_text(opts, calls, toolkit.has_btf()), tool="execsnoop",
                     strlen=ARGSIZE)
-    script.on_printf(printer.event)
-    script.on_lost(toolkit.LostReporter().report)
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing exec()s... Hit Ctrl-C to end.")
-        printer.header()
-        script.follow(stopper)
-    return 0
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing exec()s... Hit Ctrl-C to end.")

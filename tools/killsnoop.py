@@ -145,21 +145,12 @@ def main(argv):
     from tinytrace import toolkit
     from tinytrace.errors import KernelError
     from tinytrace.script import Script
-    from tinytrace.tools.opensnoop import LostReporter
     opts = parse_args(argv)
     toolkit.require_privileges()
     calls = available_calls()
     if not calls:
         raise KernelError("no kill/tkill/tgkill syscall tracepoints on this kernel "
                           "(CONFIG_FTRACE_SYSCALLS is off?)")
-    printer = Printer(opts, calls, sys.stdout)
     script = Script(script_text(opts, calls), tool="killsnoop")
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing kill() signals... Hit Ctrl-C to end.")
-        printer.header()
-        script.follow(stopper, until=lost.check)
-        lost.check()
-    return 0
+    return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),
+                         "Tracing kill() signals... Hit Ctrl-C to end.")

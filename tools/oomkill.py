@@ -24,7 +24,6 @@ EXAMPLES = """\
     tinytrace oomkill --json      # one JSON object per kill
 """
 
-LOADAVG = "/proc/loadavg"
 RSS_FIELDS = ("anon_rss", "file_rss", "shmem_rss")
 
 
@@ -56,22 +55,6 @@ def script_text(fields):
             % (" ".join(fmt), ", ".join(args)))
 
 
-def _proc_comm(pid):
-    try:
-        with open("/proc/%d/comm" % pid, "rb") as f:
-            return f.read().rstrip(b"\n")
-    except OSError:
-        return None
-
-
-def _loadavg():
-    try:
-        with open(LOADAVG) as f:
-            return f.read().rstrip()
-    except OSError:
-        return "?"
-
-
 class Printer(object):
     def __init__(self, opts, fields, out):
         import resource
@@ -80,6 +63,9 @@ class Printer(object):
         self.out = out
         self.page_kb = resource.getpagesize() // 1024
 
+    def header(self):
+        """BCC's oomkill prints no header: one line per kill."""
+
     def event(self, values, index):
         from tinytrace import toolkit
         from tinytrace.output.escape import escape
@@ -87,11 +73,11 @@ class Printer(object):
         extra = dict(zip(self.fields, values[3:]))
         victim_comm = extra.pop("comm", None)
         if victim_comm is None:
-            victim_comm = _proc_comm(victim_pid)
+            victim_comm = toolkit.process_comm(victim_pid, raw=True)
         pages = None
         if all(f in extra for f in RSS_FIELDS):
             pages = sum(extra[f] for f in RSS_FIELDS) // self.page_kb
-        loadavg = _loadavg()
+        loadavg = toolkit.loadavg() or "?"
         if self.opts.json:
             from tinytrace.output import jsonl
             rec = {"time": toolkit.hhmmss(), "trigger_pid": trig_pid,
@@ -119,19 +105,12 @@ def main(argv):
     from tinytrace.errors import KernelError
     from tinytrace.kernel import tracefs
     from tinytrace.script import Script
-    from tinytrace.tools.opensnoop import LostReporter
     opts = parse_args(argv)
     toolkit.require_privileges()
     if not tracefs.exists("oom", "mark_victim"):
         raise KernelError("this kernel has no oom:mark_victim tracepoint")
     fields = victim_fields()
-    printer = Printer(opts, fields, sys.stdout)
     script = Script(script_text(fields), tool="oomkill")
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    with toolkit.Stopper() as stopper, script.start():
-        toolkit.announce(opts, "Tracing OOM kills (pages shown: the victim's RSS)... "
-                               "Ctrl-C to stop.")
-        script.follow(stopper, until=lost.check)
-        lost.check()
-    return 0
+    return toolkit.snoop(opts, script, Printer(opts, fields, sys.stdout),
+                         "Tracing OOM kills (pages shown: the victim's RSS)... Ctrl-C to stop.",
+                         always=True)

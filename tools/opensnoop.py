@@ -8,8 +8,8 @@ memory then -- the page is surely resident after the kernel has used it -- and s
 event.  Filters (-p, -t, -u, -f, -x) are predicates in the kernel; -n is applied in user
 space, as BCC does.
 
-The language's strings are 64 bytes, so the name is read as up to four consecutive
-``str()`` pieces of 63 characters and joined here (252 characters at most; BCC keeps 254).
+The script runs with ``str()`` buffers of 256 bytes (``Script(strlen=...)``), so a name
+keeps up to 255 characters (BCC keeps NAME_MAX - 1, 254).
 
 Differences from BCC on this kernel: BCC uses kprobes/fexit on the syscall functions; the
 syscall tracepoints see the same calls.  ``-F`` (full path of relative names) is resolved in
@@ -45,7 +45,7 @@ EXAMPLES = """\
 
 CALLS = ("open", "openat", "openat2")
 AT_FDCWD = -100
-PATH_PIECES = 4      # str() pieces per file name (see the module docstring)
+PATH_STRLEN = 256    # str() buffer for file names: up to 255 characters (BCC: 254)
 
 
 def parse_args(argv):
@@ -121,25 +121,6 @@ def _pred(tests):
     return "/%s/\n" % " && ".join(tests) if tests else ""
 
 
-def path_exprs(pointer, pieces=PATH_PIECES):
-    """``str()`` expressions reading the user string at ``pointer`` in 63-byte pieces."""
-    from tinytrace.lang.env import DEFAULT_STRLEN
-    step = DEFAULT_STRLEN - 1
-    return ", ".join("str(%s + %d)" % (pointer, i * step) if i else "str(%s)" % pointer
-                     for i in range(pieces))
-
-
-def join_path(pieces):
-    """The string read by ``path_exprs``: pieces until the first short one."""
-    from tinytrace.lang.env import DEFAULT_STRLEN
-    out = b""
-    for piece in pieces:
-        out += piece
-        if len(piece) < DEFAULT_STRLEN - 1:
-            break
-    return out
-
-
 def script_text(opts, calls):
     """The script for these options and the syscalls this kernel has (a list)."""
     who = _who(opts)
@@ -159,9 +140,8 @@ def script_text(opts, calls):
             flags = _flag_test(opts, "args->flags")
             pred = who + ([flags] if flags else [])
         parts.append("tracepoint:syscalls:sys_enter_%s\n%s{\n%s}\n" % (call, _pred(pred), body))
-    emit = ('printf("%%u %%u %%u %%d %%s %%u %%u %%d %%u' + ' %%s' * PATH_PIECES + '\\n", '
-            'pid, tid, uid, args->ret, comm, $o.1, $o.2, $o.3, nsecs, '
-            + path_exprs("$o.0").replace("%", "%%") + ');')
+    emit = ('printf("%%u %%u %%u %%d %%s %%u %%u %%d %%u %%s\\n", '
+            'pid, tid, uid, args->ret, comm, $o.1, $o.2, $o.3, nsecs, str($o.0));')
     if opts.failed:
         emit = "if (args->ret < 0) {\n\t\t%s\n\t}" % emit
     for call in calls:
@@ -225,10 +205,9 @@ class Printer(object):
     def event(self, values, index):
         from tinytrace.output.escape import escape
         o = self.opts
-        pid, tid, uid, ret, comm, flags, mode, dfd, ns = values[:9]
+        pid, tid, uid, ret, comm, flags, mode, dfd, ns, path = values
         if self.name is not None and self.name not in comm:
             return
-        path = join_path(values[9:])
         if o.full_path:
             path = _full_path(pid, tid, dfd, path)
         if self.first_ns is None:
@@ -266,41 +245,6 @@ def _takes_mode(flags):
     return bool(flags & os.O_CREAT) or (tmpfile and (flags & tmpfile) == tmpfile)
 
 
-class LostReporter(object):
-    """BCC's "Possibly lost N samples" on stderr, as losses are noticed."""
-
-    def __init__(self, script):
-        self.script = script
-        self.seen = 0
-
-    def check(self):
-        lost = self.script.lost
-        if lost > self.seen:
-            import sys
-            sys.stderr.write("Possibly lost %d samples\n" % (lost - self.seen))
-            sys.stderr.flush()
-            self.seen = lost
-        return False
-
-
-def stop_after(seconds):
-    """Deliver a Ctrl-C to this process after ``seconds`` (BCC's -d), so the run ends the
-    way a user's Ctrl-C ends it; returns a function that cancels it."""
-    import os
-    import signal
-
-    def fire(signum, frame):
-        os.kill(os.getpid(), signal.SIGINT)
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-
-    def cancel():
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
-    return cancel
-
-
 def main(argv):
     import sys
     from tinytrace import toolkit
@@ -312,22 +256,8 @@ def main(argv):
     if not calls:
         raise KernelError("no open/openat/openat2 syscall tracepoints on this kernel "
                           "(CONFIG_FTRACE_SYSCALLS is off?)")
-    printer = Printer(opts, calls, sys.stdout)
-    script = Script(script_text(opts, calls), tool="opensnoop")
     # printf indexes: one per exit probe, in the order of ``calls``
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    cancel = None
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing open() syscalls... Hit Ctrl-C to end.")
-        printer.header()
-        if opts.duration:
-            cancel = stop_after(opts.duration)
-        try:
-            script.follow(stopper, until=lost.check)
-            lost.check()
-        finally:
-            if cancel is not None:
-                cancel()
-    return 0
+    script = Script(script_text(opts, calls), tool="opensnoop", strlen=PATH_STRLEN)
+    return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),
+                         "Tracing open() syscalls... Hit Ctrl-C to end.",
+                         duration=opts.duration)

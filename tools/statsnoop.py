@@ -3,9 +3,10 @@
 Every stat-family syscall tracepoint this kernel has is traced: ``statfs``, ``statfs64``,
 ``newstat``, ``newlstat``, ``newfstatat``, ``statx`` (x86_64, arm64 ...) and the 32-bit
 ``stat64``, ``lstat64``, ``fstatat64``, ``stat``, ``lstat`` where they exist.  The entry
-keeps the path pointer by thread ID; the exit reads the path (in 63-character ``str()``
-pieces, as opensnoop does) and sends the result and the syscall number, whose name comes
-from tinytrace's own syscall table (``newstat`` is ``stat`` on x86_64, for example).
+keeps the path pointer by thread ID; the exit reads the path (up to 255 characters: the
+script's ``str()`` buffers are 256 bytes; BCC keeps 254) and sends the result and the
+syscall number, whose name comes from tinytrace's own syscall table (``newstat`` is
+``stat`` on x86_64, for example).
 
 BCC's version probes only stat/statfs/newstat with kprobes and shows thread IDs as PID;
 this one covers the whole family and shows process IDs.  Note that glibc's fstat() is
@@ -30,6 +31,8 @@ EXAMPLES = """\
     tinytrace statsnoop -s        # show which stat syscall was made
     tinytrace statsnoop --json    # one JSON object per call
 """
+
+PATH_STRLEN = 256    # str() buffer for paths: up to 255 characters (BCC: 254)
 
 # tracepoint names (sys_enter_<name>), in the order they are tried
 CALLS = ("statfs", "statfs64", "newstat", "newlstat", "newfstatat", "statx",
@@ -67,14 +70,13 @@ def available_calls():
 
 
 def script_text(opts, calls):
-    from tinytrace.tools.opensnoop import PATH_PIECES, path_exprs
     pred = "/pid == %d/\n" % opts.pid if opts.pid else ""
     parts = []
     for call, field in calls:
         parts.append("tracepoint:syscalls:sys_enter_%s\n%s{\n\t@path[tid] = args->%s;\n}\n"
                      % (call, pred, field))
-    emit = ('printf("%%u %%d %%s %%d %%u' + ' %%s' * PATH_PIECES + '\\n", pid, args->ret, '
-            'comm, args->__syscall_nr, nsecs, ' + path_exprs("$p") + ');')
+    emit = ('printf("%%u %%d %%s %%d %%u %%s\\n", pid, args->ret, comm, '
+            'args->__syscall_nr, nsecs, str($p));')
     if opts.failed:
         emit = "if (args->ret < 0) {\n\t\t%s\n\t}" % emit
     for call, _ in calls:
@@ -103,10 +105,8 @@ class Printer(object):
     def event(self, values, index):
         from tinytrace.kernel import abi
         from tinytrace.output.escape import escape
-        from tinytrace.tools.opensnoop import join_path
         o = self.opts
-        pid, ret, comm, nr, ns = values[:5]
-        path = join_path(values[5:])
+        pid, ret, comm, nr, ns, path = values
         name = abi.syscall_name(nr, default="#%d" % nr)
         if self.first_ns is None:
             self.first_ns = ns
@@ -133,21 +133,12 @@ def main(argv):
     from tinytrace import toolkit
     from tinytrace.errors import KernelError
     from tinytrace.script import Script
-    from tinytrace.tools.opensnoop import LostReporter
     opts = parse_args(argv)
     toolkit.require_privileges()
     calls = available_calls()
     if not calls:
         raise KernelError("no stat-family syscall tracepoints on this kernel "
                           "(CONFIG_FTRACE_SYSCALLS is off?)")
-    printer = Printer(opts, sys.stdout)
-    script = Script(script_text(opts, calls), tool="statsnoop")
-    script.on_printf(printer.event)
-    lost = LostReporter(script)
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.json:
-            toolkit.announce(opts, "Tracing stat() syscalls... Hit Ctrl-C to end.")
-        printer.header()
-        script.follow(stopper, until=lost.check)
-        lost.check()
-    return 0
+    script = Script(script_text(opts, calls), tool="statsnoop", strlen=PATH_STRLEN)
+    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
+                         "Tracing stat() syscalls... Hit Ctrl-C to end.")

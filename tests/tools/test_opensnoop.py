@@ -87,22 +87,24 @@ def test_flag_filter_and_name():
 def test_failed_only_escaped_and_long_names():
     tag = uuid.uuid4().hex[:8]
     evil = "/nonexistent-%s/\x1b[31mred\nline" % tag
-    long_name = "/nonexistent-%s/%s/%s" % (tag, "d" * 120, "f" * 100)   # > 3 str() pieces
+    long_name = "/nonexistent-%s/%s/%s" % (tag, "d" * 120, "f" * 100)   # < 255 characters
+    too_long = "/nonexistent-%s/%s/%s/%s" % (tag, "d" * 120, "e" * 120, "f" * 60)
     existing = os.path.abspath(__file__)
     run = ToolRun(["opensnoop", "-x", "-p", str(os.getpid())], ready=HEADER)
     try:
         run.started()
         os.close(os.open(existing, os.O_RDONLY))        # succeeds: not shown with -x
-        for path in (evil, long_name):
+        for path in (evil, long_name, too_long):
             with pytest.raises(FileNotFoundError):
                 os.open(path, os.O_RDONLY)
     finally:
         rc = run.stop()
     assert rc == 0, run.stderr
     rows = [l for l in _rows(run.stdout) if tag in l]
-    assert len(rows) == 2, run.stdout
+    assert len(rows) == 3, run.stdout
     assert "\x1b" not in rows[0] and rows[0].endswith("\\x1b[31mred\\nline")
     assert rows[1].split()[-1] == long_name
+    assert rows[2].split()[-1] == too_long[:255]          # BCC keeps 254
     for row in rows:
         cols = row.split()
         assert int(cols[0]) == os.getpid() and int(cols[2]) == -1
@@ -122,7 +124,7 @@ def test_duration_ends_the_run_and_name_filter_drops():
 
 
 def test_lost_events_are_reported_as_bcc_does(capsys):
-    from tinytrace.tools.opensnoop import LostReporter
+    from tinytrace.toolkit import LostReporter
 
     class Counting(object):
         lost = 0
