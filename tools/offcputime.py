@@ -14,8 +14,8 @@ from ``finish_task_switch``.  A kprobe-based variant would only change that firs
 
 Other differences: the idle tasks (PID 0) are left out; ``--state`` tests the state as the
 tracepoint reports it (``prev_state``: 1 S, 2 D, 4 T, 8 t, 0x80 for TASK_IDLE, where BCC
-sees 0x402; 0 means preempted while runnable); ``-u``/``-k`` read ``task_struct.flags``
-through an offset from BTF (they need /sys/kernel/btf/vmlinux); stacks that could not be
+sees 0x402; 0 means preempted while runnable); ``-u``/``-k`` read ``curtask->flags``
+through the kernel's BTF (they need /sys/kernel/btf/vmlinux); stacks that could not be
 stored (stack map of 4096 entries full, or a hash collision) print empty, not as
 "[Missed ... Stack]", so ``--stack-storage-size`` is not offered; stacks that symbolize
 the same are merged.  Start times and stacks of blocked threads live in hashes of 4096
@@ -89,17 +89,14 @@ def parse_args(argv):
     return opts
 
 
-def flags_offset():
-    """The byte offset of task_struct.flags, from the kernel's BTF (for -u/-k)."""
-    from tinytrace.errors import KernelError
-    from tinytrace.kernel import btf
-    try:
-        m = btf.vmlinux().member("task_struct", "flags")
-    except KernelError as e:
-        raise KernelError("-u/-k read task_struct.flags, which needs the kernel's BTF: %s" % e)
-    if m is None:
-        raise KernelError("-u/-k: no task_struct.flags in this kernel's BTF")
-    return m.offset
+def check_btf():
+    """-u/-k read ``task_struct.flags``: that needs the kernel's BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
+        raise KernelError("-u/-k read task_struct.flags, which needs the kernel's BTF (%s); "
+                          "this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -129,14 +126,14 @@ tracepoint:sched:sched_switch
 """
 
 
-def script_text(opts, flags_off=None):
+def script_text(opts):
     conds = ["args->prev_pid != 0"]
     if opts.pid:
         conds.append("pid == %d" % opts.pid)
     if opts.tid:
         conds.append("args->prev_pid == %d" % opts.tid)
     if opts.user_threads_only or opts.kernel_threads_only:
-        kthread = "(*(uint32 *)((uint64)curtask + %d) & %d)" % (flags_off, PF_KTHREAD)
+        kthread = "(curtask->flags & %d)" % PF_KTHREAD
         conds.append(kthread + (" == 0" if opts.user_threads_only else " != 0"))
     if opts.state is not None:
         if opts.state == 0:
@@ -152,95 +149,33 @@ def script_text(opts, flags_off=None):
     }
 
 
-def _addrs(stack):
-    if not stack or isinstance(stack, int):
-        return []
-    return [int(a, 16) for a in stack]
-
-
-class Symbolizer(object):
-    """Frame names as BCC prints them: the symbol without offset, "[unknown]" otherwise."""
-
-    def __init__(self):
-        self._ksyms = None
-        self._procs = {}
-
-    def kernel(self, addr):
-        from tinytrace.output.escape import escape
-        if self._ksyms is None:
-            from tinytrace.kernel import ksyms
-            self._ksyms = ksyms.kallsyms()
-        r = self._ksyms.resolve(addr)
-        return escape(r[0]) if r is not None else "[unknown]"
-
-    def user(self, addr, pid):
-        from tinytrace.output.escape import escape
-        syms = self._procs.get(pid)
-        if syms is None:
-            from tinytrace.kernel import usyms
-            syms = self._procs[pid] = usyms.for_pid(pid)
-        sym = syms.resolve(addr)
-        return escape(sym.name) if sym.name is not None else "[unknown]"
+def _split(key):
+    """(ident, pid, kstack, ustack) of an @off key: the tuple noted at the switch out."""
+    # the map's key is one value, the tuple noted at the switch out
+    while isinstance(key, tuple) and len(key) == 1:
+        key = key[0]
+    if not isinstance(key, tuple) or len(key) != 5:
+        return None
+    tid, pid, comm, kstack, ustack = key
+    return (tid, pid, comm), pid, kstack, ustack
 
 
 def collect(off):
-    """[(microseconds, tid, pid, comm, kernel frames, user frames)], smallest first, frames
-    innermost first; keys whose stacks symbolize the same are merged."""
-    sym = Symbolizer()
-    merged = {}
-    for key, us in off.items():
-        # the map's key is one value, the tuple noted at the switch out
-        while isinstance(key, tuple) and len(key) == 1:
-            key = key[0]
-        if not us or not isinstance(key, tuple) or len(key) != 5:
-            continue
-        tid, pid, comm, kstack, ustack = key
-        k = tuple(sym.kernel(a) for a in _addrs(kstack))
-        u = tuple(sym.user(a, pid) for a in _addrs(ustack))
-        mk = (tid, pid, comm, k, u)
-        merged[mk] = merged.get(mk, 0) + us
-    rows = [(us, tid, pid, comm, list(k), list(u))
-            for (tid, pid, comm, k, u), us in merged.items()]
-    rows.sort(key=lambda r: (r[0], r[1], r[4], r[5]))
-    return rows
+    """[(microseconds, (tid, pid, comm), kernel frames, user frames)], smallest first,
+    frames innermost first; keys whose stacks symbolize the same are merged."""
+    from tinytrace.tooldata import stack_rows
+    return stack_rows(off, _split)
 
 
 def report(opts, rows, out):
-    from tinytrace.output.escape import cstring
-    delimit = opts.delimited and not (opts.kernel_stacks_only or opts.user_stacks_only)
-    if opts.json:
-        from tinytrace.output import jsonl
-        for us, tid, pid, comm, kframes, uframes in rows:
-            rec = {"tid": tid, "pid": pid, "comm": jsonl.text(comm)}
-            if not opts.user_stacks_only:
-                rec["kernel_stack"] = kframes
-            if not opts.kernel_stacks_only:
-                rec["user_stack"] = uframes
-            rec["usecs"] = us
-            jsonl.write(rec, out)
-        return
-    for us, tid, pid, comm, kframes, uframes in rows:
-        if opts.folded:
-            line = [cstring(comm)]
-            if not opts.kernel_stacks_only:
-                line.extend(reversed(uframes))
-            if not opts.user_stacks_only:
-                if delimit and kframes and uframes:
-                    line.append("-")
-                line.extend(reversed(kframes))
-            out.write("%s %d\n" % (";".join(line), us))
-            continue
-        text = []
-        if not opts.user_stacks_only:
-            text.extend("    %s" % f for f in kframes)
-        if not opts.kernel_stacks_only:
-            if delimit and kframes and uframes:
-                text.append("    --")
-            text.extend("    %s" % f for f in uframes)
-        text.append("    %-16s %s (%d)" % ("-", cstring(comm), tid))
-        text.append("        %d\n" % us)
-        out.write("\n".join(text) + "\n")
-    out.flush()
+    from tinytrace.tooldata import print_stacks
+    print_stacks(opts, rows, out, comm_pid=lambda ident: (ident[2], ident[0]),
+                 json_fields=_json_ident, value_key="usecs")
+
+
+def _json_ident(ident):
+    from tinytrace.output import jsonl
+    return {"tid": ident[0], "pid": ident[1], "comm": jsonl.text(ident[2])}
 
 
 def announcement(opts):
@@ -268,10 +203,9 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    flags_off = None
     if opts.user_threads_only or opts.kernel_threads_only:
-        flags_off = flags_offset()
-    script = Script(script_text(opts, flags_off), tool="offcputime")
+        check_btf()
+    script = Script(script_text(opts), tool="offcputime")
     with toolkit.Stopper() as stopper, script.start():
         if opts.folded:
             sys.stderr.write(announcement(opts) + "\n")
@@ -284,5 +218,6 @@ def main(argv):
             while stopper.sleep(99999999):
                 pass
         off = script.read("@off")
+        toolkit.report_skipped()
     report(opts, collect(off), sys.stdout)
     return 0

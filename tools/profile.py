@@ -72,7 +72,7 @@ def parse_args(argv):
                    help="include CPU idle stacks")
     p.add_argument("-f", "--folded", action="store_true",
                    help="output folded format, one line per stack (for flame graphs)")
-    p.add_argument("-C", "--cpu", type=_cpu, help="cpu number to run profile on")
+    p.add_argument("-C", "--cpu", type=toolkit.cpu_number, help="cpu number to run profile on")
     toolkit.add_json(p)
     p.add_argument("duration", nargs="?", type=toolkit.positive_int, default=None,
                    help="duration of trace, in seconds")
@@ -82,22 +82,6 @@ def parse_args(argv):
     if opts.frequency is None and opts.count is None:
         opts.frequency = 49
     return opts
-
-
-def _cpu(text):
-    import argparse
-    from tinytrace import toolkit
-    cpu = toolkit.nonneg_int(text)
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            spec = f.read().strip()
-    except OSError:
-        return cpu
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        if int(lo) <= cpu <= int(hi or lo):
-            return cpu
-    raise argparse.ArgumentTypeError("no CPU %d on this system" % cpu)
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -132,94 +116,25 @@ def script_text(opts):
     }
 
 
-def _addrs(stack):
-    if not stack or isinstance(stack, int):
-        return []
-    return [int(a, 16) for a in stack]
-
-
-class Symbolizer(object):
-    """Frame names as BCC prints them: the symbol without offset, "[unknown]" otherwise."""
-
-    def __init__(self, annotate):
-        self.annotate = annotate
-        self._ksyms = None
-        self._procs = {}
-
-    def kernel(self, addr):
-        from tinytrace.output.escape import escape
-        if self._ksyms is None:
-            from tinytrace.kernel import ksyms
-            self._ksyms = ksyms.kallsyms()
-        r = self._ksyms.resolve(addr)
-        name = escape(r[0]) if r is not None else "[unknown]"
-        return name + "_[k]" if self.annotate else name
-
-    def user(self, addr, pid):
-        from tinytrace.output.escape import escape
-        syms = self._procs.get(pid)
-        if syms is None:
-            from tinytrace.kernel import usyms
-            syms = self._procs[pid] = usyms.for_pid(pid)
-        sym = syms.resolve(addr)
-        return escape(sym.name) if sym.name is not None else "[unknown]"
-
-
 def collect(opts, samples):
-    """[(count, pid, comm, kernel frames, user frames)], least frequent first; frames
+    """[(count, (pid, comm), kernel frames, user frames)], least frequent first; frames
     innermost first, symbolized.  Stacks that differ only in offsets within the same
     functions print the same, so they are merged into one row (BCC prints one row per
     stack id, i.e. several identical-looking rows)."""
-    sym = Symbolizer(opts.annotations)
-    merged = {}
-    for (pid, comm, kstack, ustack), n in samples.items():
-        if not n:
-            continue
-        kframes = tuple(sym.kernel(a) for a in _addrs(kstack))
-        uframes = tuple(sym.user(a, pid) for a in _addrs(ustack))
-        key = (pid, comm, kframes, uframes)
-        merged[key] = merged.get(key, 0) + n
-    rows = [(n, pid, comm, list(k), list(u)) for (pid, comm, k, u), n in merged.items()]
-    rows.sort(key=lambda r: (r[0], r[1], r[3], r[4]))
-    return rows
+    from tinytrace.tooldata import stack_rows
+    return stack_rows(samples, lambda key: ((key[0], key[1]), key[0], key[2], key[3]))
 
 
 def report(opts, rows, out):
-    from tinytrace.output.escape import cstring
-    delimit = opts.delimited and not (opts.kernel_stacks_only or opts.user_stacks_only)
-    if opts.json:
-        from tinytrace.output import jsonl
-        for n, pid, comm, kframes, uframes in rows:
-            rec = {"pid": pid, "comm": jsonl.text(comm)}
-            if not opts.user_stacks_only:
-                rec["kernel_stack"] = kframes
-            if not opts.kernel_stacks_only:
-                rec["user_stack"] = uframes
-            rec["count"] = n
-            jsonl.write(rec, out)
-        return
-    for n, pid, comm, kframes, uframes in rows:
-        if opts.folded:
-            line = [cstring(comm)]
-            if not opts.kernel_stacks_only:
-                line.extend(reversed(uframes))
-            if not opts.user_stacks_only:
-                if delimit and kframes and uframes:
-                    line.append("-")
-                line.extend(reversed(kframes))
-            out.write("%s %d\n" % (";".join(line), n))
-            continue
-        text = []
-        if not opts.user_stacks_only:
-            text.extend("    %s" % f for f in kframes)
-        if not opts.kernel_stacks_only:
-            if delimit and kframes and uframes:
-                text.append("    --")
-            text.extend("    %s" % f for f in uframes)
-        text.append("    %-16s %s (%d)" % ("-", cstring(comm), pid))
-        text.append("        %d\n" % n)
-        out.write("\n".join(text) + "\n")
-    out.flush()
+    from tinytrace.tooldata import print_stacks
+    print_stacks(opts, rows, out, comm_pid=lambda ident: (ident[1], ident[0]),
+                 json_fields=lambda ident: _json_ident(ident), value_key="count",
+                 annotate=opts.annotations)
+
+
+def _json_ident(ident):
+    from tinytrace.output import jsonl
+    return {"pid": ident[0], "comm": jsonl.text(ident[1])}
 
 
 def announcement(opts):
@@ -260,5 +175,6 @@ def main(argv):
             while stopper.sleep(99999999):
                 pass
         samples = script.read("@samples")
+        toolkit.report_skipped()
     report(opts, collect(opts, samples), sys.stdout)
     return 0

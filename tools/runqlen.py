@@ -6,10 +6,10 @@ running task: 0 means nothing waits.  Samples are counted in the kernel by lengt
 for ``-C`` and ``-O``); Python prints BCC's linear histograms or the occupancy (share of
 samples with a waiting task).
 
-The field is ``cfs_rq.nr_queued`` since Linux 6.14 and ``nr_running`` before: the offsets
-of ``task_struct.se.cfs_rq`` and of that field are read from the kernel's BTF
-(/sys/kernel/btf/vmlinux) when the tool starts and written into the script, so one tool
-fits every kernel.  As in BCC, the queue is the one of the current task's scheduling group
+The field is ``cfs_rq.nr_queued`` since Linux 6.14 and ``nr_running`` before: the script
+reads ``curtask->se.cfs_rq->FIELD`` through the kernel's BTF (/sys/kernel/btf/vmlinux),
+and the tool picks the name this kernel's BTF has when it starts, so one tool fits every
+kernel.  As in BCC, the queue is the one of the current task's scheduling group
 (its cgroup's queue with group scheduling, not the CPU's whole run queue), and only CFS
 tasks are counted (not real-time ones).
 """
@@ -46,24 +46,24 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def queue_offsets():
-    """(offset of task_struct.se.cfs_rq, offset of the queued count in struct cfs_rq, its
-    name), from the kernel's BTF.  Raises KernelError (one line) when they cannot be found."""
+def queue_field():
+    """The name of the queued-entities count in ``struct cfs_rq`` on this kernel
+    (``nr_queued``, 6.14+, or ``nr_running``), from its BTF.  Raises KernelError (one line)
+    without BTF, or when neither is there."""
+    from tinytrace import toolkit
     from tinytrace.errors import KernelError
     from tinytrace.kernel import btf
-    try:
-        b = btf.vmlinux()
-    except KernelError as e:
-        raise KernelError("runqlen reads task_struct.se.cfs_rq, which needs the kernel's BTF: "
-                          "%s" % e)
-    cfs_rq = b.member("task_struct", "se.cfs_rq")
-    if cfs_rq is None:
+    if not toolkit.has_btf():
+        raise KernelError("runqlen reads task_struct.se.cfs_rq, which needs the kernel's BTF "
+                          "(%s); this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
+    b = btf.vmlinux()
+    if b.member("task_struct", "se.cfs_rq") is None:
         raise KernelError("runqlen: no task_struct.se.cfs_rq in this kernel's BTF "
                           "(CONFIG_FAIR_GROUP_SCHED off?)")
     for name in ("nr_queued", "nr_running"):
         m = b.member("cfs_rq", name)
         if m is not None and m.size == 4 and not m.is_bitfield:
-            return cfs_rq.offset, m.offset, name
+            return name
     raise KernelError("runqlen: struct cfs_rq has neither nr_queued nor nr_running "
                       "in this kernel's BTF")
 
@@ -71,9 +71,7 @@ def queue_offsets():
 SCRIPT = r"""
 profile:hz:%(freq)d
 {
-	// curtask->se.cfs_rq->%(field)s, by offsets from BTF
-	$cfs_rq = *(uint64 *)((uint64)curtask + %(cfs_rq)d);
-	$len = (uint64)*(uint32 *)($cfs_rq + %(nr)d);
+	$len = (uint64)curtask->se.cfs_rq->%(field)s;
 	// less the running task: 0 is an empty queue (or an idle CPU)
 	if ($len > 0) {
 		$len = $len - 1;
@@ -83,9 +81,8 @@ profile:hz:%(freq)d
 """
 
 
-def script_text(opts, offsets):
-    cfs_rq, nr, field = offsets
-    return SCRIPT % {"freq": FREQUENCY, "cfs_rq": cfs_rq, "nr": nr, "field": field,
+def script_text(opts, field):
+    return SCRIPT % {"freq": FREQUENCY, "field": field,
                      "key": "cpu, $len" if (opts.cpus or opts.runqocc) else "$len"}
 
 
@@ -93,7 +90,7 @@ class Runqlen(object):
     def __init__(self, opts):
         from tinytrace.script import Script
         self.opts = opts
-        self.script = Script(script_text(opts, queue_offsets()), tool="runqlen")
+        self.script = Script(script_text(opts, queue_field()), tool="runqlen")
 
     def take(self):
         """{cpu: {len: samples}} (cpu None without -C/-O) since the last call; then reset."""
