@@ -308,10 +308,7 @@ def add_irq_options(parser, count_dest, count_help, outputs_dest):
     p.add_argument("-d", "--dist", action="store_true", help="show distributions as histograms")
     p.add_argument("-c", "--cpu", type=toolkit.cpu_number, help="trace this CPU only")
     toolkit.add_json(p)
-    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
-                   help="output interval, in seconds")
-    p.add_argument(outputs_dest, nargs="?", type=toolkit.positive_int, default=None,
-                   help="number of outputs")
+    toolkit.add_interval_options(p, count=outputs_dest)
 
 
 def parse_irq_options(parser, argv, count_dest):

@@ -11,6 +11,7 @@
   (and ``report_skipped``).
 - ``snoop``: the run of a per-event tool (events to a printer until Ctrl-C or ``-d``, lost
   events reported on stderr).
+- ``add_interval_options`` (BCC's ``interval`` and ``count``), ``syscall_tracepoints``.
 - option types: ``positive_int``, ``nonneg_int``, ``cpu_number``, ``port_list`` (and
   ``any_port_list``, which allows port 0), ``pid_list``, ``user_id``.
 - script text: ``predicate(conds)`` and ``any_of(expr, values)`` compose filters.
@@ -141,6 +142,29 @@ def user_id(text):
     if uid < 0:
         raise argparse.ArgumentTypeError("invalid UID: %r" % text)
     return uid
+
+
+def add_interval_options(parser, interval=None, count="count"):
+    """BCC's positional ``interval`` (seconds; default ``interval``, None: one report at
+    Ctrl-C) and number of outputs (dest ``count``)."""
+    parser.add_argument("interval", nargs="?", type=positive_int, default=interval,
+                        help="output interval, in seconds" + (
+                            " (default %d)" % interval if interval else ""))
+    parser.add_argument(count, nargs="?", type=positive_int, default=None,
+                        help="number of outputs")
+
+
+def syscall_tracepoints(names, what):
+    """The syscalls of ``names`` whose sys_enter_ and sys_exit_ tracepoints this kernel has
+    (some architectures lack a few); a KernelError naming ``what`` when there is none."""
+    from tinytrace.kernel import tracefs
+    found = [n for n in names if tracefs.exists("syscalls", "sys_enter_" + n)
+             and tracefs.exists("syscalls", "sys_exit_" + n)]
+    if not found:
+        from tinytrace.errors import KernelError
+        raise KernelError("no %s syscall tracepoints on this kernel (CONFIG_FTRACE_SYSCALLS "
+                          "is off?)" % what)
+    return found
 
 
 def add_json(parser):

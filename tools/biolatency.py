@@ -74,10 +74,7 @@ def parse_args(argv):
     p.add_argument("-d", "--disk", type=str, help="Trace this disk only")
     toolkit.add_json(p)
     p.add_argument("-j", dest="json", action="store_true", help="same as --json")
-    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
-                   help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=toolkit.positive_int, default=None,
-                   help="number of outputs")
+    toolkit.add_interval_options(p)
     opts = p.parse_args(argv)
     opts.dev = resolve_disk(p, opts.disk) if opts.disk is not None else None
     return opts

@@ -52,10 +52,7 @@ def parse_args(argv):
     p.add_argument("-p", "--pid", type=toolkit.positive_int, metavar="PID",
                    help="trace this PID only")
     toolkit.add_json(p)
-    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=1,
-                   help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=toolkit.positive_int, default=None,
-                   help="number of outputs")
+    toolkit.add_interval_options(p, interval=1)
     return p.parse_args(argv)
 
 

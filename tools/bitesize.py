@@ -46,10 +46,7 @@ def parse_args(argv):
     p.add_argument("-c", "--comm", type=_comm, help="trace this process name only")
     p.add_argument("--disk", type=str, help="trace this disk only")
     p.add_argument("-T", "--timestamp", action="store_true", help="include timestamp on output")
-    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
-                   help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=toolkit.positive_int, default=None,
-                   help="number of outputs")
+    toolkit.add_interval_options(p)
     opts = p.parse_args(argv)
     opts.dev = resolve_disk(p, opts.disk) if opts.disk is not None else None
     return opts

@@ -35,10 +35,12 @@ EXAMPLES = """\
 
 ARGSIZE = 128       # bytes kept of each argument (BCC's ARGSIZE)
 
+
 def parse_args(argv):
     from tinytrace import toolkit
     p = toolkit.ArgumentParser("execsnoop", "Trace exec() syscalls", EXAMPLES)
-    p.add_argument("-T", "--time", action="store_true", help="include time column on output (HH:MM:SS)")
+    p.add_argument("-T", "--time", action="store_true",
+                   help="include time column on output (HH:MM:SS)")
     p.add_argument("-t", "--timestamp", action="store_true", help="include timestamp on output")
     p.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
     p.add_argument("-u", "--uid", type=_uid, help="trace this UID only (a number or a user name)")
@@ -149,6 +151,7 @@ def script_text(opts, calls, btf):
 
 # -- user space ---------------------------------------------------------------------------
 
+
 def _ppid_from_proc(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -250,25 +253,14 @@ class Printer(object):
         self.out.flush()
 
 
-def exec_calls():
-    """The exec syscalls this kernel has tracepoints for (execveat is missing on old ones)."""
-    from tinytrace.kernel import tracefs
-    return [c for c in ("execve", "execveat")
-            if tracefs.exists("syscalls", "sys_enter_" + c) and
-            tracefs.exists("syscalls", "sys_exit_" + c)]
-
-
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.errors import KernelError
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    calls = exec_calls()
-    if not calls:
-        raise KernelError("no execve syscall tracepoints on this kernel "
-                          "(CONFIG_FTRACE_SYSCALLS is off?)")
+    # execveat is missing on old kernels
+    calls = toolkit.syscall_tracepoints(("execve", "execveat"), "execve")
     script = Script(script_text(opts, calls, toolkit.has_btf()), tool="execsnoop",
                     strlen=ARGSIZE)
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),

@@ -89,12 +89,6 @@ def script_text(opts, calls):
     return "\n".join(parts)
 
 
-def available_calls():
-    from tinytrace.kernel import tracefs
-    return [c for c in CALLS if tracefs.exists("syscalls", "sys_enter_" + c)
-            and tracefs.exists("syscalls", "sys_exit_" + c)]
-
-
 def _pid_width():
     """BCC's PID column: as wide as the largest PID, plus one."""
     try:
@@ -143,14 +137,10 @@ class Printer(object):
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.errors import KernelError
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    calls = available_calls()
-    if not calls:
-        raise KernelError("no kill/tkill/tgkill syscall tracepoints on this kernel "
-                          "(CONFIG_FTRACE_SYSCALLS is off?)")
+    calls = toolkit.syscall_tracepoints(CALLS, "kill/tkill/tgkill")
     script = Script(script_text(opts, calls), tool="killsnoop")
     return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),
                          "Tracing kill() signals... Hit Ctrl-C to end.")

@@ -151,12 +151,6 @@ def script_text(opts, calls):
     return "\n".join(parts)
 
 
-def available_calls():
-    from tinytrace.kernel import tracefs
-    return [c for c in CALLS if tracefs.exists("syscalls", "sys_enter_" + c)
-            and tracefs.exists("syscalls", "sys_exit_" + c)]
-
-
 # -- user space ---------------------------------------------------------------------------
 
 def _full_path(pid, tid, dfd, path):
@@ -248,14 +242,10 @@ def _takes_mode(flags):
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.errors import KernelError
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    calls = available_calls()
-    if not calls:
-        raise KernelError("no open/openat/openat2 syscall tracepoints on this kernel "
-                          "(CONFIG_FTRACE_SYSCALLS is off?)")
+    calls = toolkit.syscall_tracepoints(CALLS, "open/openat/openat2")
     # printf indexes: one per exit probe, in the order of ``calls``
     script = Script(script_text(opts, calls), tool="opensnoop", strlen=PATH_STRLEN)
     return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),

@@ -39,10 +39,7 @@ def parse_args(argv):
     p.add_argument("-C", "--cpus", action="store_true",
                    help="print output for each CPU separately")
     toolkit.add_json(p)
-    p.add_argument("interval", nargs="?", type=toolkit.positive_int, default=None,
-                   help="output interval, in seconds")
-    p.add_argument("count", nargs="?", type=toolkit.positive_int, default=None,
-                   help="number of outputs")
+    toolkit.add_interval_options(p)
     return p.parse_args(argv)
 
 

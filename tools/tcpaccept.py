@@ -46,6 +46,7 @@ EXAMPLES = """\
     tinytrace tcpaccept --json    # one JSON object per accept
 """
 
+
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpaccept", DESCRIPTION, EXAMPLES)
@@ -135,6 +136,7 @@ def accept_syscalls():
 
 
 # -- output -------------------------------------------------------------------------------
+
 
 class Printer(object):
     def __init__(self, opts, out):

@@ -43,6 +43,7 @@ EXAMPLES = """\
     tinytrace tcplife --json    # one JSON object per session (exact byte counts)
 """
 
+
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcplife", DESCRIPTION, EXAMPLES)

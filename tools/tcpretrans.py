@@ -39,6 +39,7 @@ EXAMPLES = """\
     tinytrace tcpretrans --json    # one JSON object per retransmit
 """
 
+
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpretrans", DESCRIPTION, EXAMPLES)
@@ -105,6 +106,7 @@ def script_text(opts, state="args->state"):
 
 
 # -- output -------------------------------------------------------------------------------
+
 
 def _state_name(n):
     from tinytrace.kernel import abi

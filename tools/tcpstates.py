@@ -42,6 +42,7 @@ EXAMPLES = """\
     tinytrace tcpstates --json    # one JSON object per state change
 """
 
+
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpstates", DESCRIPTION, EXAMPLES)

@@ -54,10 +54,7 @@ def parse_args(argv):
     p.add_argument("-r", "--maxrows", type=toolkit.positive_int, default=None,
                    help="maximum rows to print per address family, default: all")
     toolkit.add_json(p)
-    p.add_argument("interval", nargs="?", default=1, type=toolkit.positive_int,
-                   help="output interval, in seconds (default 1)")
-    p.add_argument("count", nargs="?", default=None, type=toolkit.positive_int,
-                   help="number of outputs")
+    toolkit.add_interval_options(p, interval=1)
     return p.parse_args(argv)
 
 

@@ -4,7 +4,9 @@ The workload does synchronous O_DIRECT reads and writes on a loop device of its 
 call is exactly one request on that disk, so with ``-d`` the histograms must hold exactly
 that many samples, split by disk (-D) and by operation (-F) as the record says.  A request
 cannot take longer on the device than the syscall that waited for it, so no sample may sit
-in a bucket above the slowest call the workload measured.
+in a bucket above the slowest call the workload measured.  Completions run in interrupt
+context, where the kernel skips a BPF program while another one runs on the CPU (and counts
+it; the tool reports the number on exit): the counts may fall short by that many.
 """
 import json
 
@@ -43,6 +45,12 @@ def _sections(text):
     return out
 
 
+def _exact(n, expected, run):
+    """``n`` is ``expected``, less at most the runs the kernel skipped."""
+    from tinytrace.toolkit import skipped_in
+    return expected - skipped_in(run.stderr) <= n <= expected
+
+
 def _check_bounds(rows, rec, per_unit):
     slowest = max(rec.latency_ms) * per_unit
     for low, high, count in rows:
@@ -54,7 +62,8 @@ def test_disk_filter_counts_every_request(workload):
     run, rec = _trace(["-d", "DISK"], workload)
     rows = parse_log2_hist(run.stdout)
     total = sum(c for _, _, c in rows)
-    assert total == rec.reads.count + rec.writes.count == 18, run.stdout
+    assert rec.reads.count + rec.writes.count == 18
+    assert _exact(total, 18, run), (run.stdout, run.stderr)
     assert "usecs" in run.stdout
     _check_bounds(rows, rec, 1000)
 
@@ -63,7 +72,7 @@ def test_per_disk_names_the_loop_device(workload):
     run, rec = _trace(["-D", "-d", "DISK"], workload)
     secs = _sections(run.stdout)
     assert list(secs) == [rec.disk], run.stdout
-    assert sum(c for _, _, c in secs[rec.disk]) == 18
+    assert _exact(sum(c for _, _, c in secs[rec.disk]), 18, run), (run.stdout, run.stderr)
 
 
 def test_per_flags_splits_reads_and_writes(workload):
@@ -73,7 +82,8 @@ def test_per_flags_splits_reads_and_writes(workload):
                 for _, _, c in rows)
     writes = sum(c for k, rows in secs.items() if k.endswith("-Write") or k == "Write"
                  for _, _, c in rows)
-    assert reads == rec.reads.count and writes == rec.writes.count, run.stdout
+    assert _exact(reads, rec.reads.count, run), (run.stdout, run.stderr)
+    assert _exact(writes, rec.writes.count, run), (run.stdout, run.stderr)
     # O_DIRECT requests are synchronous: BCC's word for REQ_SYNC leads the label
     assert "flags = Sync-Read" in run.stdout and "flags = Sync-Write" in run.stdout
 
@@ -84,9 +94,9 @@ def test_queued_json_msecs_and_extension(workload):
     assert len(objs) == 1, run.stdout
     assert READY in run.stderr          # stdout is only JSON
     h = objs[0]["hists"][0]
-    assert h["unit"] == "msecs" and h["total"] == 18
+    assert h["unit"] == "msecs" and _exact(h["total"], 18, run), (objs, run.stderr)
     ext = objs[0]["extension"]
-    assert ext["count"] == 18 and ext["unit"] == "msecs"
+    assert ext["count"] == h["total"] and ext["unit"] == "msecs"
     assert ext["total"] <= sum(rec.latency_ms) + 1
     _check_bounds([(b["low"], b["high"], b["count"]) for b in h["buckets"]], rec, 1)
 

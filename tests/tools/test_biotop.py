@@ -37,6 +37,24 @@ def _rows(out):
     return [l.split() for l in lines[i[0] + 1:] if l.strip()]
 
 
+def _same(rows, want, run):
+    """``rows`` are the ``want`` rows; where the kernel skipped runs of the tool's programs
+    (a completion in interrupt context while another BPF program ran; the tool reports the
+    number), a row's I/O count and Kbytes may fall short, by at most that many requests."""
+    from tinytrace.toolkit import skipped_in
+    skipped = skipped_in(run.stderr)
+    if not skipped:
+        return rows == want
+    if len(rows) != len(want):
+        return False
+    for got, exp in zip(rows, want):
+        if got[:6] != exp[:6] or not int(exp[6]) - skipped <= int(got[6]) <= int(exp[6]):
+            return False
+        if float(got[7]) > float(exp[7]):
+            return False
+    return True
+
+
 def _expected(rec, direction):
     side = rec.reads if direction == "R" else rec.writes
     return [str(rec.pid), rec.comm, direction, str(rec.major), str(rec.minor), rec.disk,
@@ -47,20 +65,22 @@ def test_pid_filter_reads_and_writes(workload):
     run, rec = _trace(["-C", "-p", "PID", "30"], workload)
     assert "loadavg:" in run.stdout
     rows = _rows(run.stdout)
-    assert [r[:8] for r in rows] == [_expected(rec, "R"), _expected(rec, "W")], run.stdout
+    assert _same([r[:8] for r in rows], [_expected(rec, "R"), _expected(rec, "W")], run), (
+        run.stdout, run.stderr)
     assert all(float(r[8]) >= 0 for r in rows)
 
 
 def test_max_rows_and_sort_by_io(workload):
     run, rec = _trace(["-C", "-r", "1", "-s", "io", "-p", "PID", "30"], workload)
     rows = _rows(run.stdout)
-    assert [r[:8] for r in rows] == [_expected(rec, "R")], run.stdout
+    assert _same([r[:8] for r in rows], [_expected(rec, "R")], run), (run.stdout, run.stderr)
 
 
 def test_system_wide_has_the_workload(workload):
     run, rec = _trace(["-C", "-r", "10000", "30"], workload)
     mine = [r[:8] for r in _rows(run.stdout) if r[0] == str(rec.pid)]
-    assert sorted(mine) == sorted([_expected(rec, "R"), _expected(rec, "W")]), run.stdout
+    assert _same(sorted(mine), sorted([_expected(rec, "R"), _expected(rec, "W")]), run), (
+        run.stdout, run.stderr)
 
 
 def test_json_interval_record(workload):
@@ -68,12 +88,15 @@ def test_json_interval_record(workload):
     assert READY in run.stderr
     objs = [json.loads(l) for l in run.stdout.splitlines() if l.strip()]
     assert len(objs) == 1 and "time" in objs[0], run.stdout
-    got = {(r["d"], r["io"], r["bytes"], r["pid"], r["comm"], r["disk"], r["major"], r["minor"])
-           for r in objs[0]["rows"]}
-    assert got == {("R", rec.reads.count, rec.reads.bytes, rec.pid, rec.comm, rec.disk,
-                    rec.major, rec.minor),
-                   ("W", rec.writes.count, rec.writes.bytes, rec.pid, rec.comm, rec.disk,
-                    rec.major, rec.minor)}, objs
+    got = sorted([str(r["pid"]), r["comm"], r["d"], str(r["major"]), str(r["minor"]),
+                  r["disk"], str(r["io"]), "%.1f" % r["kbytes"]] for r in objs[0]["rows"])
+    want = [_expected(rec, "R"), _expected(rec, "W")]
+    assert _same(got, want, run), (objs, run.stderr)
+    from tinytrace.toolkit import skipped_in
+    for r in objs[0]["rows"]:
+        side = rec.reads if r["d"] == "R" else rec.writes
+        assert r["kbytes"] == r["bytes"] / 1024.0, objs
+        assert r["bytes"] == side.bytes or (skipped_in(run.stderr) and r["bytes"] < side.bytes)
 
 
 def test_interval_and_count():

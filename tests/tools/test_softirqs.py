@@ -5,8 +5,8 @@ read around the workload while the tool traces (inner window) and around the too
 life (outer window): for every vector the tool's count lies between the two deltas, with
 no tolerance but the runs of its programs the kernel skipped because another BPF program
 was running on the CPU (recursion_misses, which the tool prints on exit): count plus
-skipped runs reach the inner delta, the count alone stays within the outer one.  Time and histogram modes are checked for NET_RX, the vector the traffic
-raises.
+skipped runs reach the inner delta, the count alone stays within the outer one.  Time and
+histogram modes are checked for NET_RX, the vector the traffic raises.
 """
 import json
 
