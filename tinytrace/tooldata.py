@@ -17,8 +17,9 @@ Block devices (biolatency, biosnoop, biotop, bitesize)
 
 TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
   ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``add_family_options(parser)`` (-4,
-  -6) and ``family_test(opts)`` (their predicate on ``args->family``); ``pick_layout`` (BCC's
-  default, -w and -s row formats); ``by_family(statement)``: the tracepoints carry IPv4 and
+  -6) and ``family_test(opts)`` (their predicate on ``args->family``); tcplife's and
+  tcpstates' options (``add_layout_options``, ``add_session_filters``, ``port_tests``) and
+  ``pick_layout`` (BCC's default, -w and -s row formats); ``by_family(statement)``: the tracepoints carry IPv4 and
   IPv6 addresses in different fields (``saddr`` / ``saddr_v6``), so a statement using
   ``{saddr}`` and ``{daddr}`` is written once per family -- its IPv4 copy is the script's
   earlier printf, so a printf's index tells the family (``ip_of(index)``).
@@ -32,6 +33,7 @@ Interrupts (hardirqs, softirqs)
   ``report_irqs``.
 
 Stack samples (profile, offcputime)
+  ``sample_stacks`` runs them until the duration or Ctrl-C and reads the map;
   ``stack_rows(samples, ...)`` symbolizes the stacks of a ``kstack(raw)``/``ustack(raw)``
   keyed map (BCC's frame names, through ``tinytrace.kernel.stacks``) and merges keys whose
   stacks print the same; ``print_stacks`` prints BCC's multi-line or folded layout, or one
@@ -190,6 +192,39 @@ def add_family_options(parser):
     g = parser.add_mutually_exclusive_group()
     g.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
     g.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
+
+
+def add_layout_options(parser):
+    """tcplife's and tcpstates' columns: -T (time), -t (timestamp), -w (wide), -s (CSV)."""
+    p = parser
+    p.add_argument("-T", "--time", action="store_true",
+                   help="include time column on output (HH:MM:SS)")
+    p.add_argument("-t", "--timestamp", action="store_true",
+                   help="include timestamp on output (seconds)")
+    p.add_argument("-w", "--wide", action="store_true",
+                   help="wide column output (fits IPv6 addresses)")
+    p.add_argument("-s", "--csv", action="store_true", help="comma separated values output")
+
+
+def add_session_filters(parser):
+    """tcplife's and tcpstates' filters: -L local ports, -D remote ports, -4/-6."""
+    from tinytrace import toolkit
+    parser.add_argument("-L", "--localport", type=toolkit.any_port_list,
+                        help="comma-separated list of local ports to trace.")
+    parser.add_argument("-D", "--remoteport", type=toolkit.any_port_list,
+                        help="comma-separated list of remote ports to trace.")
+    add_family_options(parser)
+
+
+def port_tests(opts):
+    """The -L/-D predicate (local, remote ports) on the tracepoint's fields, or "1"."""
+    from tinytrace import toolkit
+    tests = []
+    if opts.localport:
+        tests.append(toolkit.any_of("args->sport", opts.localport))
+    if opts.remoteport:
+        tests.append(toolkit.any_of("args->dport", opts.remoteport))
+    return " && ".join(tests) or "1"
 
 
 def pick_layout(opts, default, wide, csv):
@@ -435,6 +470,28 @@ class _Names(object):
         for a, f in zip(missing, stacks.user_frames(missing, pid)):
             self._user[(pid, a)] = f.bcc()
         return tuple(self._user[(pid, a)] for a in addrs)
+
+
+def sample_stacks(opts, script, announcement, name):
+    """Run a stack tool (profile, offcputime): announce (on stderr with -f, so stdout holds
+    only folded stacks), wait for the duration or Ctrl-C, and return the map ``name``
+    (reporting skipped runs first)."""
+    import sys
+    from tinytrace import toolkit
+    with toolkit.Stopper() as stopper, script.start():
+        if opts.folded:
+            sys.stderr.write(announcement + "\n")
+            sys.stderr.flush()
+        else:
+            toolkit.announce(opts, announcement)
+        if opts.duration:
+            stopper.sleep(opts.duration)
+        else:
+            while stopper.sleep(99999999):
+                pass
+        samples = script.read(name)
+        toolkit.report_skipped()
+    return samples
 
 
 def stack_rows(samples, split):

@@ -201,23 +201,12 @@ def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.script import Script
+    from tinytrace.tooldata import sample_stacks
     opts = parse_args(argv)
     toolkit.require_privileges()
     if opts.user_threads_only or opts.kernel_threads_only:
         check_btf()
     script = Script(script_text(opts), tool="offcputime")
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.folded:
-            sys.stderr.write(announcement(opts) + "\n")
-            sys.stderr.flush()
-        else:
-            toolkit.announce(opts, announcement(opts))
-        if opts.duration:
-            stopper.sleep(opts.duration)
-        else:
-            while stopper.sleep(99999999):
-                pass
-        off = script.read("@off")
-        toolkit.report_skipped()
+    off = sample_stacks(opts, script, announcement(opts), "@off")
     report(opts, collect(off), sys.stdout)
     return 0

@@ -160,21 +160,10 @@ def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.script import Script
+    from tinytrace.tooldata import sample_stacks
     opts = parse_args(argv)
     toolkit.require_privileges()
     script = Script(script_text(opts), tool="profile")
-    with toolkit.Stopper() as stopper, script.start():
-        if opts.folded:
-            sys.stderr.write(announcement(opts) + "\n")
-            sys.stderr.flush()
-        else:
-            toolkit.announce(opts, announcement(opts))
-        if opts.duration:
-            stopper.sleep(opts.duration)
-        else:
-            while stopper.sleep(99999999):
-                pass
-        samples = script.read("@samples")
-        toolkit.report_skipped()
+    samples = sample_stacks(opts, script, announcement(opts), "@samples")
     report(opts, collect(opts, samples), sys.stdout)
     return 0

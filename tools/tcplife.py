@@ -47,19 +47,9 @@ EXAMPLES = """\
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcplife", DESCRIPTION, EXAMPLES)
-    p.add_argument("-T", "--time", action="store_true",
-                   help="include time column on output (HH:MM:SS)")
-    p.add_argument("-t", "--timestamp", action="store_true",
-                   help="include timestamp on output (seconds)")
-    p.add_argument("-w", "--wide", action="store_true",
-                   help="wide column output (fits IPv6 addresses)")
-    p.add_argument("-s", "--csv", action="store_true", help="comma separated values output")
+    tooldata.add_layout_options(p)
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
-    p.add_argument("-L", "--localport", type=toolkit.any_port_list,
-                   help="comma-separated list of local ports to trace.")
-    p.add_argument("-D", "--remoteport", type=toolkit.any_port_list,
-                   help="comma-separated list of remote ports to trace.")
-    tooldata.add_family_options(p)
+    tooldata.add_session_filters(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
 
@@ -123,15 +113,10 @@ EMIT = ('printf("%d %d %s %s %d %s %d %d %d %d\\n", nsecs, $pid, $comm,\n'
 
 
 def script_text(opts):
-    from tinytrace import toolkit, tooldata as td
-    ports = []
-    if opts.localport:
-        ports.append(toolkit.any_of("args->sport", opts.localport))
-    if opts.remoteport:
-        ports.append(toolkit.any_of("args->dport", opts.remoteport))
+    from tinytrace import tooldata as td
     family = td.family_test(opts)
     return SCRIPT % dict(
-        family=" && " + family if family else "", ports=" && ".join(ports) or "1",
+        family=" && " + family if family else "", ports=td.port_tests(opts),
         pid="$pid == %d" % opts.pid if opts.pid else "1",
         emit=td.by_family(EMIT, indent="\t\t\t\t\t"),
         syn_sent=td.TCP_SYN_SENT, fin_wait1=td.TCP_FIN_WAIT1, last_ack=td.TCP_LAST_ACK,
