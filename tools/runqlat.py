@@ -19,6 +19,9 @@ Two implementations, the same options and output:
   ``-P`` keys by process in the kernel, as BCC does.  These programs are written with
   ``tinytrace.asm`` because the language has no task storage.  A preempted ``prev`` is
   runnable: the tracepoint's ``preempt`` argument, or a ``prev_state`` of 0 (TASK_RUNNING).
+  tp_btf programs are also never skipped because another BPF program is running on the
+  CPU (classic tracepoint programs are, e.g. a wakeup from an interrupt that came during
+  another tool's program; ``toolkit.report_skipped`` reports those runs).
 - **tracepoint script** (the fallback: no BTF -- e.g. armhf boards --, older kernels, or
   ``TINYTRACE_TARGET=task_storage=0``): a script in tinytrace's language (``SCRIPT``), start
   times in a hash by thread ID, latencies in a ``hist()``.  The classic tracepoints carry
