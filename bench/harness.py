@@ -297,6 +297,7 @@ def run_once(case, side, argv, marker, a, paths, workload_args=None, expect=None
         rec["maxrss_kb"] = ex["maxrss_kb"]
         rec["rss_floor_kb"] = ex["rss_floor_kb"]
         rec["total_cpu_s"] = ex["utime"] + ex["stime"]
+        rec["stop_ms"] = ex.get("stop_ms")
         rec["output_head"] = t.out.text_head()[:6]
         if rec["exit_code"] not in (0, 130, -signal.SIGINT):
             rec["status"] = "error"
@@ -382,7 +383,7 @@ def _values(runs, key):
 
 
 FIGURES = ("start_to_attached_ms", "start_cpu_ms", "maxrss_kb", "primary_ns_per_event",
-           "cpu_ms_per_mevents", "total_cpu_s")
+           "cpu_ms_per_mevents", "total_cpu_s", "stop_ms")
 
 
 def summarize_case(res):

@@ -302,16 +302,22 @@ class Tracer(object):
         """SIGINT, and wait for the launcher's exit report (SIGTERM/SIGKILL on timeout)."""
         if self.pid is None:
             return None
+        t_int = None
         for sig, wait in ((signal.SIGINT, timeout), (signal.SIGTERM, 3.0),
                           (signal.SIGKILL, 3.0)):
             if self.exit is None and _alive(self.pid):
+                if sig == signal.SIGINT:
+                    t_int = time.monotonic()
                 _signal(self.pid, sig)
             line = self._report_line(wait) if self.exit is None else None
             if line and line.startswith("exit "):
                 f = line.split()
                 self.exit = {"status": int(f[1]), "utime": float(f[2]), "stime": float(f[3]),
                              "maxrss_kb": int(f[4]), "rss_floor_kb": int(f[5]),
-                             "signal": sig if sig != signal.SIGINT else None}
+                             "signal": sig if sig != signal.SIGINT else None,
+                             # Ctrl-C to exit: final output, detaching, freeing
+                             "stop_ms": None if t_int is None or sig != signal.SIGINT else
+                             (time.monotonic() - t_int) * 1e3}
                 break
         _unregister(self.pid)
         try:

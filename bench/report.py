@@ -139,6 +139,19 @@ def start_table(d):
                   rows, left=(0, 4))
 
 
+def stop_table(d):
+    rows = []
+    for c in d.get("cases", []):
+        s = _summary(c, "stop_ms")
+        if not s:
+            continue
+        rows.append([c["name"], _cell(c, "tinytrace", s.get("tinytrace"), 0),
+                     _cell(c, "bpftrace", s.get("bpftrace"), 0), fmt_ratio(s.get("ratio"))])
+    if not rows:
+        return "Not measured in this run."
+    return _table(["case", "tinytrace exit ms", "bpftrace exit ms", "ratio"], rows)
+
+
 def memory_table(d):
     rows = []
     for c in d.get("cases", []):
@@ -457,6 +470,8 @@ How each figure is taken (bench/harness.py; all tracers are started through benc
   "Attaching N probes..." *before* loading anything (checked with strace), so bpftrace is
   timed to the first line its BEGIN block prints, which runs after every probe is attached.
   The one-liners get `BEGIN { printf("Tracing...\\n"); }` on both sides for that reason.
+- **exit**: from the SIGINT the harness sends (once the workload's output has drained) to
+  the launcher's report of the tracer's exit: last output, detaching, freeing.
 - **peak RSS**: wait4()'s ru_maxrss of the tracer, collected by the launcher (a small
   `python3 -S -I` process: the kernel keeps the pre-exec image's RSS as a floor of
   ru_maxrss, so tracers are not forked from the harness itself). **start CPU**: the
@@ -513,6 +528,11 @@ def render(d, variants=None):
         "### 1. Start-to-attached (median ms, the fastest run in brackets)",
         "",
         start_table(d),
+        "",
+        "Exit (median ms from Ctrl-C -- SIGINT -- to the tracer's exit: last output, "
+        "detaching, freeing):",
+        "",
+        stop_table(d),
         "",
         "### 2. Peak RSS and CPU time spent starting (medians)",
         "",
