@@ -64,6 +64,7 @@ def parse_args(argv):
     p.add_argument("-p", "--pid", type=toolkit.positive_int, metavar="PID",
                    help="trace this PID only")
     toolkit.add_json(p)
+    p.add_argument("-j", dest="json", action="store_true", help="same as --json (BCC's -j)")
     toolkit.add_interval_options(p, interval=1)
     return p.parse_args(argv)
 

@@ -270,6 +270,7 @@ def main(argv):
             while stopper.sleep(3600):
                 pass
             report_counts(opts, count_rows(script), sys.stdout)
+            toolkit.report_skipped()
         return 0
     return toolkit.snoop(opts, script, Printer(opts, events, sys.stdout),
                          "Tracing connect ... Hit Ctrl-C to end", always=True)

@@ -185,6 +185,7 @@ def main(argv):
             while stopper.sleep(3600):
                 pass
             report_counts(opts, count_rows(script), sys.stdout)
+            toolkit.report_skipped()
         return 0
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
                          "Tracing retransmits ... Hit Ctrl-C to end", always=True)

@@ -97,6 +97,14 @@ def test_bad_options_are_one_line_exit_2():
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_bcc_json_letter():
+    # BCC's -j: one JSON object per interval, as --json
+    rc, out, err = run_tool(["cachestat", "-j", "1", "1"], timeout=60)
+    assert rc == 0, err
+    objs = [json.loads(l) for l in out.splitlines()]
+    assert len(objs) == 1 and {"hits", "misses", "dirties"} <= set(objs[0]), out
+
+
 def test_help_has_examples_and_says_approximation():
     rc, out, err = run_tool(["cachestat", "-h"])
     assert rc == 0
