@@ -397,6 +397,17 @@ CASES = [
     Case("fb_perfbuf_sdiv", 'BEGIN { $a = 7; $b = -2; printf("%d %d %d %d\\n", '
          '$a / $b, $a % $b, -$a / $b, -$a % $b); @x[1] += 5; @x[1] += 2; exit(); }',
          lines("-3 1 3 -1", "", "", "@x[1]: 7"), env={"TINYTRACE_TARGET": _OLD}),
+    # 32-bit JITs have no 64-bit division: shifts, 32-bit division or a 64-step loop
+    Case("fb_no_div64", 'BEGIN { $a = 7; $b = -2; $z = 0; $big = 0x123456789abcdef; '
+         '$d = 1000000007; printf("%d %d %d %d %u %u %u %u %d %d\\n", $a / $b, $a % $b, '
+         '-$a / $b, -$a % $b, $big / $d, $big % $d, $big / 4096, $big % 4096, $a / $z, '
+         '$a % $z); @l = lhist($big % 100, 0, 100, 7); exit(); }',
+         all_of(lambda out, ctx: _first_line(out, "-3 1 3 -1 %d %d %d %d 0 7" % (
+             0x123456789abcdef // 1000000007, 0x123456789abcdef % 1000000007,
+             0x123456789abcdef // 4096, 0x123456789abcdef % 4096)),
+                hist_rows("@l", [("[%d, %d)" % ((0x123456789abcdef % 100) // 7 * 7,
+                                                (0x123456789abcdef % 100) // 7 * 7 + 7), 1)])),
+         env={"TINYTRACE_TARGET": "div64=0"}),
     Case("fb_probe", 't:syscalls:sys_enter_openat* /pid == cpid && '
          'str(args->filename) == str($1)/ { @[probe] = count(); }',
          lines("", "", "@[tracepoint:syscalls:sys_enter_openat]: 7"), work=OPEN7,

@@ -85,8 +85,10 @@ class Target:
     """What the kernel supports, as far as code generation cares."""
 
     def __init__(self, ringbuf=True, atomics=True, probe_read_kernel=True, v4=True,
-                 bounded_loops=True, percpu=True, cookies=True, percpu_lookup=True):
+                 bounded_loops=True, percpu=True, cookies=True, percpu_lookup=True,
+                 div64=True):
         self.cookies = cookies      # BPF links with a cookie per perf event (Linux 5.15)
+        self.div64 = div64          # 64-bit div/mod instructions (not in 32-bit JITs)
         self.percpu_lookup = percpu_lookup   # bpf_map_lookup_percpu_elem (Linux 5.19)
         self.ringbuf = ringbuf
         self.atomics = atomics
@@ -110,7 +112,8 @@ class Target:
                     v4=tuple(version[:2]) >= (6, 6),
                     bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
                     cookies=bool(f.perf_link),
-                    percpu_lookup=tuple(version[:2]) >= (5, 19))
+                    percpu_lookup=tuple(version[:2]) >= (5, 19),
+                    div64=_kernel_is_64bit())
         except Exception:
             t = cls()
         import os
@@ -124,6 +127,16 @@ class Target:
         if not self.probe_read_kernel:
             return "probe_read_str" if string else "probe_read"
         return "probe_read_%s%s" % ("user" if user else "kernel", "_str" if string else "")
+
+
+def _kernel_is_64bit():
+    """32-bit kernels' JITs (arm in 6.1) refuse 64-bit division: the code divides without
+    it there (``ProgramGen.udivmod``)."""
+    try:
+        from tinytrace.kernel import arch
+        return arch.kernel_long_size() == 8
+    except Exception:
+        return True
 
 
 class ProgramGen:
@@ -604,6 +617,8 @@ class ProgramGen:
         self.set_reg(r, a)
         if op in ("/", "%") and signed:
             self._signed_divmod(op, r, bv)
+        elif op in ("/", "%"):
+            self.udivmod(op, r, bv)
         else:
             name = op
             if op == ">>" and signed:
@@ -621,9 +636,85 @@ class ProgramGen:
         self._canonical(r, rty)
         return r
 
+    def udivmod(self, op, r, bv):
+        """``r = r / bv`` or ``r % bv``, unsigned 64-bit, BPF's semantics (x / 0 = 0,
+        x % 0 = x).  Without 64-bit division instructions (32-bit JITs): a power of two
+        becomes a shift or a mask; operands that fit 32 bits use the 32-bit instruction;
+        others a shift-and-subtract loop of 64 steps."""
+        b = self.b
+        if isinstance(bv, Imm):
+            v = bv.value & 0xFFFFFFFFFFFFFFFF
+            if v and not v & (v - 1) and (op == "/" or v - 1 < (1 << 31)):
+                if op == "/":
+                    if v > 1:
+                        b.alu(">>", r, imm=v.bit_length() - 1)
+                else:
+                    b.alu("&", r, imm=v - 1)
+                return
+            if self.comp.target.div64 and 0 <= bv.value < (1 << 31):
+                b.alu(op, r, imm=bv.value)
+                return
+        if self.comp.target.div64:
+            b.alu(op, r, src=self.reg(bv))
+            return
+        d = b.vreg()
+        self.set_reg(d, bv)
+        t = b.vreg()
+        slow = b.new_label("dv")
+        done = b.new_label("dd")
+        b.mov(t, r)
+        b.alu(">>", t, imm=32)
+        b.jump("!=", t, slow, imm=0)
+        b.mov(t, d)
+        b.alu(">>", t, imm=32)
+        b.jump("!=", t, slow, imm=0)
+        b.alu(op, r, src=d, is32=True)          # both fit 32 bits (x / 0 = 0, x % 0 = x)
+        b.goto(done)
+        b.place(slow)
+        if op == "/":                            # d is not 0 here unless r is wide
+            nz = b.new_label("dz")
+            b.jump("!=", d, nz, imm=0)
+            b.movi(r, 0)
+            b.goto(done)
+            b.place(nz)
+        else:
+            b.jump("==", d, done, imm=0)
+        q = b.vreg()
+        rem = b.vreg()
+        b.movi(q, 0)
+        b.movi(rem, 0)
+        if self.comp.target.bounded_loops:
+            i = b.vreg()
+            b.movi(i, 64)
+            top = b.new_label("dl")
+            b.place(top)
+            self._div_step(r, d, q, rem, t)
+            b.alu("-", i, imm=1)
+            b.jump("!=", i, top, imm=0)
+        else:
+            for _ in range(64):
+                self._div_step(r, d, q, rem, t)
+        b.mov(r, q if op == "/" else rem)
+        b.place(done)
+
+    def _div_step(self, n, d, q, rem, t):
+        """One step of binary long division: the top bit of ``n`` moves into ``rem``."""
+        b = self.b
+        skip = b.new_label("ds")
+        b.alu("<<", rem, imm=1)
+        b.mov(t, n)
+        b.alu(">>", t, imm=63)
+        b.alu("|", rem, src=t)
+        b.alu("<<", n, imm=1)
+        b.alu("<<", q, imm=1)
+        b.jump("<", rem, skip, b=d)
+        b.alu("-", rem, src=d)
+        b.alu("|", q, imm=1)
+        b.place(skip)
+
     def _signed_divmod(self, op, r, bv):
         b = self.b
-        if self.comp.target.v4:
+        if self.comp.target.v4 and self.comp.target.div64:
             if isinstance(bv, Imm) and -(1 << 31) <= bv.value < (1 << 31):
                 b.alu(op, r, imm=bv.value, signed=True)
             else:
@@ -646,7 +737,7 @@ class ProgramGen:
         if op == "/":
             b.alu("^", neg, imm=1)
         b.place(l2)
-        b.alu(op, r, src=d)
+        self.udivmod(op, r, d)
         l3 = b.new_label("sd")
         b.jump("==", neg, l3, imm=0)
         b.neg(r)

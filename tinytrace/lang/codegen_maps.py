@@ -397,7 +397,7 @@ def lhist_index(gen, v, agg):
     b.mov(idx, v)
     if lo:
         b.alu("-", idx, imm=lo)
-    b.alu("/", idx, imm=step)
+    gen.udivmod("/", idx, Imm(step))
     b.alu("+", idx, imm=1)
     b.place(done)
     _clamp(gen, idx, nb + 1)
