@@ -150,11 +150,3 @@ def test_help_has_examples():
     rc, out, err = run_tool(["offcputime", "-h"])
     assert rc == 0
     assert "examples:" in out and "offcputime -m 1000" in out and "--state" in out
-
-
-def test_thread_kind_without_btf_one_clear_line():
-    # -u/-k read task_struct.flags through the kernel's BTF: without it, one line says so
-    rc, out, err = run_tool(["offcputime", "-u", "1"], env={"TINYTRACE_TARGET": "btf=0"})
-    assert rc == 1 and "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "needs the kernel's BTF" in lines[0], err

@@ -96,11 +96,3 @@ def test_help_has_examples():
     rc, out, err = run_tool(["tcptop", "-h"])
     assert rc == 0
     assert "examples:" in out and "tcptop -C" in out
-
-
-def test_without_btf_one_clear_line():
-    # the socket is read through the kernel's BTF: without it, one line says so
-    rc, out, err = run_tool(["tcptop"], env={"TINYTRACE_TARGET": "btf=0"})
-    assert rc == 1 and "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and "needs the kernel's BTF" in lines[0], err
