@@ -10,10 +10,9 @@ Block devices (biolatency, biosnoop, biotop, bitesize)
   ``kernel_dev``/``split_dev`` convert, ``disk_name(dev)`` names a disk from /sys (escaped,
   cached), ``resolve_disk(parser, name)`` turns ``-d sdc`` into a ``dev`` (or a one-line
   option error), ``block_tracepoint(name)`` says whether the kernel has ``block:<name>``
-  (``block_io_start`` is 6.5+).  ``rwbs_pack()`` is script text that packs the ``rwbs``
-  letters into an integer (the bytes after the NUL are not cleared by the kernel, so the
-  char array itself would split equal flags into several keys); ``rwbs_text`` unpacks it;
-  ``op_letter``/``flags_label`` read it as BCC's T column and ``-F`` labels.
+  (``block_io_start`` is 6.5+).  ``rwbs_text`` reads the ``rwbs`` char array as a map key
+  or printf value (up to its NUL); ``op_letter``/``flags_label`` read it as BCC's T column
+  and ``-F`` labels.
 
 TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
   ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``add_family_options(parser)`` (-4,
@@ -106,35 +105,14 @@ def block_tracepoint(name):
         return False
 
 
-RWBS_MAX = 8            # letters packed: pre-flush, two for the operation, F A S M U
+RWBS_MAX = 8            # the tracepoints' rwbs array: pre-flush, operation, F A S M, NUL
 
 
-def rwbs_pack(var="$rwbs", indent=""):
-    """Script lines that set ``var`` to the tracepoint's ``rwbs`` text packed into an
-    integer (first letter in the low byte), stopping at the NUL; each line starts with
-    ``indent``."""
-    lines = ["%s = (uint64)args->rwbs[0];" % var]
-    inner = ""
-    for i in range(1, RWBS_MAX):
-        lines.append("%sif ((uint64)args->rwbs[%d] != 0) {" % (inner, i - 1))
-        inner += "\t"
-        lines.append("%s%s = %s | ((uint64)args->rwbs[%d] << %d);" % (inner, var, var, i, 8 * i))
-    for i in range(RWBS_MAX - 1, 0, -1):
-        inner = inner[:-1]
-        lines.append("%s}" % inner)
-    return "\n".join(indent + line for line in lines)
-
-
-def rwbs_text(packed):
-    """The ``rwbs`` letters of a packed integer."""
-    out = []
-    while packed and len(out) < RWBS_MAX:
-        c = packed & 0xFF
-        if not c:
-            break
-        out.append(chr(c) if 32 < c < 127 else "?")
-        packed >>= 8
-    return "".join(out)
+def rwbs_text(raw):
+    """The letters of the tracepoints' ``rwbs`` char array, as a map key or printf value
+    (bytes, up to the NUL)."""
+    raw = bytes(raw).split(b"\0", 1)[0][:RWBS_MAX]
+    return "".join(chr(c) if 32 < c < 127 else "?" for c in bytearray(raw))
 
 
 _OPS = (("DE", "SecureErase"), ("WZ", "WriteZeros"), ("ZA", "ZoneAppend"),

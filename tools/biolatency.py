@@ -22,10 +22,9 @@ share a start time: the second one's sample is lost.
 ``-F`` names flags after the ``rwbs`` letters the tracepoints carry (operation, FUA,
 read-ahead, sync, metadata, pre-flush) using BCC's words ("Sync-Write", "ReadAhead-Read");
 BCC's priority/no-merge/idle/background/no-wait flags are not in ``rwbs``.  The ``rwbs``
-text is packed into an integer in the kernel (its bytes after the NUL are not cleared by the
-kernel, so the char array itself would split equal flags into several keys).
+char array is the map key (a key stops at its NUL: the kernel leaves old bytes after it).
 
-Disk names, ``rwbs`` decoding and the packing snippet are in ``tinytrace.tooldata`` (shared
+Disk names and ``rwbs`` decoding are in ``tinytrace.tooldata`` (shared
 with biosnoop, biotop and bitesize).  Where kprobes exist, a future variant could key by
 request address (``blk_mq_start_request`` / ``blk_account_io_done``) as BCC does.
 """
@@ -123,8 +122,8 @@ def script_text(opts):
     if opts.disks:
         key, key_setup = "[args->dev]", ""
     elif opts.flags:
-        key = "[$rwbs]"
-        key_setup = tooldata.rwbs_pack(indent="\t\t") + "\n"
+        # the char array: a map key stops at its NUL (the kernel leaves bytes after it)
+        key, key_setup = "[args->rwbs]", ""
     else:
         key, key_setup = "", ""
     parts.append(DONE % {"div": 1000000 if opts.milliseconds else 1000, "key": key,

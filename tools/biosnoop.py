@@ -84,8 +84,7 @@ tracepoint:block:block_rq_complete
 		$now = nsecs;
 		$w = @who[args->dev, args->sector];
 		$q = (uint64)0;%(queue)s
-%(rwbs)s
-		printf("%%d %%d %%s %%d %%d %%d %%d %%d %%d\n", $now, $w.0, $w.1, args->dev, $rwbs,
+		printf("%%d %%d %%s %%d %%s %%d %%d %%d %%d\n", $now, $w.0, $w.1, args->dev, args->rwbs,
 		       args->sector, $i.1, $q, $now - $i.0);
 		delete(@issue[args->dev, args->sector]);
 		delete(@who[args->dev, args->sector]);%(queue_del)s
@@ -122,8 +121,7 @@ def script_text(opts):
         queue = ("\n\t\t$qs = @qstart[args->dev, args->sector];"
                  "\n\t\tif ($qs != 0 && $qs <= $i.0) { $q = $i.0 - $qs; }")
         queue_del = "\n\t\tdelete(@qstart[args->dev, args->sector]);"
-    rwbs = tooldata.rwbs_pack(indent="\t\t")
-    parts.append(DONE % {"queue": queue, "queue_del": queue_del, "rwbs": rwbs})
+    parts.append(DONE % {"queue": queue, "queue_del": queue_del})
     return "".join(parts)
 
 
@@ -154,11 +152,11 @@ class Printer(object):
     def event(self, values, index=0):
         from tinytrace.output.escape import cstring
         from tinytrace.tooldata import disk_name, op_letter, rwbs_text
-        ts, pid, comm, dev, packed, sector, nbytes, qdelta, delta = values
+        ts, pid, comm, dev, raw_rwbs, sector, nbytes, qdelta, delta = values
         if self.first_ts is None:
             self.first_ts = ts
         rel = (ts - self.first_ts) / 1e9
-        rwbs = rwbs_text(packed)
+        rwbs = rwbs_text(raw_rwbs)
         op = op_letter(rwbs)
         disk = disk_name(dev)
         pattern = None
