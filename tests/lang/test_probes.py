@@ -456,11 +456,12 @@ def test_kfunc_refused_without_trampolines():
 @pytest.mark.bpf
 @pytest.mark.guest_safe
 def test_watchpoint_counts_writes(tmp_path):
-    """A u64 of a process written 100 times (ctypes), watched with -p: 100 hits."""
+    """A u32 of a process written 100 times (ctypes), watched with -p: 100 hits (four
+    bytes: 32-bit ARM watchpoints cover at most that)."""
     if not os.path.exists("/sys/bus/event_source/devices/breakpoint"):
         pytest.skip("no breakpoint PMU")
     proc = subprocess.Popen([sys.executable, "-c", "import ctypes, sys\n"
-                             "v = ctypes.c_uint64(0)\n"
+                             "v = ctypes.c_uint32(0)\n"
                              "print(hex(ctypes.addressof(v)), flush=True)\n"
                              "sys.stdin.readline()\n"
                              "for i in range(1, 101):\n    v.value = i\n"
@@ -469,7 +470,7 @@ def test_watchpoint_counts_writes(tmp_path):
                             universal_newlines=True)
     try:
         addr = proc.stdout.readline().strip()
-        t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:8:w { @[probe] = count(); }"
+        t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:4:w { @[probe] = count(); }"
                     % addr])
         proc.stdin.write("go\n")
         proc.stdin.flush()
@@ -478,7 +479,7 @@ def test_watchpoint_counts_writes(tmp_path):
     finally:
         proc.stdin.close()
         proc.wait()
-    assert _value(out, "@[watchpoint:%s:8:w]" % addr) == 100, out
+    assert _value(out, "@[watchpoint:%s:4:w]" % addr) == 100, out
 
 
 def test_watchpoint_errors():

@@ -26,7 +26,8 @@ COMM = os.path.basename(sys.executable)[:15]
 
 class Case:
     def __init__(self, name, program, expect, work=None, params=(), options=(), env=None,
-                 rc=0):
+                 rc=0, needs=()):
+        self.needs = needs      # "btf", "len" (Linux 6.6): skipped where the kernel lacks it
         self.name = name
         self.program = program
         self.expect = expect
@@ -191,7 +192,7 @@ CASES = [
          'has_key(@a, 2)); exit(); }', lines("1 0", "", "", "@a[1]: 0")),
     Case("map_len", 'BEGIN { @a[1] = 1; @a[2] = 2; @c["x"] = count(); printf("%d %d\\n", '
          'len(@a), len(@c)); delete(@a[1]); printf("%d\\n", len(@a)); exit(); }',
-         lines("2 1", "1", "", "", "@a[2]: 2", "@c[x]: 1")),
+         lines("2 1", "1", "", "", "@a[2]: 2", "@c[x]: 1"), needs=("len",)),
     Case("map_clear_zero", 'BEGIN { @a[1] = 5; @c[1] = count(); @c[2] = count(); clear(@a); '
          'zero(@c); } interval:ms:50 { exit(); }', lines("", "", "", "@c[1]: 0", "@c[2]: 0")),
     Case("map_print_top_div", 'BEGIN { @a[1] = 10; @a[2] = 20; @a[3] = 30; print(@a, 2, 10); '
@@ -312,11 +313,12 @@ CASES = [
     Case("btf_curtask", 'BEGIN { $t = curtask; printf("%d %s %d %d %d %d\\n", curtask->pid == '
          'pid, curtask->comm, $t->real_parent->tgid == %PPID%, (*$t).se.vruntime > 0, '
          'curtask->in_iowait, ((struct task_struct *)curtask)->flags & 0x00200000); exit(); }',
-         lines("1 %COMM% 1 1 0 0")),
+         lines("1 %COMM% 1 1 0 0"), needs=("btf",)),
     Case("btf_cast_tracepoint_pointer", 't:sock:inet_sock_set_state /args->newstate == 1/ { '
          '$sk = (struct sock *)args->skaddr; @[$sk->__sk_common.skc_family, '
          '$sk->__sk_common.skc_family == args->family] = count(); }',
-         matches(r"^@\[2, 1\]: \d+$", r"^@\[10, 1\]: \d+$"), work=W("tcp4", "tcp6")),
+         matches(r"^@\[2, 1\]: \d+$", r"^@\[10, 1\]: \d+$"), work=W("tcp4", "tcp6"),
+         needs=("btf",)),
     Case("tuples", 'BEGIN { $t = (1, "two", (uint8)3); printf("%d %s %d\\n", $t.0, $t.1, '
          '$t.2); @[$t.1, $t.0] = count(); exit(); }', lines("1 two 3", "", "", "@[two, 1]: 1")),
     Case("big_strings_scratch", 'BEGIN { $a = str($1); $b = str($1); printf("%s %d\\n", $a, '
@@ -493,7 +495,21 @@ def _subst(text, d):
         "%BIN%", os.path.join(d, "ttmarker"))
 
 
+def missing(case):
+    """Why this kernel cannot run ``case`` (None when it can)."""
+    for need in case.needs:
+        if need == "btf" and not os.path.exists("/sys/kernel/btf/vmlinux"):
+            return "no kernel BTF"
+        if need == "len":
+            from tinytrace.kernel import bpf
+            if tuple(bpf.kernel_version()[:2]) < (6, 6):
+                return "len() needs Linux 6.6"
+    return None
+
+
 def run_case(case, base):
+    if missing(case):
+        return {"skip": missing(case)}
     d = _prepare(case, base)
     argv = [sys.executable, "-m", "tinytrace"]
     options = case.options if case.options or case.name == "attaching_line" else ["-q"]
@@ -543,6 +559,8 @@ def test_corpus_is_big_enough():
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_run(case, results):
     r = results[case.name]
+    if "skip" in r:
+        pytest.skip(r["skip"])
     assert "Traceback" not in r["err"], r["err"]
     assert r["rc"] == case.rc, (r["rc"], r["err"], r["out"])
     expect = case.expect

@@ -698,19 +698,34 @@ class ProgramGen:
         b.place(done)
 
     def _div_step(self, n, d, q, rem, t):
-        """One step of binary long division: the top bit of ``n`` moves into ``rem``."""
+        """One step of binary long division: the top bit of ``n`` moves into ``rem``; when
+        ``rem >= d`` (computed without a branch, so the verifier walks each step once:
+        ``borrow = ((~rem & d) | ((~rem | d) & (rem - d))) >> 63``) d is taken off and the
+        quotient bit set."""
         b = self.b
-        skip = b.new_label("ds")
         b.alu("<<", rem, imm=1)
         b.mov(t, n)
         b.alu(">>", t, imm=63)
         b.alu("|", rem, src=t)
         b.alu("<<", n, imm=1)
         b.alu("<<", q, imm=1)
-        b.jump("<", rem, skip, b=d)
-        b.alu("-", rem, src=d)
-        b.alu("|", q, imm=1)
-        b.place(skip)
+        u = b.vreg()
+        v = b.vreg()
+        b.mov(u, rem)
+        b.alu("^", u, imm=-1)                    # ~rem
+        b.mov(v, u)
+        b.alu("&", u, src=d)                     # ~rem & d
+        b.alu("|", v, src=d)                     # ~rem | d
+        b.mov(t, rem)
+        b.alu("-", t, src=d)                     # rem - d
+        b.alu("&", v, src=t)
+        b.alu("|", u, src=v)
+        b.alu(">>", u, imm=63)                   # borrow: 1 when rem < d
+        b.alu("^", u, imm=1)                     # take: 1 when rem >= d
+        b.alu("|", q, src=u)
+        b.neg(u)                                 # all ones when taken
+        b.alu("&", u, src=d)
+        b.alu("-", rem, src=u)
 
     def _signed_divmod(self, op, r, bv):
         b = self.b

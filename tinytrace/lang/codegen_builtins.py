@@ -83,9 +83,11 @@ def store(gen, e, dst, ty, clean):
     name = e.name
     if name == "comm":
         n = min(16, ty.size)
+        if clean:
+            # the helper copies up to the NUL (strscpy, before 6.x's padding): zeroed
+            # first, so a comm key has no stale bytes after its end
+            gen.zero(dst, ty.size)
         b.call("get_current_comm", gen._ptr(dst), ("imm", n))
-        if clean and ty.size > n:
-            gen.zero(dst, ty.size, n)
         return
     if name == "ustack":
         sid = stack_id(gen, ty, user=True)

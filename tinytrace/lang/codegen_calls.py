@@ -107,20 +107,31 @@ def _join(gen, e):
     slot = gen.alloc(8)
     done = b.new_label("join")
     user = info["user"]
+    psize = _pointer_size()
     for i in range(n):
         b.store_imm(slot.base, slot.off, 0, 8)
-        b.call(gen.comp.target.read_helper(user, False), gen._ptr(slot), ("imm", 8), p)
+        b.call(gen.comp.target.read_helper(user, False), gen._ptr(slot), ("imm", psize), p)
         s = b.vreg()
-        b.load(s, slot.base, slot.off, 8)
+        b.load(s, slot.base, slot.off, psize)
         b.jump("==", s, done, imm=0)
         dst = mem.at(layout.offsets[i + 2])
         b.store_imm(dst.base, dst.off, 0, 1)
         b.call(gen.comp.target.read_helper(user, True), gen._ptr(dst), ("imm", cap), s)
         b.alu("+", count, imm=1)
-        b.alu("+", p, imm=8)
+        b.alu("+", p, imm=psize)
     b.place(done)
     b.store(mem.base, mem.off + layout.offsets[1], count, 8)
     gen.send(mem, spec.size)
+
+
+def _pointer_size():
+    """Bytes of a pointer in the traced programs' argv arrays: the kernel's word (a 32-bit
+    kernel runs 32-bit programs)."""
+    try:
+        from tinytrace.kernel import arch
+        return arch.kernel_long_size()
+    except Exception:
+        return 8
 
 
 # -- scalar values --------------------------------------------------------------------------
