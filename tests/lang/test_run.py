@@ -356,7 +356,7 @@ CASES = [
                 lambda out, ctx: _absent(out, "@n[3]"))),
     Case("config_stack_mode", "config = { stack_mode = perf } profile:hz:499 /pid == cpid/ "
          "{ @[kstack(2)] = count(); }", matches(r"^\t[0-9a-f]+ \w+\+\d+$"),
-         work=W("spin", "300")),
+         work=W("kspin", "300")),
     # a known number of drops: 1000 records into a ring of a page per CPU, the reader
     # stopped while BEGIN runs; every record is either printed or reported lost, once
     Case("lost_exact", 'config = { perf_rb_pages = 1 } BEGIN { $i = 0; while ($i < 1000) '
@@ -379,7 +379,7 @@ CASES = [
     Case("software_faults", "software:page-faults:1 /pid == cpid/ { @faults = count(); }",
          value("@faults", lambda v: v >= 100), work=W("touch", "200")),
     Case("kstack", "profile:hz:499 /pid == cpid/ { @[kstack(3)] = count(); }",
-         matches(r"^@\[$", r"^ +\w+\+\d+$"), work=W("spin", "300")),
+         matches(r"^@\[$", r"^ +\w+\+\d+$"), work=W("kspin", "300")),
     # -- output formats --------------------------------------------------------------------
     Case("json_output", 'BEGIN { printf("hi\\n"); @c = count(); @h = hist(3); '
          '@m["k"] = 5; exit(); }',

@@ -9,7 +9,9 @@ Actions (in order):
   write TEXT    write TEXT (escapes like \\x01 allowed) to DIR/out in one write()
   exec ARGS     run DIR/ttmarker (a copy of /bin/true) with ARGS (comma separated), wait
   sleep MS      sleep MS milliseconds
-  spin MS       burn CPU for MS milliseconds
+  spin MS       burn CPU for MS milliseconds (in user space)
+  kspin MS      burn CPU for MS milliseconds mostly in the kernel (reads of /dev/zero), so
+                that timer samples land in kernel code and kernel stacks are never empty
   touch PAGES   fault in PAGES fresh pages of anonymous memory
   parallel K,N  K child processes at once, each opening DIR/marker N times
   tcp4 / tcp6   connect to a listening socket on 127.0.0.1 / ::1 and close both ends
@@ -60,6 +62,12 @@ def main(argv):
             n = 0
             while time.monotonic() < end:
                 n += 1
+        elif action == "kspin":
+            end = time.monotonic() + int(arg) / 1000.0
+            buf = bytearray(1 << 20)
+            with open("/dev/zero", "rb", buffering=0) as zero:
+                while time.monotonic() < end:
+                    zero.readinto(buf)
         elif action == "parallel":
             k, n = (int(x) for x in arg.split(","))
             r, w = os.pipe()
