@@ -1,4 +1,5 @@
-"""What groups of tools share about their subject: block devices, TCP sockets, stack samples.
+"""What groups of tools share about their subject: block devices, TCP sockets,
+interrupts, ext4 files, stack samples.
 
 ``tinytrace.toolkit`` holds what every tool does (options, the run loop, lost events); this
 module holds the knowledge that several tools of one family need, so that no tool imports
@@ -18,10 +19,11 @@ TCP (tcpaccept, tcpconnect, tcplife, tcpretrans, tcpstates, tcptop)
   ``AF_INET``/``AF_INET6`` and the TCP state numbers; ``add_family_options(parser)`` (-4,
   -6) and ``family_test(opts)`` (their predicate on ``args->family``); tcplife's and
   tcpstates' options (``add_layout_options``, ``add_session_filters``, ``port_tests``) and
-  ``pick_layout`` (BCC's default, -w and -s row formats); ``by_family(statement)``: the tracepoints carry IPv4 and
-  IPv6 addresses in different fields (``saddr`` / ``saddr_v6``), so a statement using
-  ``{saddr}`` and ``{daddr}`` is written once per family -- its IPv4 copy is the script's
-  earlier printf, so a printf's index tells the family (``ip_of(index)``).
+  ``pick_layout`` (BCC's default, -w and -s row formats); ``by_family(statement)``: the
+  tracepoints carry IPv4 and IPv6 addresses in different fields (``saddr`` /
+  ``saddr_v6``), so a statement using ``{saddr}`` and ``{daddr}`` is written once per
+  family -- its IPv4 copy is the script's earlier printf, so a printf's index tells the
+  family (``ip_of(index)``).
   ``TimeColumns``: the optional -T (HH:MM:SS) and -t (seconds since the first event)
   columns, in text, CSV and JSON.
 
@@ -30,6 +32,16 @@ Interrupts (hardirqs, softirqs)
   group, per CPU (handlers do not nest on a CPU), and print BCC's table or histograms:
   ``add_irq_options``/``parse_irq_options``, ``irq_script``, ``take_irqs`` and
   ``report_irqs``.
+
+ext4 at the syscall level (ext4slower, ext4dist)
+  Without kprobes both time reads, writes and opens at the syscalls on regular ext4 files
+  (found through the task's fd table, hence ``ext4_check_btf(tool)``) and fsync at the
+  ``ext4_sync_file`` tracepoints.  ``Ext4Calls`` picks the syscalls this kernel traces and
+  the fsync source (the syscalls where ext4's tracepoints are missing) and says which
+  approximation that is; ``ext4_probes_text(calls, pid, emit)`` is the script, with the
+  tool's own statements run once per completed operation; ``EXT4_OPS``/``EXT4_TYPE_OF_OP``
+  name the operation codes, ``EXT4_HELP_NOTE`` is the approximation for ``-h``.  Each tool
+  spells out its own ``PROBES``, so that ``tinytrace --list`` does not import this module.
 
 Stack samples (profile, offcputime)
   ``sample_stacks`` runs them until the duration or Ctrl-C and reads the map;
@@ -416,6 +428,223 @@ def report_irqs(opts, data, out, unit, section, width, text_name, json_name, jso
         for k, v in rows:
             out.write("%-*s %11d\n" % (width, text_name(k), v))
     out.flush()
+
+
+# -- ext4 at the syscall level (ext4slower, ext4dist) ---------------------------------------
+
+EXT4_APPROXIMATION = ("syscall-level approximation: reads, writes and opens timed at the "
+                      "syscall on ext4 files, fsync at ext4_sync_file")
+EXT4_APPROXIMATION_NO_EXT4_TP = ("syscall-level approximation: reads, writes, opens and "
+                                 "fsyncs timed at the syscall on ext4 files")
+
+EXT4_HELP_NOTE = """\
+On this kernel without kprobes, reads, writes and opens are timed from the syscall
+tracepoints (read/write families, open/openat/openat2/creat) on file descriptors of
+regular ext4 files (superblock magic 0xEF53, found through the task's fd table), and
+fsync exactly at the ext4_sync_file tracepoints.  mmap, io_uring, AIO and
+sendfile/splice I/O are not seen.  BCC uses kprobes on ext4_file_read_iter,
+ext4_file_write_iter, ext4_file_open and ext4_sync_file.
+"""
+
+# (syscall, type, offset expression): the calls timed at the syscall on an ext4 fd.
+_EXT4_RW_CALLS = (
+    ("read", "R", "$f->f_pos"),
+    ("write", "W", "$f->f_pos"),
+    ("readv", "R", "$f->f_pos"),
+    ("writev", "W", "$f->f_pos"),
+    ("pread64", "R", "args->pos"),
+    ("pwrite64", "W", "args->pos"),
+    ("preadv", "R", "%(posv)s"),
+    ("pwritev", "W", "%(posv)s"),
+    ("preadv2", "R", "%(posv)s"),      # -1: the file position (handled in the probe)
+    ("pwritev2", "W", "%(posv)s"),
+)
+# without the ext4_sync_file tracepoints (ext4 not loaded yet): fsync at the syscall
+_EXT4_SYNC_CALLS = (("fsync", "S", "0"), ("fdatasync", "S", "0"))
+_EXT4_OPEN_CALLS = ("open", "openat", "openat2", "creat")
+_EXT4_OP_OF_TYPE = {"R": 0, "W": 1, "S": 3}
+EXT4_OPS = ("read", "write", "open", "fsync")           # op codes 0..3
+EXT4_TYPE_OF_OP = {"read": "R", "write": "W", "open": "O", "fsync": "S"}
+
+EXT4_SUPER_MAGIC = 0xEF53
+
+
+class Ext4Calls(object):
+    """The syscalls this kernel has tracepoints for, and their index in events."""
+
+    def __init__(self):
+        from tinytrace.kernel import tracefs
+        from tinytrace.errors import KernelError
+
+        def have(call):
+            return (tracefs.exists("syscalls", "sys_enter_" + call)
+                    and tracefs.exists("syscalls", "sys_exit_" + call))
+        self.rw = [c for c in _EXT4_RW_CALLS if have(c[0])]
+        self.open = [c for c in _EXT4_OPEN_CALLS if have(c)]
+        if not self.rw:
+            raise KernelError("no read/write syscall tracepoints on this kernel "
+                              "(CONFIG_FTRACE_SYSCALLS is off?)")
+        # fsync exactly at ext4_sync_file; where its tracepoints are missing (ext4 is a
+        # module not loaded yet) at the fsync/fdatasync syscalls like the rest
+        self.sync_tp = (tracefs.exists("ext4", "ext4_sync_file_enter")
+                        and tracefs.exists("ext4", "ext4_sync_file_exit"))
+        if not self.sync_tp:
+            self.rw += [c for c in _EXT4_SYNC_CALLS if have(c[0])]
+        self.approximation = (EXT4_APPROXIMATION if self.sync_tp
+                              else EXT4_APPROXIMATION_NO_EXT4_TP)
+        # index -> (syscall or None, op): what an event's call number means
+        self.names = [(c[0], EXT4_OPS[_EXT4_OP_OF_TYPE[c[1]]]) for c in self.rw]
+        self.names += [(c, "open") for c in self.open]
+        if self.sync_tp:
+            self.names.append((None, "fsync"))
+        self.posv = "args->pos_l"
+        if any(c[0].startswith("p") and c[0].endswith(("v", "v2")) for c in self.rw):
+            try:
+                fmt = tracefs.event_format("syscalls", "sys_enter_" + [
+                    c[0] for c in self.rw if c[0].endswith(("v", "v2"))
+                    and c[0].startswith("p")][0])
+                sizes = dict((f.name, f.size) for f in fmt.fields)
+                if sizes.get("pos_l") == 4:           # a 32-bit kernel: two halves
+                    self.posv = "((args->pos_h << 32) | args->pos_l)"
+            except Exception:
+                pass
+
+
+_EXT4_FILE = ("$f != 0 && $f->f_inode->i_sb->s_magic == %d && "
+              "($f->f_inode->i_mode & 0xF000) == 0x8000" % EXT4_SUPER_MAGIC)
+
+_EXT4_RW_ENTRY = r"""
+tracepoint:syscalls:sys_enter_%(call)s
+%(pred)s{
+	$fdt = curtask->files->fdt;
+	if (args->fd < $fdt->max_fds) {
+		$f = $fdt->fd[args->fd];
+		if (%(ext4)s) {
+			$pos = (int64)%(pos)s;%(pos_fix)s
+			@io[tid] = (nsecs, (uint64)$f, $pos, %(idx)d, %(op)d);
+		}
+	}
+}
+"""
+
+_EXT4_RW_EXIT = r"""
+%(probes)s
+/@io[tid].0 != 0/
+{
+	$s = @io[tid];
+	delete(@io[tid]);
+	$lat = nsecs - $s.0;
+	$op = $s.4;
+	$idx = $s.3;
+	$bytes = (int64)args->ret;
+	$off = $s.2;
+	$fp = $s.1;
+%(emit)s
+}
+"""
+
+_EXT4_OPEN_ENTRY = r"""
+%(probe)s
+%(pred)s{
+	@open[tid] = (nsecs, %(idx)d);
+}
+"""
+
+_EXT4_OPEN_EXIT = r"""
+%(probes)s
+/@open[tid].0 != 0/
+{
+	$s = @open[tid];
+	delete(@open[tid]);
+	$lat = nsecs - $s.0;
+	$ret = (int64)args->ret;
+	if ($ret >= 0%(open_min)s) {
+		$fdt = curtask->files->fdt;
+		if ($ret < $fdt->max_fds) {
+			$f = $fdt->fd[$ret];
+			if (%(ext4)s) {
+				$op = 2;
+				$idx = $s.1;
+				$bytes = (int64)0;
+				$off = (int64)0;
+				$fp = (uint64)$f;
+%(emit)s
+			}
+		}
+	}
+}
+"""
+
+_EXT4_SYNC = r"""
+rawtracepoint:ext4_sync_file_enter
+%(pred)s{
+	@sync[tid] = (nsecs, arg0);
+}
+
+rawtracepoint:ext4_sync_file_exit
+/@sync[tid].0 != 0/
+{
+	$s = @sync[tid];
+	delete(@sync[tid]);
+	$lat = nsecs - $s.0;
+	$op = 3;
+	$idx = %(idx)d;
+	$bytes = (int64)(int32)arg1;
+	$off = (int64)0;
+	$fp = $s.1;
+%(emit)s
+}
+"""
+
+
+def ext4_probes_text(calls, pid, emit, open_min=""):
+    """The script: every probe, with ``emit`` (statements using $lat (ns), $op (0 read,
+    1 write, 2 open, 3 fsync), $idx (index in ``calls.names``), $bytes, $off and $fp (the
+    struct file address)) run once per completed operation on an ext4 file.  ``open_min``
+    is a condition added to the open exit's test (a latency threshold checked before the
+    fd lookup)."""
+    import os
+    # never the tracer itself: its own output to an ext4 file would feed back
+    pred = ("/pid == %d/\n" % pid) if pid else ("/pid != %d/\n" % os.getpid())
+    parts = []
+    for idx, (call, typ, pos) in enumerate(calls.rw):
+        pos = pos % {"posv": calls.posv}
+        fix = ""
+        if call in ("preadv2", "pwritev2"):
+            fix = "\n\t\t\tif ($pos == -1) {\n\t\t\t\t$pos = (int64)$f->f_pos;\n\t\t\t}"
+        parts.append(_EXT4_RW_ENTRY % {"call": call, "pred": pred, "ext4": _EXT4_FILE,
+                                       "pos": pos, "pos_fix": fix, "idx": idx,
+                                       "op": _EXT4_OP_OF_TYPE[typ]})
+    parts.append(_EXT4_RW_EXIT % {
+        "probes": ",\n".join("tracepoint:syscalls:sys_exit_%s" % c[0] for c in calls.rw),
+        "emit": emit})
+    base = len(calls.rw)
+    for i, call in enumerate(calls.open):
+        parts.append(_EXT4_OPEN_ENTRY % {"probe": "tracepoint:syscalls:sys_enter_%s" % call,
+                                         "pred": pred, "idx": base + i})
+    if calls.open:
+        parts.append(_EXT4_OPEN_EXIT % {
+            "probes": ",\n".join("tracepoint:syscalls:sys_exit_%s" % c for c in calls.open),
+            "ext4": _EXT4_FILE, "open_min": open_min, "emit": _ext4_indent(emit, 3)})
+    if calls.sync_tp:
+        parts.append(_EXT4_SYNC % {"pred": pred, "idx": len(calls.names) - 1, "emit": emit})
+    return "".join(parts)
+
+
+def _ext4_indent(text, n):
+    return "\n".join(("\t" * n + line) if line.strip() else line
+                     for line in text.splitlines())
+
+
+def ext4_check_btf(tool):
+    """The fd -> file -> superblock walk reads kernel structs: ``tool`` needs BTF."""
+    from tinytrace import toolkit
+    from tinytrace.errors import KernelError
+    from tinytrace.kernel import btf
+    if not toolkit.has_btf():
+        raise KernelError("%s finds a file's file system through task_struct.files, which "
+                          "needs the kernel's BTF (%s); this kernel has none "
+                          "(CONFIG_DEBUG_INFO_BTF)" % (tool, btf.VMLINUX))
 
 
 # -- stack samples --------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """ext4dist: ext4 read, write, open and fsync latency as histograms, one per operation, like
 BCC's ext4dist -- a syscall-level approximation on kernels without kprobes.
 
-The probes are ext4slower's (see its docstring): reads, writes and opens timed from entry to
+The probes are ext4slower's (see its docstring; both take them from
+``tinytrace.tooldata``): reads, writes and opens timed from entry to
 exit of the syscalls on file descriptors of regular ext4 files (superblock magic 0xEF53,
 found through the task's fd table with the kernel's BTF), fsync timed exactly at the
 ``ext4_sync_file_enter``/``ext4_sync_file_exit`` raw tracepoints.  BCC times the ext4
@@ -14,11 +15,22 @@ interval's histograms in BCC's layout ("operation = read").
 """
 
 SUMMARY = "ext4 read/write/open/fsync latency histograms (syscall level)"
+PROBES = ("tracepoint:syscalls:sys_enter_read", "tracepoint:syscalls:sys_exit_read",
+          "tracepoint:syscalls:sys_enter_write", "tracepoint:syscalls:sys_exit_write",
+          "tracepoint:syscalls:sys_enter_readv", "tracepoint:syscalls:sys_exit_readv",
+          "tracepoint:syscalls:sys_enter_writev", "tracepoint:syscalls:sys_exit_writev",
+          "tracepoint:syscalls:sys_enter_pread64", "tracepoint:syscalls:sys_exit_pread64",
+          "tracepoint:syscalls:sys_enter_pwrite64", "tracepoint:syscalls:sys_exit_pwrite64",
+          "tracepoint:syscalls:sys_enter_preadv", "tracepoint:syscalls:sys_exit_preadv",
+          "tracepoint:syscalls:sys_enter_pwritev", "tracepoint:syscalls:sys_exit_pwritev",
+          "tracepoint:syscalls:sys_enter_preadv2", "tracepoint:syscalls:sys_exit_preadv2",
+          "tracepoint:syscalls:sys_enter_pwritev2", "tracepoint:syscalls:sys_exit_pwritev2",
+          "tracepoint:syscalls:sys_enter_open", "tracepoint:syscalls:sys_exit_open",
+          "tracepoint:syscalls:sys_enter_openat", "tracepoint:syscalls:sys_exit_openat",
+          "tracepoint:syscalls:sys_enter_openat2", "tracepoint:syscalls:sys_exit_openat2",
+          "tracepoint:syscalls:sys_enter_creat", "tracepoint:syscalls:sys_exit_creat",
+          "rawtracepoint:ext4_sync_file_enter", "rawtracepoint:ext4_sync_file_exit")
 NEEDS = ("btf",)
-
-from tinytrace.tools import ext4slower as _ext4slower  # noqa: E402
-
-PROBES = _ext4slower.PROBES             # the same probes
 
 EXAMPLES = """\
     tinytrace ext4dist            # show operation latency as a histogram
@@ -31,9 +43,9 @@ EXAMPLES = """\
 
 def parse_args(argv):
     from tinytrace import toolkit
-    from tinytrace.tools.ext4slower import HELP_NOTE
+    from tinytrace.tooldata import EXT4_HELP_NOTE
     p = toolkit.ArgumentParser("ext4dist", "Summarize ext4 operation latency "
-                               "(syscall-level approximation)\n\n" + HELP_NOTE, EXAMPLES)
+                               "(syscall-level approximation)\n\n" + EXT4_HELP_NOTE, EXAMPLES)
     p.add_argument("-T", "--notimestamp", action="store_true",
                    help="don't include timestamp on interval output")
     p.add_argument("-m", "--milliseconds", action="store_true", help="output in milliseconds")
@@ -50,29 +62,29 @@ _EMIT = "\t@dist[$op] = hist($lat / %d);"
 
 
 def script_text(opts, calls):
-    from tinytrace.tools.ext4slower import probes_text
-    return probes_text(calls, opts.pid, _EMIT % (1000000 if opts.milliseconds else 1000))
+    from tinytrace.tooldata import ext4_probes_text
+    return ext4_probes_text(calls, opts.pid, _EMIT % (1000000 if opts.milliseconds else 1000))
 
 
 class Ext4dist(object):
     def __init__(self, opts):
         from tinytrace.script import Script
-        from tinytrace.tools.ext4slower import Calls
+        from tinytrace.tooldata import Ext4Calls
         self.opts = opts
-        self.calls = Calls()
+        self.calls = Ext4Calls()
         self.script = Script(script_text(opts, self.calls), tool="ext4dist")
 
     def take(self):
         """{operation name: BCC log2 slots} since the last call; the map is reset."""
         from tinytrace.script import log2_slots
-        from tinytrace.tools.ext4slower import OPS
+        from tinytrace.tooldata import EXT4_OPS
         dist = self.script.read("@dist")
         self.script.clear("@dist")
         out = {}
         for op, buckets in dist.items():
             slots = log2_slots(buckets)
-            if slots and 0 <= op < len(OPS):
-                out[OPS[op]] = slots
+            if slots and 0 <= op < len(EXT4_OPS):
+                out[EXT4_OPS[op]] = slots
         return out
 
 
@@ -97,10 +109,10 @@ def report(opts, hists, out):
 def main(argv):
     import sys
     from tinytrace import toolkit
-    from tinytrace.tools.ext4slower import _check_btf
+    from tinytrace.tooldata import ext4_check_btf
     opts = parse_args(argv)
     toolkit.require_privileges()
-    _check_btf("ext4dist")
+    ext4_check_btf("ext4dist")
     tool = Ext4dist(opts)
     with toolkit.Stopper() as stopper, tool.script.start():
         toolkit.announce(opts, "Tracing ext4 operation latency (%s)... Hit Ctrl-C to end."

@@ -112,6 +112,22 @@ def test_help_has_examples_and_names_the_approximation():
     assert "syscall" in out and "ext4_sync_file" in out
 
 
+def test_probes_are_ext4slowers_and_the_shared_scripts():
+    """Both ext4 tools spell PROBES out (``--list`` then imports no tooldata): the two lists
+    must stay equal and name every probe of tooldata's script (every call present)."""
+    import re
+    import types
+    from tinytrace import tooldata
+    from tinytrace.tools import ext4dist, ext4slower
+    assert ext4dist.PROBES == ext4slower.PROBES
+    calls = types.SimpleNamespace(rw=list(tooldata._EXT4_RW_CALLS),
+                                  open=list(tooldata._EXT4_OPEN_CALLS), sync_tp=True,
+                                  posv="args->pos_l", names=[None])
+    text = tooldata.ext4_probes_text(calls, 1, "")
+    attached = re.findall(r"^((?:raw)?tracepoint:\S+?),?$", text, re.M)
+    assert sorted(attached) == sorted(ext4slower.PROBES)
+
+
 def test_without_btf_is_one_clear_line():
     rc, out, err = run_tool(["ext4dist"], env={"TINYTRACE_TARGET": "btf=0"})
     lines = [l for l in err.splitlines() if l.strip()]
