@@ -31,3 +31,23 @@ def _present():
 def test_every_subpackage_is_listed_in_setup_cfg():
     missing = _present() - _listed()
     assert not missing, "add to setup.cfg [options] packages: %s" % sorted(missing)
+
+
+def _tools():
+    names = set()
+    for f in os.listdir(os.path.join(REPO, "tools")):
+        if f.endswith(".py") and not f.startswith("_"):
+            names.add(f[:-3])
+    return names
+
+
+def test_every_tool_is_in_the_readme_and_docs_tools():
+    """README's tool table and docs/tools.md name every tool in tools/, and nothing else."""
+    import re
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = set(re.findall(r"^\| (\w+) \|", f.read(), re.M)) - {"tool"}
+    with open(os.path.join(REPO, "docs", "tools.md")) as f:
+        documented = set(re.findall(r"^## (\w+)\s*$", f.read(), re.M))
+    tools = _tools()
+    assert readme == tools, (sorted(tools - readme), sorted(readme - tools))
+    assert tools <= documented, sorted(tools - documented)
