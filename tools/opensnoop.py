@@ -180,6 +180,11 @@ class Printer(object):
         self.out = out
         self.first_ns = None
         self.name = opts.name.encode("utf-8", "surrogateescape") if opts.name else None
+        from tinytrace.output.escape import escape
+        self._escape = escape
+        # the default columns (no -T -U -e -F --json): one format, nothing else to decide
+        self._plain = not (opts.json or opts.timestamp or opts.print_uid or
+                           opts.extended_fields or opts.full_path)
 
     def header(self):
         o = self.opts
@@ -197,10 +202,18 @@ class Printer(object):
         self.out.flush()
 
     def event(self, values, index):
-        from tinytrace.output.escape import escape
-        o = self.opts
         pid, tid, uid, ret, comm, flags, mode, dfd, ns, path = values
         if self.name is not None and self.name not in comm:
+            return
+        escape = self._escape
+        o = self.opts
+        if self._plain:
+            if self.first_ns is None:
+                self.first_ns = ns
+            fd, err = (ret, 0) if ret >= 0 else (-1, -ret)
+            self.out.write("%-6d %-16s %4d %3d %s\n" % (tid if o.tid else pid, escape(comm),
+                                                         fd, err, escape(path)))
+            self.out.flush()
             return
         if o.full_path:
             path = _full_path(pid, tid, dfd, path)
