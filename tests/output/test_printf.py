@@ -83,6 +83,30 @@ def test_several_args_and_literals():
     assert format_printf("no specs 100%%\n", []) == "no specs 100%\n"
 
 
+def test_compiled_formats_match_one_spec_at_a_time():
+    # formats of 2+ specifiers are compiled into one generated function: literal '%' and
+    # every argument count must come out as format_spec gives them, one by one
+    from tinytrace.output.printf import Format, format_spec
+    args = [-5, b"comm\x01\0tail", 255, "x%sy", 7, 3, b"\xff/p", 0, 1 << 63]
+    fmt = "%d 100%% %s|%x %%d %s %-4u% d %.3s%p %d%%\n"
+    f = Format(fmt)
+    for escape in (False, True):
+        want = f.fragments[0] + "".join(
+            format_spec(sp, a, escape) + frag
+            for sp, a, frag in zip(f.specs, args, f.fragments[1:]))
+        assert f.format(args, escape=escape) == want
+    for n in range(2, 12):
+        f = Format(" ".join(["%d"] * n) + "%%")
+        assert f.format(list(range(n))) == " ".join(map(str, range(n))) + "%"
+        for wrong in (n - 1, n + 1):
+            try:
+                f.format(list(range(wrong)))
+            except ValueError as e:
+                assert str(e) == f.check_args(wrong)
+            else:
+                raise AssertionError("no error for %d arguments" % wrong)
+
+
 def test_escape_flag_for_kernel_strings():
     assert format_printf("%s|", ["a\tb\x1b[2J"]) == "a\tb\x1b[2J|"
     assert format_printf("%s|", ["a\tb\x1b[2J"], escape=True) == "a\\tb\\x1b[2J|"

@@ -16,11 +16,14 @@ the methods ``_create_maps(session)``, ``_load(session)``, ``_open_events(sessio
 ``reader``, ``done``, ``lost`` and ``comp.events`` are state.  They stay stable.
 """
 import os
+import struct
 import sys
 
 from tinytrace.errors import KernelError, UserError
 
 POLL_MS = 200
+
+_EVENT_ID = struct.Struct("=Q").unpack_from   # the u64 every event record starts with
 
 
 def run(o, env, src, prog):
@@ -132,6 +135,10 @@ class Runtime:
         self.lost = 0
         self._handlers = None
         self._decoders = None
+        # Text waiting to be written: the events of one read of the buffer are written
+        # with one write() and flushed when the read is done (``_flush``), never held
+        # across a wait.
+        self._outbuf = []
 
     # -- set-up -----------------------------------------------------------------------------
     def run(self, child):
@@ -145,13 +152,15 @@ class Runtime:
             try:
                 # a Ctrl-C may land as soon as the line is out (whoever waits for it)
                 self._write(self._attached_text(self.comp.attach_count))
-                self.out.flush()
+                self._flush()
                 self._run_special("start")
                 if child is not None:
                     child.release()
                 self._loop(child)
             except (KeyboardInterrupt, Terminated):
                 pass   # Ctrl-C or SIGTERM: stop, run END and print, as bpftrace does
+            finally:
+                self._flush()   # what the events wrote, also when the loop failed
             self._stop()
             self._run_special("exit")
             self._drain()
@@ -278,16 +287,18 @@ class Runtime:
             else:
                 import time
                 time.sleep(POLL_MS / 1000.0)
-            self.out.flush()
+            self._flush()
             if child is not None and child.exited():
                 break
             if pid is not None and not _alive(pid):
                 break
 
     def _drain(self):
-        if self.reader is not None:
-            self.reader.drain()
-        self.out.flush()
+        try:
+            if self.reader is not None:
+                self.reader.drain()
+        finally:
+            self._flush()
 
     def _on_lost(self, n):
         from tinytrace.output import bpftrace as bt
@@ -295,12 +306,15 @@ class Runtime:
         self._write(bt.lost_events_json(n) if self.json else bt.lost_events_text(n))
 
     def _on_event(self, data):
-        eid = int.from_bytes(bytes(data[:8]), sys.byteorder)
-        if self._handlers is None:
-            self._prepare_handlers()
-        if eid >= len(self._handlers):
+        handlers = self._handlers
+        if handlers is None:
+            handlers = self._prepare_handlers()
+        try:
+            eid = _EVENT_ID(data)[0]
+        except struct.error:        # shorter than an id: no event of ours
             return
-        self._handlers[eid](data)
+        if eid < len(handlers):
+            handlers[eid](data)
 
     # -- events -----------------------------------------------------------------------------
     def decoders(self):
@@ -314,6 +328,7 @@ class Runtime:
 
     def _prepare_handlers(self):
         self._handlers = [self._handler(spec) for spec in self.comp.events]
+        return self._handlers
 
     def _args(self, spec):
         """``f(data) -> [values]`` of one event kind's arguments (``decode.Decoders.record``:
@@ -326,13 +341,18 @@ class Runtime:
         args = self._args(spec)
         js = self.json
         if kind in ("printf", "cat", "system"):
-            fmt = spec.data
-            escape = not js
+            text_of = spec.data.compile(escape=not js)
+            if kind == "printf" and not js:
+                put = self._outbuf.append
+
+                def printf_text(data):
+                    put(text_of(args(data)))
+                return printf_text
 
             def printf(data):
-                text = fmt.format(args(data), escape=escape)
+                text = text_of(args(data))
                 if kind == "printf":
-                    self._write(bt.printf_json(text) if js else text)
+                    self._write(bt.printf_json(text))
                 elif kind == "cat":
                     self._cat(text)
                 else:
@@ -380,7 +400,16 @@ class Runtime:
         raise AssertionError(kind)
 
     def _write(self, text):
-        self.out.write(text)
+        self._outbuf.append(text)
+
+    def _flush(self):
+        """Write what the events produced since the last flush (one write) and flush."""
+        buf = self._outbuf
+        if buf:
+            text = "".join(buf)
+            del buf[:]
+            self.out.write(text)
+        self.out.flush()
 
     def _cat(self, path):
         from tinytrace.output import bpftrace as bt
@@ -396,7 +425,7 @@ class Runtime:
     def _system(self, command):
         import subprocess
         from tinytrace.output import bpftrace as bt
-        self.out.flush()
+        self._flush()
         r = subprocess.run(command, shell=True, stdout=subprocess.PIPE)
         text = r.stdout.decode("utf-8", "surrogateescape")
         self._write(bt.message_json("syscall", text) if self.json else text)
@@ -424,7 +453,7 @@ class Runtime:
         self._write(bt.EXIT_PREAMBLE)
         for name in sorted(self.comp.program.maps):
             self._print_map(name, 0, 1)
-        self.out.flush()
+        self._flush()
         self._notes()
 
     def _notes(self):

@@ -369,8 +369,12 @@ def converter(spec, escape):
                 return _fmt_int(spec, v)
             return f
     if plain and conv == "s":
+        care = _NEEDS_CARE
+
         def f(v):
             if type(v) is bytes:
+                if not care(v):         # printable ASCII (so no NUL either): as it is
+                    return v.decode("ascii")
                 end = v.find(b"\0")
                 if end >= 0:
                     v = v[:end]
@@ -431,18 +435,7 @@ class Format(object):
                     raise ValueError(check(len(args)))
                 return first + c0(args[0]) + last
         else:
-            pairs = list(zip(frags, convs))
-
-            def f(args):
-                if len(args) != nspecs:
-                    raise ValueError(check(len(args)))
-                out = []
-                append = out.append
-                for (frag, conv), arg in zip(pairs, args):
-                    append(frag)
-                    append(conv(arg))
-                append(last)
-                return "".join(out)
+            f = _join_function(frags, convs, check)
         self._compiled[bool(escape)] = f
         return f
 
@@ -460,6 +453,25 @@ class Format(object):
     def format(self, args, escape=False):
         """The formatted text; ``args`` must match the specifiers one for one."""
         return self.compile(escape)(args)
+
+
+def _join_function(frags, convs, check):
+    """``f(args)`` for two or more specifiers: the arguments unpacked into locals, each
+    converted, and put into the literal text with one ``%`` operation (the function is
+    generated for its number of arguments, so no loop runs per event)."""
+    n = len(convs)
+    template = "%s".join(frag.replace("%", "%%") for frag in frags)
+    names = ["a%d" % i for i in range(n)]
+    src = ("def f(args):\n"
+           "    if len(args) != %d:\n"
+           "        raise ValueError(check(len(args)))\n"
+           "    %s = args\n"
+           "    return template %% (%s,)\n"
+           % (n, ", ".join(names), ", ".join("c%d(a%d)" % (i, i) for i in range(n))))
+    scope = dict(("c%d" % i, c) for i, c in enumerate(convs))
+    scope.update(template=template, check=check, ValueError=ValueError, len=len)
+    exec(compile(src, "<printf %d arguments>" % n, "exec"), scope)
+    return scope["f"]
 
 
 _CACHE = {}
