@@ -48,7 +48,9 @@ Stack samples (profile, offcputime)
   ``stack_rows(samples, ...)`` symbolizes the stacks of a ``kstack(raw)``/``ustack(raw)``
   keyed map (BCC's frame names, through ``tinytrace.kernel.stacks``) and merges keys whose
   stacks print the same; ``print_stacks`` prints BCC's multi-line or folded layout, or one
-  JSON object per stack.
+  JSON object per stack.  ``storage_size`` is the option type of BCC's
+  ``--stack-storage-size``/``--hash-storage-size`` (entries of a map, 1 to the language's
+  ``MAX_MAP_KEYS``); ``add_stack_storage(parser)`` adds the first.
 """
 
 # -- block devices --------------------------------------------------------------------------
@@ -648,6 +650,34 @@ def ext4_check_btf(tool):
 
 
 # -- stack samples --------------------------------------------------------------------------
+
+def storage_size(text):
+    """An argparse type: the number of entries of a map (1 to the language's limit)."""
+    import argparse
+    from tinytrace import toolkit
+    from tinytrace.lang.config import MAX_MAP_KEYS
+    value = toolkit.positive_int(text)
+    if value > MAX_MAP_KEYS:
+        raise argparse.ArgumentTypeError("at most %d, not %r" % (MAX_MAP_KEYS, text))
+    return value
+
+
+def add_stack_storage(parser):
+    """BCC's ``--stack-storage-size`` (``opts.stack_storage_size``, None: the language's
+    default, ``max_map_keys``): the stacks the one stack map holds, kernel and user."""
+    from tinytrace.lang.config import DEFAULT_MAP_KEYS
+    parser.add_argument("--stack-storage-size", type=storage_size, metavar="N",
+                        help="the number of unique stack traces that can be stored and "
+                        "displayed (default %d; BCC's is 16384)" % DEFAULT_MAP_KEYS)
+
+
+def stack_config(opts, config=None):
+    """The Script ``config`` of a stack tool's options (``--stack-storage-size``)."""
+    config = dict(config or {})
+    if getattr(opts, "stack_storage_size", None):
+        config["stack_map_keys"] = opts.stack_storage_size
+    return config
+
 
 def _addrs(stack):
     """The addresses of a ``kstack(raw)``/``ustack(raw)`` value (hex strings); [] for a

@@ -16,9 +16,10 @@ Other differences: the idle tasks (PID 0) are left out; ``--state`` tests the st
 tracepoint reports it (``prev_state``: 1 S, 2 D, 4 T, 8 t, 0x80 for TASK_IDLE, where BCC
 sees 0x402; 0 means preempted while runnable); ``-u``/``-k`` read ``curtask->flags``
 through the kernel's BTF (they need /sys/kernel/btf/vmlinux); stacks that could not be
-stored (stack map of 4096 entries full, or a hash collision) print empty, not as
-"[Missed ... Stack]", so ``--stack-storage-size`` is not offered; stacks that symbolize
-the same are merged.  Start times and stacks of blocked threads live in hashes of 4096
+stored (stack map full, or a hash collision) print empty, not as "[Missed ... Stack]";
+stacks that symbolize the same are merged.  The stack map (kernel and user stacks share it)
+holds ``--stack-storage-size`` stacks: 4096 unless asked (BCC's default is 16384; each
+entry preallocates about 1 KiB of kernel memory, which counts on a small board).  Start times and stacks of blocked threads live in hashes of 4096
 entries: on a machine with more threads blocked at once, some blocks are missed.
 """
 
@@ -38,6 +39,7 @@ EXAMPLES = """\
     tinytrace offcputime -k          # only trace kernel threads (no user)
     tinytrace offcputime -U          # only show user space stacks (no kernel)
     tinytrace offcputime -K          # only show kernel space stacks (no user)
+    tinytrace offcputime --stack-storage-size 16384  # room for 16384 stacks (BCC's size)
     tinytrace offcputime --json 5    # one JSON object per stack after 5 seconds
 """
 
@@ -47,6 +49,7 @@ U64_MAX = (1 << 64) - 1
 
 def parse_args(argv):
     from tinytrace import toolkit
+    from tinytrace.tooldata import add_stack_storage
     p = toolkit.ArgumentParser(
         "offcputime", "Summarize off-CPU time by stack trace\n\n"
         "Uses tracepoint:sched:sched_switch: stacks are taken as a thread leaves the CPU\n"
@@ -76,6 +79,7 @@ def parse_args(argv):
     p.add_argument("--state", type=toolkit.nonneg_int,
                    help="filter on this thread state bitmask (eg, 2 == TASK_UNINTERRUPTIBLE) "
                    "see include/linux/sched.h")
+    add_stack_storage(p)
     toolkit.add_json(p)
     p.add_argument("duration", nargs="?", type=toolkit.positive_int, default=None,
                    help="duration of trace, in seconds")
@@ -201,12 +205,12 @@ def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.script import Script
-    from tinytrace.tooldata import sample_stacks
+    from tinytrace.tooldata import sample_stacks, stack_config
     opts = parse_args(argv)
     toolkit.require_privileges()
     if opts.user_threads_only or opts.kernel_threads_only:
         check_btf()
-    script = Script(script_text(opts), tool="offcputime")
+    script = Script(script_text(opts), tool="offcputime", config=stack_config(opts))
     off = sample_stacks(opts, script, announcement(opts), "@off")
     report(opts, collect(off), sys.stdout)
     return 0

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.tools.util import ToolRun, run_tool
+from tests.tools.util import ToolRun, bpf_maps, run_tool
 from tests.workloads import off_cpu
 
 pytestmark = pytest.mark.bpf
@@ -24,6 +24,7 @@ def _run(args):
         run = ToolRun(["offcputime"] + args + ["-p", str(w.pid)], ready=READY)
         try:
             run.started()
+            run.maps = bpf_maps(run.proc.pid)
             rec = w.go()
         finally:
             rc = run.stop()
@@ -138,9 +139,30 @@ def test_json_and_thread_kind_filters():
     assert "python3" not in comms and comms, out
 
 
+def test_stack_storage_size_bounds_the_stacks_kept():
+    # the default: the stack map holds 4096 stacks, and both blocking paths are named
+    rec, run = _run(["-K"])
+    assert [m["max_entries"] for m in run.maps if m["kind"] == "stack_trace"] == [4096]
+    # room for one stack: the map is made that size, and of the workload's two blocking
+    # paths at most one keeps its frames; the other's time is still counted, under an
+    # empty stack (BCC prints "[Missed Kernel Stack]" there)
+    rec, run = _run(["-K", "--stack-storage-size", "1"])
+    stack_maps = [m for m in run.maps if m["kind"] == "stack_trace"]
+    assert [m["max_entries"] for m in stack_maps] == [1], run.maps
+    stacks = _stacks(run.stdout)
+    assert len({tuple(s[0]) for s in stacks if s[0]}) <= 1, run.stdout
+    named = [k for k in ("sleep", "pipe_read")
+             if _time_in(stacks, _block(rec, k).kstack_expect) > 0]
+    assert len(named) <= 1, run.stdout
+    assert any(not s[0] for s in stacks), run.stdout
+    assert sum(s[3] for s in stacks) >= (SLEEP_S + PIPE_S) * 1e6 - 4000, run.stdout
+
+
 def test_bad_options_are_one_line_exit_2():
     for args in (["-p", "x"], ["-U", "-K"], ["-p", "1", "-t", "2"], ["-m", "10", "-M", "5"],
-                 ["-f", "--json"]):
+                 ["-f", "--json"], ["--stack-storage-size", "0"],
+                 ["--stack-storage-size", "-1"], ["--stack-storage-size", "junk"],
+                 ["--stack-storage-size", str(1 << 40)]):
         rc, out, err = run_tool(["offcputime"] + args)
         assert rc == 2, (args, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
@@ -150,3 +172,4 @@ def test_help_has_examples():
     rc, out, err = run_tool(["offcputime", "-h"])
     assert rc == 0
     assert "examples:" in out and "offcputime -m 1000" in out and "--state" in out
+    assert "--stack-storage-size 16384" in out

@@ -114,3 +114,34 @@ def as_user_nobody():
         os.setgid(65534)
         os.setuid(65534)
     return drop
+
+
+# map_type numbers of the kernel's enum bpf_map_type, as /proc/PID/fdinfo prints them
+MAP_TYPES = {1: "hash", 2: "array", 4: "perf_event_array", 5: "percpu_hash",
+             6: "percpu_array", 7: "stack_trace", 9: "lru_hash", 27: "ringbuf"}
+
+
+def bpf_maps(pid):
+    """The BPF maps process ``pid`` holds open, from /proc/PID/fdinfo: a list of dicts with
+    ``kind`` (a name from MAP_TYPES, else the number), ``key_size``, ``value_size``,
+    ``max_entries`` -- what a tool really asked the kernel for."""
+    out = []
+    fd_dir = "/proc/%d/fd" % pid
+    for name in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, name)) != "anon_inode:bpf-map":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, name)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        info = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            value = value.strip()
+            if key in ("map_type", "key_size", "value_size", "max_entries"):
+                info[key] = int(value)
+        if "map_type" in info:
+            info["kind"] = MAP_TYPES.get(info["map_type"], info["map_type"])
+            out.append(info)
+    return out
