@@ -159,6 +159,16 @@ class Script(object):
         entries, _, _ = read_map(self._rt.maps[spec.name], spec, self._rt.decoders())
         return dict((_hashable(k), v) for k, v in entries)
 
+    def entries(self, name):
+        """The map ``name`` as a list of (decoded key, value) pairs, one per kernel key.
+        Unlike ``read``, keys that decode the same stay apart: two failed stack ids (a lost
+        stack, EEXIST, and an absent one, EFAULT) both decode as an empty stack, and a dict
+        would keep only one of their counts."""
+        from tinytrace.lang.mapread import read_map
+        spec = self._rt._user_spec(_bare(name))
+        entries, _, _ = read_map(self._rt.maps[spec.name], spec, self._rt.decoders())
+        return [(_hashable(k), v) for k, v in entries]
+
     def clear(self, name):
         self._rt._clear(_bare(name))
 

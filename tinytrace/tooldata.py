@@ -711,8 +711,8 @@ class _Names(object):
 
 def sample_stacks(opts, script, announcement, name):
     """Run a stack tool (profile, offcputime): announce (on stderr with -f, so stdout holds
-    only folded stacks), wait for the duration or Ctrl-C, and return the map ``name``
-    (reporting skipped runs first)."""
+    only folded stacks), wait for the duration or Ctrl-C, and return the map ``name`` as
+    (key, value) pairs (``Script.entries``), reporting skipped runs first."""
     import sys
     from tinytrace import toolkit
     with toolkit.Stopper() as stopper, script.start():
@@ -726,13 +726,15 @@ def sample_stacks(opts, script, announcement, name):
         else:
             while stopper.sleep(99999999):
                 pass
-        samples = script.read(name)
+        # entries, not read(): lost and absent stacks decode alike, and both counts count
+        samples = script.entries(name)
         toolkit.report_skipped()
     return samples
 
 
 def stack_rows(samples, split):
-    """Symbolized rows of a map of stack samples, smallest value first.
+    """Symbolized rows of a map of stack samples (a dict, or (key, value) pairs),
+    smallest value first.
 
     ``split(key)`` returns ``(ident, pid, kstack, ustack)`` for a map key (``ident``: the
     tuple of fields that name the row besides its stacks, e.g. (pid, comm); ``pid``: the
@@ -742,7 +744,7 @@ def stack_rows(samples, split):
     value, then ident's first field, then frames."""
     names = _Names()
     merged = {}
-    for key, value in samples.items():
+    for key, value in (samples.items() if isinstance(samples, dict) else samples):
         if not value:
             continue
         parts = split(key)

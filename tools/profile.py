@@ -9,10 +9,12 @@ frequent first.
 
 Differences from BCC: a stack that could not be taken (stack map full, hash collision)
 prints as an empty stack, not "[Missed ... Stack]" (the language does not expose the
-error); the stack map holds 4096 stacks, so ``--stack-storage-size`` is not offered; ``-C``
-filters samples in the script instead of opening the perf event on one CPU only; cgroup
-and mount-namespace map filters are not offered.  Stacks whose frames symbolize the same
-(different offsets in the same functions) are merged into one row.  With ``-f`` the
+error); the stack map (kernel and user stacks share it) holds ``--stack-storage-size``
+stacks and the counts map ``--hash-storage-size`` keys, 4096 each unless asked (BCC's
+defaults are 16384 and 40960: kept small here for small boards, a stack entry preallocates
+about 1 KiB); ``-C`` filters samples in the script instead of opening the perf event on one
+CPU only; cgroup and mount-namespace map filters are not offered.  Stacks whose frames
+symbolize the same (different offsets in the same functions) are merged into one row.  With ``-f`` the
 "Sampling..." line goes to stderr, so stdout holds only folded stacks.  User stacks are
 walked with frame pointers: binaries built without them give short user stacks.
 """
@@ -31,6 +33,8 @@ EXAMPLES = """\
     tinytrace profile -L 185      # only profile thread with TID 185
     tinytrace profile -U          # only show user space stacks (no kernel)
     tinytrace profile -K          # only show kernel space stacks (no user)
+    tinytrace profile --stack-storage-size 16384 --hash-storage-size 40960
+                                  # BCC's map sizes: room for more distinct stacks
     tinytrace profile --json 5    # one JSON object per stack after 5 seconds
 """
 
@@ -47,6 +51,8 @@ def _id_list(text):
 
 def parse_args(argv):
     from tinytrace import toolkit
+    from tinytrace.lang.config import DEFAULT_MAP_KEYS
+    from tinytrace.tooldata import add_stack_storage, storage_size
     p = toolkit.ArgumentParser("profile", "Profile CPU stack traces at a timed interval",
                                EXAMPLES)
     g = p.add_mutually_exclusive_group()
@@ -73,6 +79,10 @@ def parse_args(argv):
     p.add_argument("-f", "--folded", action="store_true",
                    help="output folded format, one line per stack (for flame graphs)")
     p.add_argument("-C", "--cpu", type=toolkit.cpu_number, help="cpu number to run profile on")
+    add_stack_storage(p)
+    p.add_argument("--hash-storage-size", type=storage_size, metavar="N",
+                   help="the number of hash keys that can be stored and displayed "
+                   "(default %d; BCC's is 40960)" % DEFAULT_MAP_KEYS)
     toolkit.add_json(p)
     p.add_argument("duration", nargs="?", type=toolkit.positive_int, default=None,
                    help="duration of trace, in seconds")
@@ -114,6 +124,16 @@ def script_text(opts):
         "kstack": "0" if opts.user_stacks_only else "kstack(raw)",
         "ustack": "0" if opts.kernel_stacks_only else "ustack(raw)",
     }
+
+
+def script_config(opts):
+    """Map sizes: --stack-storage-size (the stack map) and --hash-storage-size (@samples,
+    the script's only keyed map, so max_map_keys sizes just that one)."""
+    from tinytrace.tooldata import stack_config
+    config = {}
+    if opts.hash_storage_size:
+        config["max_map_keys"] = opts.hash_storage_size
+    return stack_config(opts, config)
 
 
 def collect(opts, samples):
@@ -163,7 +183,7 @@ def main(argv):
     from tinytrace.tooldata import sample_stacks
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts), tool="profile")
+    script = Script(script_text(opts), tool="profile", config=script_config(opts))
     samples = sample_stacks(opts, script, announcement(opts), "@samples")
     report(opts, collect(opts, samples), sys.stdout)
     return 0

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.tools.util import ToolRun, run_tool
+from tests.tools.util import ToolRun, bpf_maps, run_tool
 from tests.workloads import cpu_burn
 
 pytestmark = pytest.mark.bpf
@@ -24,6 +24,7 @@ def _run(args, mode):
         run = ToolRun(["profile", "-F", str(FREQ), "-p", str(w.pid)] + args, ready="Sampling at")
         try:
             run.started()
+            run.maps = bpf_maps(run.proc.pid)
             rec = w.go()
         finally:
             rc = run.stop()
@@ -114,8 +115,42 @@ def test_duration_ends_the_run():
     assert "by kernel stack for 1 secs." in out
 
 
+def _sizes(run, kind):
+    return [m["max_entries"] for m in run.maps if m["kind"] == kind]
+
+
+def test_stack_storage_size_bounds_the_stacks_kept():
+    # a read loop is sampled at many different kernel addresses, i.e. many stack ids; a
+    # stack map with room for one keeps the first, and the other samples are counted
+    # under an empty stack (BCC prints "[Missed Kernel Stack]" there)
+    rec, run = _run(["-K", "--stack-storage-size", "1"], "kernel")
+    assert _sizes(run, "stack_trace") == [1], run.maps
+    assert _sizes(run, "percpu_hash") == [4096], run.maps
+    stacks = _stacks(run.stdout)
+    assert len({tuple(s[0]) for s in stacks if s[0]}) <= 1, run.stdout
+    assert any(not s[0] for s in stacks), run.stdout
+    total = sum(s[3] for s in stacks)
+    expect = _expected_samples(rec)
+    assert expect * 0.5 <= total <= expect * 1.5 + 10, (total, expect, rec)
+
+
+def test_hash_storage_size_bounds_the_rows():
+    # room for one (pid, comm, stack) key in the counts map: one row, whatever the stacks
+    rec, run = _run(["-K", "--hash-storage-size", "1", "--stack-storage-size", "100"],
+                    "kernel")
+    assert _sizes(run, "percpu_hash") == [1], run.maps
+    assert _sizes(run, "stack_trace") == [100], run.maps
+    stacks = _stacks(run.stdout)
+    assert len(stacks) == 1 and stacks[0][2] == rec.pid, run.stdout
+    assert stacks[0][3] >= 1, run.stdout
+
+
 def test_bad_options_are_one_line_exit_2():
-    for args in (["-p", "1,x"], ["-U", "-K"], ["-F", "0"], ["-f", "--json"], ["-C", "9999"]):
+    for args in (["-p", "1,x"], ["-U", "-K"], ["-F", "0"], ["-f", "--json"], ["-C", "9999"],
+                 ["--stack-storage-size", "0"], ["--stack-storage-size", "-1"],
+                 ["--stack-storage-size", "junk"], ["--hash-storage-size", "0"],
+                 ["--hash-storage-size", "-1"], ["--hash-storage-size", "4k"],
+                 ["--hash-storage-size", str(1 << 40)]):
         rc, out, err = run_tool(["profile"] + args)
         assert rc == 2, (args, err)
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
@@ -125,3 +160,4 @@ def test_help_has_examples():
     rc, out, err = run_tool(["profile", "-h"])
     assert rc == 0
     assert "examples:" in out and "profile -F 99" in out and "--folded" in out
+    assert "--stack-storage-size 16384 --hash-storage-size 40960" in out

@@ -81,6 +81,10 @@ BPF_EXIST = 2
 # map_flags
 BPF_F_NO_PREALLOC = 1 << 0
 
+# file_flags of BPF_OBJ_GET (and map_flags)
+BPF_F_RDONLY = 1 << 3
+BPF_F_WRONLY = 1 << 4
+
 # prog_test_run flags
 BPF_F_TEST_RUN_ON_CPU = 1 << 0
 
@@ -243,6 +247,26 @@ def obj_get_info(fd, size):
     call(OBJ_GET_INFO_BY_FD, attr)
     n = struct.unpack_from("<I", attr, 4)[0]
     return bytes(ffi.buffer(info, min(n, size)))
+
+
+def obj_pin(fd, path):
+    """BPF_OBJ_PIN: give the object behind ``fd`` a name ``path`` in a bpffs mount, so it
+    outlives this process (until the file is removed)."""
+    keep = ffi.new("char[]", os.fsencode(path))
+    attr = bytearray(struct.pack("<QII", int(ffi.cast("uintptr_t", keep)), fd, 0))
+    call(OBJ_PIN, attr)
+    del keep
+
+
+def obj_get(path, flags=0):
+    """BPF_OBJ_GET: a new fd for the object pinned at ``path`` (a file in a bpffs mount).
+    ``flags``: BPF_F_RDONLY/BPF_F_WRONLY for maps (0: read and write).  A missing path is
+    ENOENT; a file outside bpffs is refused by the kernel (EACCES/EPERM/EINVAL)."""
+    keep = ffi.new("char[]", os.fsencode(path))
+    attr = bytearray(struct.pack("<QII", int(ffi.cast("uintptr_t", keep)), 0, flags))
+    fd = call(OBJ_GET, attr, privilege_errors=False)
+    del keep
+    return fd
 
 
 def raw_tracepoint_open(name, prog_fd):

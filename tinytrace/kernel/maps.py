@@ -125,6 +125,30 @@ class Map(OwnedFd):
         return "<Map %s %r fd=%d key=%d value=%d max=%d>" % (
             self.kind, self.name, self.fd, self.key_size, self.value_size, self.max_entries)
 
+    @classmethod
+    def open_pinned(cls, path, flags=0):
+        """The map pinned at ``path`` in a bpffs mount (made by another program, or by
+        ``pin``), described by the kernel (``map_info``).  A missing path raises the
+        ``BpfError`` of BPF_OBJ_GET (ENOENT); a pinned object that is not a map (a program,
+        a link) raises ``NotAMapError``."""
+        fd = bpf.obj_get(path, flags)
+        try:
+            if _fd_kind(fd) not in (None, "bpf-map"):
+                raise NotAMapError("%s is a pinned %s, not a map"
+                                   % (path, _fd_kind(fd).replace("bpf-", "BPF ")
+                                      .replace("bpf_", "BPF ")))
+            info = map_info(fd)
+        except BaseException:
+            import os
+            os.close(fd)
+            raise
+        return cls(fd, info.kind, info.key_size, info.value_size, info.max_entries,
+                   name=info.name, flags=info.flags)
+
+    def pin(self, path):
+        """Pin this map at ``path`` (in a bpffs mount): it stays until the file is removed."""
+        bpf.obj_pin(self.fileno(), path)
+
     # -- buffers and prepared attribute blocks, built on first use --------------------------
 
     def _prepare(self):
@@ -348,6 +372,53 @@ class Map(OwnedFd):
                 break
             out.append(ip)
         return out
+
+
+class NotAMapError(ValueError):
+    """A pinned object that is not a map was opened as one."""
+
+
+class MapInfo(object):
+    """What the kernel says about a map (struct bpf_map_info): ``kind`` (a name, or the
+    number for types unknown here), ``type`` (the number), ``id``, ``key_size``,
+    ``value_size``, ``max_entries``, ``flags``, ``name``."""
+
+    __slots__ = ("kind", "type", "id", "key_size", "value_size", "max_entries", "flags",
+                 "name")
+
+    def __init__(self, type, id, key_size, value_size, max_entries, flags, name):
+        self.type, self.id = type, id
+        self.kind = _KIND_BY_NUMBER.get(type, type)
+        self.key_size, self.value_size, self.max_entries = key_size, value_size, max_entries
+        self.flags, self.name = flags, name
+
+    def __repr__(self):
+        return "MapInfo(%s id=%d key=%d value=%d max=%d name=%r)" % (
+            self.kind, self.id, self.key_size, self.value_size, self.max_entries, self.name)
+
+
+_MAP_INFO = struct.Struct("<6I16s")
+
+
+def map_info(fd):
+    """The ``MapInfo`` of map fd ``fd`` (BPF_OBJ_GET_INFO_BY_FD).  ``NotAMapError`` when
+    the kernel's answer is too short to be a map's (the fd is another kind of object)."""
+    raw = bpf.obj_get_info(fd, _MAP_INFO.size)
+    if len(raw) < 20:
+        raise NotAMapError("fd %d is not a BPF map" % fd)
+    raw = raw + bytes(_MAP_INFO.size - len(raw))
+    t, mid, ks, vs, n, flags, name = _MAP_INFO.unpack(raw)
+    return MapInfo(t, mid, ks, vs, n, flags, name.split(b"\0", 1)[0].decode("ascii", "replace"))
+
+
+def _fd_kind(fd):
+    """"bpf-map", "bpf-prog", "bpf_link"... from /proc/self/fd (None when unreadable)."""
+    import os
+    try:
+        target = os.readlink("/proc/self/fd/%d" % fd)
+    except OSError:
+        return None
+    return target[len("anon_inode:"):] if target.startswith("anon_inode:") else target
 
 
 class BtfObject(OwnedFd):

@@ -249,8 +249,9 @@ def dump(src, prog, env, out, target=None):
     from tinytrace.asm import disassemble
     comp = compile_program(src, prog, env, target)
     for spec in comp.all_maps():
-        out.write("; map %s: %s key %d value %d entries %d\n" % (
-            spec.name, spec.kind, spec.key_size, spec.value_size, spec.max_entries))
+        out.write("; map %s: %s key %d value %d entries %d%s\n" % (
+            spec.name, spec.kind, spec.key_size, spec.value_size, spec.max_entries,
+            " (existing map, fd %d)" % spec.existing.fd if spec.existing is not None else ""))
     for p in comp.programs:
         names = ", ".join(t.name for t in p.targets[:4])
         if len(p.targets) > 4:

@@ -10,12 +10,22 @@ a subclass with canned answers.
 Embedding: ``Env(config={"max_map_keys": 65536, "lru_maps": "@start"})`` sets what a
 script's ``config = { ... }`` block sets (the block itself still wins over it);
 ``Env(environ=os.environ)`` lets BPFTRACE_* variables override both (the command line).
+``Env(maps={"@allowed": kernel_map})`` (or ``env.bind_map``) makes a script map an existing
+kernel map -- one pinned by another program, say (``tinytrace.kernel.maps.Map``, e.g. from
+``Map.open_pinned``): the program looks it up (``has_key(@allowed, cgroup)``) and may
+update it, but the compiler does not create it and the runtime neither creates nor closes it;
+its key and value types are unsigned integers of its key and value sizes.
 """
 import os
 
 from tinytrace.lang.config import DEFAULT_STRLEN, MAX_STRLEN, Settings
 from tinytrace.lang.types import (ArrayT, IntT, PtrT, RecordField, RecordT, StrT, INT8,
                                   UINT8)
+
+
+# Map kinds a program reads and writes with map_lookup_elem/map_update_elem.
+BINDABLE_KINDS = frozenset(("hash", "lru_hash", "percpu_hash", "lru_percpu_hash", "array",
+                            "percpu_array"))
 
 
 def strlen_from_environ(environ=None):
@@ -34,7 +44,7 @@ def strlen_from_environ(environ=None):
 
 class Env:
     def __init__(self, params=(), strlen=None, unsafe=False, cpid=None, pid=None,
-                 config=None, environ=None):
+                 config=None, environ=None, maps=None):
         self.params = list(params)
         cfg = dict(config or {})
         if strlen is not None:
@@ -46,6 +56,28 @@ class Env:
         self._tracepoints = None
         self._records = {}
         self._btf = False
+        self.bound_maps = {}        # script map name (no "@") -> kernel Map, see bind_map
+        for name, kernel_map in (maps or {}).items():
+            self.bind_map(name, kernel_map)
+
+    def bind_map(self, name, kernel_map):
+        """Make the script's map ``name`` (``"@allowed"`` or ``"allowed"``) the existing
+        ``kernel_map`` (anything with ``fd``, ``kind``, ``key_size``, ``value_size`` and
+        ``max_entries``, as ``tinytrace.kernel.maps.Map``), which the caller owns.  Keys
+        and values must be integers of 1, 2, 4 or 8 bytes (else ValueError), and the kind
+        one a program can look up."""
+        bare = name[1:] if name.startswith("@") else name
+        if not bare or not all(c.isalnum() or c == "_" for c in bare) or bare[0].isdigit():
+            raise ValueError("bind_map: %r is not a map name" % name)
+        for what, size in (("key", kernel_map.key_size), ("value", kernel_map.value_size)):
+            if size not in (1, 2, 4, 8):
+                raise ValueError("bind_map: @%s: %s of %d bytes; only 1, 2, 4 or 8-byte "
+                                 "integers are supported" % (bare, what, size))
+        if kernel_map.kind not in BINDABLE_KINDS:
+            raise ValueError("bind_map: @%s: a %s map cannot be looked up by a program "
+                             "(kinds: %s)" % (bare, kernel_map.kind,
+                                              ", ".join(sorted(BINDABLE_KINDS))))
+        self.bound_maps[bare] = kernel_map
 
     @property
     def strlen(self):

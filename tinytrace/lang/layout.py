@@ -11,6 +11,8 @@ follows the value:
   keys (its lookup never misses and is inlined by the verifier), a ``percpu_hash``
   otherwise.  User space adds the CPUs up when it prints.
 - plain values (``@x[k] = v``) are a ``hash``.
+- a map bound to an existing kernel map (``Env.bind_map``) keeps that map's kind and sizes,
+  and its spec's ``existing`` is that map: the runtime uses it instead of creating one.
 
 Value layouts of aggregations, in u64 words per CPU: count ``[n]``; sum ``[sum, n]``;
 min/max ``[value, set]``; avg/stats ``[n, total]``; hist/lhist ``[bucket counts...]``.
@@ -62,10 +64,10 @@ class MapSpec:
     ``info`` the sema ``MapInfo`` for user maps."""
 
     __slots__ = ("name", "kind", "key_size", "value_size", "max_entries", "info", "key_ty",
-                 "value_ty", "kernel_name")
+                 "value_ty", "kernel_name", "existing")
 
     def __init__(self, name, kind, key_size, value_size, max_entries, info=None, key_ty=None,
-                 value_ty=None, kernel_name=None):
+                 value_ty=None, kernel_name=None, existing=None):
         self.name = name
         self.kind = kind
         self.key_size = key_size
@@ -75,6 +77,7 @@ class MapSpec:
         self.key_ty = key_ty
         self.value_ty = value_ty
         self.kernel_name = kernel_name or name
+        self.existing = existing    # a kernel map made elsewhere (Env.bind_map): not created
 
     @property
     def percpu(self):
@@ -95,6 +98,11 @@ def user_map_spec(info, max_entries=DEFAULT_MAP_ENTRIES, lru=False):
     value = info.value
     name = asm_name(info.name)
     kname = "tt_" + (info.name or "at")
+    bound = getattr(info, "bound", None)
+    if bound is not None:
+        return MapSpec(name, bound.kind, bound.key_size, bound.value_size, bound.max_entries,
+                       info, info.key, value, getattr(bound, "name", "") or kname,
+                       existing=bound)
     if info.keyless:
         key_ty = UINT32
         if isinstance(value, AggT):

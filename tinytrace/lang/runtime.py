@@ -170,6 +170,9 @@ class Runtime:
 
     def _create_maps(self, s):
         for spec in self.comp.all_maps():
+            if spec.existing is not None:   # bound by the embedding, which owns it
+                self.maps[spec.name] = spec.existing
+                continue
             try:
                 self.maps[spec.name] = s.map(spec.kind, spec.key_size, spec.value_size,
                                              spec.max_entries, name=spec.kernel_name)

@@ -59,7 +59,7 @@ class MapInfo:
     """One global map.  ``key`` is None for ``@m`` without keys, else the key type (a
     TupleT when written ``@m[a, b]``, with ``nkeys`` = 2)."""
     __slots__ = ("name", "key", "nkeys", "value", "loc", "key_loc", "value_loc", "assigned",
-                 "read", "whole_ops", "deleted", "index")
+                 "read", "whole_ops", "deleted", "index", "bound")
 
     def __init__(self, name, loc):
         self.name = name
@@ -74,6 +74,7 @@ class MapInfo:
         self.whole_ops = set()   # print/clear/zero applied to the whole map
         self.deleted = False
         self.index = 0
+        self.bound = None        # the existing kernel map this one is (Env.bind_map)
 
     @property
     def display(self):
@@ -85,6 +86,18 @@ class MapInfo:
 
     def __repr__(self):
         return "MapInfo(@%s[%s] = %s)" % (self.name, self.key, self.value)
+
+
+def _bind(info, kernel_map, loc):
+    """A map the embedding bound to an existing kernel map (``Env.bind_map``): its types
+    are fixed (unsigned integers of the map's key and value sizes) and it counts as
+    assigned, since whoever made it fills it."""
+    info.bound = kernel_map
+    info.nkeys = 1
+    info.key = IntT(kernel_map.key_size * 8, False)
+    info.value = IntT(kernel_map.value_size * 8, False)
+    info.key_loc = info.value_loc = loc
+    info.assigned = True
 
 
 def _loc_text(loc):
@@ -312,7 +325,14 @@ class Sema:
         if info is None:
             info = MapInfo(node.name, node.loc)
             self.maps[node.name] = info
+            bound = getattr(self.env, "bound_maps", {}).get(node.name)
+            if bound is not None:
+                _bind(info, bound, node.loc)
         node.info = info
+        if info.bound is not None and not whole and len(node.keys) != 1:
+            raise LangError("@%s is an existing map with one %d-byte integer key; use it as "
+                            "@%s[key]" % (node.name, info.bound.key_size, node.name),
+                            node.loc)
         if write:
             info.assigned = True
         if whole:
@@ -339,6 +359,13 @@ class Sema:
             node.key_ty = kty
             if not contains_unknown(kty):
                 new = join(info.key, kty)
+                if info.bound is not None:
+                    # an existing map's key type is fixed: any integer converts to it
+                    if new is None or new.size > info.key.size:
+                        raise LangError("@%s is an existing map whose keys are %s; this key "
+                                        "is %s" % (node.name, info.key.describe(),
+                                                   kty.describe()), node.loc)
+                    new = info.key
                 if new is None:
                     raise LangError("@%s is used with a key of type %s here but %s at %s" % (
                         node.name, kty.describe(), info.key.describe(),
@@ -351,6 +378,12 @@ class Sema:
 
     def _join_map_value(self, info, ty, loc):
         if contains_unknown(ty):
+            return
+        if info.bound is not None:
+            if not (ty.is_int or isinstance(ty, PtrT)):
+                raise LangError("@%s is an existing map whose values are %s; it cannot hold "
+                                "%s" % (info.name, info.value.describe(),
+                                        _describe_value(ty)), loc)
             return
         new = join(info.value, ty)
         if new is None:
