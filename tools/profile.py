@@ -14,9 +14,10 @@ stacks and the counts map ``--hash-storage-size`` keys, 4096 each unless asked (
 defaults are 16384 and 40960: kept small here for small boards, a stack entry preallocates
 about 1 KiB); ``-C`` filters samples in the script instead of opening the perf event on one
 CPU only; cgroup and mount-namespace map filters are not offered.  Stacks whose frames
-symbolize the same (different offsets in the same functions) are merged into one row.  With ``-f`` the
-"Sampling..." line goes to stderr, so stdout holds only folded stacks.  User stacks are
-walked with frame pointers: binaries built without them give short user stacks.
+symbolize the same (different offsets in the same functions) are merged into one row.
+With ``-f`` the "Sampling..." line goes to stderr, so stdout holds only folded stacks.
+User stacks are walked with frame pointers: binaries built without them give short user
+stacks.
 """
 
 SUMMARY = "CPU stack samples at a timed interval, counted"
