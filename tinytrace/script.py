@@ -27,7 +27,11 @@ drives it instead of letting the language runtime print at exit::
 - ``Script(text, strlen=N)``: the size of ``str()`` buffers (bpftrace's BPFTRACE_STRLEN),
   for tools that print long paths; ``config={...}`` what a script's ``config = {}`` block
   sets (``max_map_keys``, ``lru_maps``, ... see ``tinytrace.lang.config``); ``pid=`` the
-  process uprobes and USDT probes attach to (the language's ``-p``).
+  process uprobes and USDT probes attach to (the language's ``-p``); ``maps={"@name":
+  kernel_map}`` makes script maps existing kernel maps the tool opened (a pinned map,
+  ``tinytrace.kernel.maps.Map.open_pinned``): the script tests them (``has_key(@name,
+  cgroup)``) without creating them; the tool keeps them open while the script runs and
+  closes them (see ``tinytrace.lang.env.Env.bind_map``).
 """
 import sys
 
@@ -44,11 +48,12 @@ class _Options(object):
 
 class Script(object):
     def __init__(self, text, tool="script", params=(), out=None, strlen=None, config=None,
-                 pid=None):
+                 pid=None, maps=None):
         from tinytrace.lang import compiler
         from tinytrace.lang.env import Env
         self.tool = tool
-        self.env = Env(params=[str(p) for p in params], strlen=strlen, config=config, pid=pid)
+        self.env = Env(params=[str(p) for p in params], strlen=strlen, config=config, pid=pid,
+                       maps=maps)
         self.source, self.program = compiler.check(text, "<%s>" % tool, self.env)
         self.out = out if out is not None else sys.stdout
         self._printf = None
