@@ -19,8 +19,9 @@ through the kernel's BTF (they need /sys/kernel/btf/vmlinux); stacks that could 
 stored (stack map full, or a hash collision) print empty, not as "[Missed ... Stack]";
 stacks that symbolize the same are merged.  The stack map (kernel and user stacks share it)
 holds ``--stack-storage-size`` stacks: 4096 unless asked (BCC's default is 16384; each
-entry preallocates about 1 KiB of kernel memory, which counts on a small board).  Start times and stacks of blocked threads live in hashes of 4096
-entries: on a machine with more threads blocked at once, some blocks are missed.
+entry preallocates about 1 KiB of kernel memory, which counts on a small board).  Start
+times and stacks of blocked threads live in hashes of 4096 entries: on a machine with more
+threads blocked at once, some blocks are missed.
 """
 
 SUMMARY = "off-CPU (blocked) time summed by stack trace"

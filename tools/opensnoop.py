@@ -15,10 +15,13 @@ Differences from BCC on this kernel: BCC uses kprobes/fexit on the syscall funct
 syscall tracepoints see the same calls.  ``-F`` (full path of relative names) is resolved in
 user space through /proc when the event is printed, from the directory fd the call used
 (BCC walks the current directory in the kernel, and ignores the dirfd); a process that has
-already exited or changed directory leaves the name as it was passed.  Not offered: -b
-(buffer pages: the output buffer is sized by tinytrace), --cgroupmap and --mntnsmap (BCC's
-pinned-map filters).  A kprobe-based variant could add the VFS-level open of files that do
-not go through these syscalls (e.g. exec's own opens).
+already exited or changed directory leaves the name as it was passed.  ``-b N`` (BCC's
+perf buffer pages per CPU, a power of two, default 64) sizes the output buffer: N pages per
+CPU of a perf buffer, or, where the kernel has a BPF ring buffer (one for all CPUs), N
+pages x the online CPUs, rounded up to a power of two; without ``-b`` the ring buffer is
+1 MiB.  Not offered: --cgroupmap and --mntnsmap (BCC's pinned-map filters).  A
+kprobe-based variant could add the VFS-level open of files that do not go through these
+syscalls (e.g. exec's own opens).
 """
 
 SUMMARY = "open(), openat() and openat2() calls: process, file name, flags and result"
@@ -40,6 +43,7 @@ EXAMPLES = """\
     tinytrace opensnoop -e                     # show extended fields
     tinytrace opensnoop -f O_WRONLY -f O_RDWR  # only print calls for writing
     tinytrace opensnoop -F                     # show full path for an open file with relative path
+    tinytrace opensnoop -b 256                 # 256 buffer pages per CPU: fewer lost events
     tinytrace opensnoop --json                 # one JSON object per open
 """
 
@@ -68,11 +72,28 @@ def parse_args(argv):
     p.add_argument("-F", "--full-path", action="store_true",
                    help="show full path for an open file with relative path (resolved "
                         "through /proc when printed)")
+    p.add_argument("-b", "--buffer-pages", "--buf-pages", type=_buffer_pages, metavar="N",
+                   help="size of the perf ring buffer (must be a power of two number of "
+                   "pages and defaults to 64; a BPF ring buffer gets N pages per CPU)")
     toolkit.add_json(p)
     opts = p.parse_args(argv)
     if opts.pid and opts.tid:
         p.error("argument -t/--tid: not allowed with -p/--pid")
     return opts
+
+
+def _buffer_pages(text):
+    """An argparse type: pages of the output buffer per CPU, a power of two from 1 to the
+    language's limit (perf_rb_pages)."""
+    import argparse
+    from tinytrace import toolkit
+    from tinytrace.lang.config import SETTINGS
+    pages = toolkit.positive_int(text)
+    most = SETTINGS["perf_rb_pages"][2][1]
+    if pages & (pages - 1) or pages > most:
+        raise argparse.ArgumentTypeError("must be a power of two from 1 to %d, not %r"
+                                         % (most, text))
+    return pages
 
 
 def _flag(text):
@@ -260,7 +281,9 @@ def main(argv):
     toolkit.require_privileges()
     calls = toolkit.syscall_tracepoints(CALLS, "open/openat/openat2")
     # printf indexes: one per exit probe, in the order of ``calls``
-    script = Script(script_text(opts, calls), tool="opensnoop", strlen=PATH_STRLEN)
+    config = {"perf_rb_pages": opts.buffer_pages} if opts.buffer_pages else None
+    script = Script(script_text(opts, calls), tool="opensnoop", strlen=PATH_STRLEN,
+                    config=config)
     return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),
                          "Tracing open() syscalls... Hit Ctrl-C to end.",
                          duration=opts.duration)

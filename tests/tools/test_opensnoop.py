@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.tools.util import ToolRun, run_tool
+from tests.tools.util import ToolRun, bpf_maps, run_tool
 from tests.workloads import opens
 
 pytestmark = pytest.mark.bpf
@@ -140,7 +140,64 @@ def test_lost_events_are_reported_as_bcc_does(capsys):
     assert capsys.readouterr().err == "Possibly lost 7 samples\nPossibly lost 2 samples\n"
 
 
+def _perf_mmaps(pid):
+    """Sizes in bytes of the perf-event buffers process ``pid`` has mapped."""
+    sizes = []
+    with open("/proc/%d/maps" % pid) as f:
+        for line in f:
+            if line.rstrip().endswith("[perf_event]"):
+                lo, hi = line.split()[0].split("-")
+                sizes.append(int(hi, 16) - int(lo, 16))
+    return sizes
+
+
+def _online_cpus():
+    with open("/sys/devices/system/cpu/online") as f:
+        text = f.read().strip()
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n += int(hi or lo) - int(lo) + 1
+    return n
+
+
+@pytest.mark.parametrize("target", ["", "ringbuf=0"])
+def test_buffer_pages_size_the_output_buffer(target):
+    # -b 4: a perf buffer of 4 data pages (+1 header page) per CPU, or a BPF ring buffer of
+    # 4 pages per online CPU rounded up to a power of two; the events still all arrive
+    page = os.sysconf("SC_PAGE_SIZE")
+    env = {"TINYTRACE_TARGET": target} if target else None
+    with opens(n_ok=2) as w:
+        run = ToolRun(["opensnoop", "-b", "4", "-p", str(w.pid)], ready=HEADER, env=env)
+        try:
+            run.started()
+            maps = bpf_maps(run.proc.pid)
+            mmaps = _perf_mmaps(run.proc.pid)
+            rec = w.go()
+        finally:
+            rc = run.stop()
+    assert rc == 0, run.stderr
+    kinds = [m["kind"] for m in maps]
+    if target:
+        assert "ringbuf" not in kinds and "perf_event_array" in kinds, maps
+        assert mmaps and set(mmaps) == {5 * page}, mmaps
+    else:
+        ring = [m["max_entries"] for m in maps if m["kind"] == "ringbuf"]
+        want = 4 * page * _online_cpus()
+        size = page
+        while size < want:
+            size <<= 1
+        assert ring == [size], maps
+        assert mmaps == [], mmaps
+    assert len(_rows(run.stdout)) == len(rec.calls), run.stdout
+
+
 @pytest.mark.parametrize("args, word", [
+    (["-b", "0"], "-b"),
+    (["-b", "-1"], "-b"),
+    (["-b", "3"], "-b"),
+    (["-b", "junk"], "-b"),
+    (["-b", str(1 << 20)], "-b"),
     (["-f", "O_BOGUS"], "-f"),
     (["-p", "notapid"], "-p"),
     (["-p", "1", "-t", "2"], "-t"),
@@ -157,3 +214,4 @@ def test_help_has_examples():
     rc, out, err = run_tool(["opensnoop", "-h"])
     assert rc == 0 and "examples:" in out and "opensnoop -x" in out
     assert "--json" in out and "/proc" in out
+    assert "opensnoop -b 256" in out and "power of two" in out
