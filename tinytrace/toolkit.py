@@ -15,6 +15,8 @@
 - option types: ``positive_int``, ``nonneg_int``, ``cpu_number``, ``port_list`` (and
   ``any_port_list``, which allows port 0), ``pid_list``, ``user_id``.
 - script text: ``predicate(conds)`` and ``any_of(expr, values)`` compose filters.
+- container filters: ``add_container_filters`` (BCC's ``--cgroupmap``/``--mntnsmap``) and
+  ``container_filter(opts)`` -> (condition for the predicates, maps for ``Script(maps=)``).
 - histograms: ``take_log2`` / ``take_stats`` read and reset ``hist()`` / ``stats()`` maps,
   ``report_log2`` prints BCC's histograms (keyed or not, with the ``-e`` extension line) or
   one JSON interval record.
@@ -389,6 +391,83 @@ def predicate(conds):
 def any_of(expr, values):
     """``(expr == v1 || expr == v2 ...)``: a filter on a list of values (ports, PIDs)."""
     return "(" + " || ".join("%s == %d" % (expr, v) for v in values) + ")"
+
+
+# -- container filters (BCC's --cgroupmap / --mntnsmap) -------------------------------------
+
+CGROUP_MAP = "@__cgroupmap"
+MNTNS_MAP = "@__mntnsmap"
+# The mount namespace of the current task, as /proc/PID/ns/mnt names it (mnt:[INUM]).
+MNTNS_ID = "curtask->nsproxy->mnt_ns->ns.inum"
+
+
+def add_container_filters(parser):
+    """BCC's ``--cgroupmap MAPPATH`` and ``--mntnsmap MAPPATH`` (one or the other): trace
+    only the tasks whose cgroup v2 id, or mount namespace id, is a key of a BPF hash map
+    (8-byte keys) that someone else pinned in bpffs.  ``container_filter(opts)`` gives the
+    script text and the map for them."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--cgroupmap", metavar="MAPPATH",
+                       help="only trace tasks whose cgroup (v2) ID is a key of this pinned "
+                            "BPF hash map")
+    group.add_argument("--mntnsmap", metavar="MAPPATH",
+                       help="only trace tasks whose mount namespace ID is a key of this "
+                            "pinned BPF hash map")
+
+
+def container_filter(opts):
+    """``(condition, maps)`` for ``--cgroupmap``/``--mntnsmap``: a condition for the
+    script's predicates (``has_key(@__cgroupmap, cgroup)``; "" without either option) and
+    ``{script map name: the opened pinned map}`` for ``Script(maps=...)``.  A path that is
+    missing, not a pinned map, or a map whose keys are not 8 bytes is a ``UserError`` naming
+    the option; ``--mntnsmap`` without the kernel's BTF (needed to read the task's mount
+    namespace) is a ``KernelError``."""
+    cgroup_path = getattr(opts, "cgroupmap", None)
+    mntns_path = getattr(opts, "mntnsmap", None)
+    if cgroup_path is not None:
+        m = open_filter_map("--cgroupmap", cgroup_path, "cgroup IDs")
+        return "has_key(%s, cgroup)" % CGROUP_MAP, {CGROUP_MAP: m}
+    if mntns_path is not None:
+        if not has_btf():
+            from tinytrace.errors import KernelError
+            raise KernelError("--mntnsmap reads the task's mount namespace "
+                              "(task->nsproxy->mnt_ns), which needs the kernel's BTF "
+                              "(/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF); this kernel "
+                              "has none: use --cgroupmap instead")
+        m = open_filter_map("--mntnsmap", mntns_path, "mount namespace IDs")
+        return "has_key(%s, %s)" % (MNTNS_MAP, MNTNS_ID), {MNTNS_MAP: m}
+    return "", {}
+
+
+def open_filter_map(option, path, what):
+    """The hash map pinned at ``path`` (kernel layer ``Map``), checked to have the 8-byte
+    keys ``what`` need; else one ``UserError`` line naming ``option``."""
+    import errno
+    from tinytrace.errors import UserError
+    from tinytrace.kernel import maps
+    from tinytrace.lang.env import BINDABLE_KINDS
+    try:
+        m = maps.Map.open_pinned(path)
+    except maps.NotAMapError as e:
+        raise UserError("%s: %s" % (option, e))
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise UserError("%s: no such file: %s (pin a hash map with 8-byte keys there "
+                            "first, e.g. with bpftool map create)" % (option, path))
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EINVAL, errno.ENOTDIR,
+                       errno.EISDIR):
+            raise UserError("%s: %s is not a pinned BPF map (it must be a file in a bpffs "
+                            "mount such as /sys/fs/bpf)" % (option, path))
+        raise UserError("%s: cannot open %s: %s" % (option, path, e.strerror or e))
+    if m.key_size != 8 or m.kind not in BINDABLE_KINDS or m.value_size not in (1, 2, 4, 8):
+        m.close()
+        if m.key_size != 8:
+            raise UserError("%s: the map at %s has %d-byte keys; %s are 8 bytes (u64)"
+                            % (option, path, m.key_size, what))
+        raise UserError("%s: the map at %s is a %s map with %d-byte values; a hash map "
+                        "with 8-byte keys and integer values is needed"
+                        % (option, path, m.kind, m.value_size))
+    return m
 
 
 # -- per-event tools ------------------------------------------------------------------------

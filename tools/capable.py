@@ -6,6 +6,10 @@ CAP from the tracepoint, NAME from tinytrace's capability table, VERDICT from th
 (0: allow, -EPERM: deny; BCC's kprobe cannot see the result).  The per-check path is one
 predicate and one event -- checks are frequent (tens of thousands in ten seconds on a busy
 machine), so nothing else is done in the kernel unless asked (-K/-U stacks, --unique).
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): one more test in the predicate.
 
 What the tracepoint cannot give: the ``opts`` argument of cap_capable(), i.e. the audit flag
 (CAP_OPT_NOAUDIT) and INSETID.  BCC shows only audited checks unless -v is given; here
@@ -26,6 +30,7 @@ EXAMPLES = """\
     tinytrace capable -U          # add user-space stacks to trace
     tinytrace capable -x          # extra fields: show TID column
     tinytrace capable --unique    # don't repeat stacks for the same pid
+    tinytrace capable --cgroupmap /sys/fs/bpf/test  # only trace cgroups in this BPF map
     tinytrace capable --json      # one JSON object per check
 """
 
@@ -51,14 +56,18 @@ def parse_args(argv):
                         "the tracepoint)")
     p.add_argument("--unique", action="store_true",
                    help="don't repeat stacks for the same pid")
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
 
 
-def script_text(opts, self_pid):
+def script_text(opts, self_pid, container=""):
+    """``container``: the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
     tests = ["pid != %d" % self_pid]
     if opts.pid:
         tests.append("pid == %d" % opts.pid)
+    if container:
+        tests.append(container)
     stacks = (["kstack"] if opts.kernel_stack else []) + (["ustack"] if opts.user_stack else [])
     args = ["uid", "pid", "tid", "comm", "args->cap", "args->ret"] + stacks
     fmt = "%u %u %u %s %d %d" + " %s" * len(stacks)
@@ -140,6 +149,7 @@ def main(argv):
     if not tracefs.exists("capability", "cap_capable"):
         raise KernelError("this kernel has no capability:cap_capable tracepoint (a recent "
                           "addition); older kernels would need a kprobe on cap_capable")
-    script = Script(script_text(opts, os.getpid()), tool="capable")
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, os.getpid(), container), tool="capable", maps=maps)
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
                          "Tracing capability checks (%s)... Hit Ctrl-C to end." % NOTE)

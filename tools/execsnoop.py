@@ -11,6 +11,11 @@ BCC), joined by process ID in user space.  The parent PID comes from
 ``curtask->real_parent->tgid`` where the kernel has BTF; without BTF, from the
 ``sched_process_fork`` that created the process (when that happened while tracing), else
 from /proc when the event arrives ("?" for a process that has already exited).
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): the test is in the
+predicates of the entry and exit probes.
 """
 
 SUMMARY = "new processes, one line per exec()"
@@ -30,6 +35,8 @@ EXAMPLES = """\
     tinytrace execsnoop -q        # add "quotemarks" around arguments
     tinytrace execsnoop -n main   # only print command lines containing "main"
     tinytrace execsnoop -l tpkg   # only print command where arguments contains "tpkg"
+    tinytrace execsnoop --cgroupmap /sys/fs/bpf/test  # only trace cgroups in this BPF map
+    tinytrace execsnoop --mntnsmap /sys/fs/bpf/mnt_ns  # only trace mount namespaces in the map
     tinytrace execsnoop --json    # one JSON object per exec
 """
 
@@ -55,6 +62,7 @@ def parse_args(argv):
                    help="maximum number of arguments parsed and displayed, defaults to 20")
     p.add_argument("-P", "--ppid", type=toolkit.positive_int,
                    help="trace this parent PID only")
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     opts = p.parse_args(argv)
     if opts.max_args > 128:
@@ -125,22 +133,26 @@ SCRIPT = r"""
 }
 
 %(exit)s
-{
+%(exit_pred)s{
 	printf("%%d %%d %%s\n", pid, args->ret, comm);
 }
 """
 
 
-def script_text(opts, calls, btf):
+def script_text(opts, calls, btf, container=""):
     """The script for these options; ``calls`` are the exec syscalls this kernel has, and
-    ``btf`` says whether the parent can be read from the task (else it comes from /proc)."""
+    ``btf`` says whether the parent can be read from the task (else it comes from /proc);
+    ``container`` is the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
+    from tinytrace import toolkit
     ppid_filter = ""
     if opts.ppid:
         ppid_filter = "\tif ($ppid != %d) {\n\t\treturn;\n\t}\n" % opts.ppid
     return SCRIPT % {
         "enter": ",\n".join("tracepoint:syscalls:sys_enter_" + c for c in calls),
         "exit": ",\n".join("tracepoint:syscalls:sys_exit_" + c for c in calls),
-        "uid_pred": "/uid == %d/\n" % opts.uid if opts.uid is not None else "",
+        "uid_pred": toolkit.predicate(["uid == %d" % opts.uid if opts.uid is not None
+                                       else "", container]),
+        "exit_pred": toolkit.predicate([container]),
         "ppid": "curtask->real_parent->tgid" if btf else "@parent[pid]",
         "forks": "" if btf else FORKS,
         "ppid_filter": ppid_filter,
@@ -261,7 +273,9 @@ def main(argv):
     toolkit.require_privileges()
     # execveat is missing on old kernels
     calls = toolkit.syscall_tracepoints(("execve", "execveat"), "execve")
-    script = Script(script_text(opts, calls, toolkit.has_btf()), tool="execsnoop",
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, calls, toolkit.has_btf(), container), maps=maps,
+                    tool="execsnoop",
                     strlen=ARGSIZE)
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
                          "Tracing exec()s... Hit Ctrl-C to end.")

@@ -19,9 +19,13 @@ already exited or changed directory leaves the name as it was passed.  ``-b N`` 
 perf buffer pages per CPU, a power of two, default 64) sizes the output buffer: N pages per
 CPU of a perf buffer, or, where the kernel has a BPF ring buffer (one for all CPUs), N
 pages x the online CPUs, rounded up to a power of two; without ``-b`` the ring buffer is
-1 MiB.  Not offered: --cgroupmap and --mntnsmap (BCC's pinned-map filters).  A
-kprobe-based variant could add the VFS-level open of files that do not go through these
-syscalls (e.g. exec's own opens).
+1 MiB.  A kprobe-based variant could add the VFS-level open of files that do not go
+through these syscalls (e.g. exec's own opens).
+
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): the test is in the entry probes' predicates.
 """
 
 SUMMARY = "open(), openat() and openat2() calls: process, file name, flags and result"
@@ -44,6 +48,8 @@ EXAMPLES = """\
     tinytrace opensnoop -f O_WRONLY -f O_RDWR  # only print calls for writing
     tinytrace opensnoop -F                     # show full path for an open file with relative path
     tinytrace opensnoop -b 256                 # 256 buffer pages per CPU: fewer lost events
+    tinytrace opensnoop --cgroupmap /sys/fs/bpf/test  # only trace cgroups in this BPF map
+    tinytrace opensnoop --mntnsmap /sys/fs/bpf/mnt_ns  # only trace mount namespaces in the map
     tinytrace opensnoop --json                 # one JSON object per open
 """
 
@@ -75,6 +81,7 @@ def parse_args(argv):
     p.add_argument("-b", "--buffer-pages", "--buf-pages", type=_buffer_pages, metavar="N",
                    help="size of the perf ring buffer (must be a power of two number of "
                    "pages and defaults to 64; a BPF ring buffer gets N pages per CPU)")
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     opts = p.parse_args(argv)
     if opts.pid and opts.tid:
@@ -142,9 +149,10 @@ def _pred(tests):
     return "/%s/\n" % " && ".join(tests) if tests else ""
 
 
-def script_text(opts, calls):
-    """The script for these options and the syscalls this kernel has (a list)."""
-    who = _who(opts)
+def script_text(opts, calls, container=""):
+    """The script for these options and the syscalls this kernel has (a list);
+    ``container`` is the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
+    who = _who(opts) + ([container] if container else [])
     parts = []
     for call in calls:
         if call == "openat2":
@@ -282,7 +290,9 @@ def main(argv):
     calls = toolkit.syscall_tracepoints(CALLS, "open/openat/openat2")
     # printf indexes: one per exit probe, in the order of ``calls``
     config = {"perf_rb_pages": opts.buffer_pages} if opts.buffer_pages else None
-    script = Script(script_text(opts, calls), tool="opensnoop", strlen=PATH_STRLEN,
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, calls, container), tool="opensnoop", maps=maps,
+                    strlen=PATH_STRLEN,
                     config=config)
     return toolkit.snoop(opts, script, Printer(opts, calls, sys.stdout),
                          "Tracing open() syscalls... Hit Ctrl-C to end.",

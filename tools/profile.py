@@ -13,11 +13,16 @@ error); the stack map (kernel and user stacks share it) holds ``--stack-storage-
 stacks and the counts map ``--hash-storage-size`` keys, 4096 each unless asked (BCC's
 defaults are 16384 and 40960: kept small here for small boards, a stack entry preallocates
 about 1 KiB); ``-C`` filters samples in the script instead of opening the perf event on one
-CPU only; cgroup and mount-namespace map filters are not offered.  Stacks whose frames
+CPU only.  Stacks whose frames
 symbolize the same (different offsets in the same functions) are merged into one row.
 With ``-f`` the "Sampling..." line goes to stderr, so stdout holds only folded stacks.
 User stacks are walked with frame pointers: binaries built without them give short user
 stacks.
+
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): one more test in the sample's predicate.
 """
 
 SUMMARY = "CPU stack samples at a timed interval, counted"
@@ -81,6 +86,7 @@ def parse_args(argv):
                    help="output folded format, one line per stack (for flame graphs)")
     p.add_argument("-C", "--cpu", type=toolkit.cpu_number, help="cpu number to run profile on")
     add_stack_storage(p)
+    toolkit.add_container_filters(p)
     p.add_argument("--hash-storage-size", type=storage_size, metavar="N",
                    help="the number of hash keys that can be stored and displayed "
                    "(default %d; BCC's is 40960)" % DEFAULT_MAP_KEYS)
@@ -105,7 +111,8 @@ SCRIPT = r"""
 """
 
 
-def script_text(opts):
+def script_text(opts, container=""):
+    """``container``: the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
     if opts.frequency is not None:
         probe = "profile:hz:%d" % opts.frequency
     else:
@@ -119,6 +126,8 @@ def script_text(opts):
         conds.append("(%s)" % " || ".join("tid == %d" % t for t in opts.tid))
     if opts.cpu is not None:
         conds.append("cpu == %d" % opts.cpu)
+    if container:
+        conds.append(container)
     return SCRIPT % {
         "probe": probe,
         "filter": "/%s/\n" % " && ".join(conds) if conds else "",
@@ -184,7 +193,9 @@ def main(argv):
     from tinytrace.tooldata import sample_stacks
     opts = parse_args(argv)
     toolkit.require_privileges()
-    script = Script(script_text(opts), tool="profile", config=script_config(opts))
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, container), tool="profile", config=script_config(opts),
+                    maps=maps)
     samples = sample_stacks(opts, script, announcement(opts), "@samples")
     report(opts, collect(opts, samples), sys.stdout)
     return 0

@@ -17,6 +17,12 @@ paired, because neither alone has both halves:
 So accepts by io_uring (no accept syscall) are missed, and so are connections whose
 handshake completed before tracing began.  With kprobes, a kretprobe on
 ``inet_csk_accept`` (BCC's probe) would see both; this tool does not use it.
+
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``):
+the test is made at the accept() exit, in the accepting task.
 """
 
 SUMMARY = "passive TCP connections (accept()), with the accepting process"
@@ -58,6 +64,7 @@ def parse_args(argv):
     p.add_argument("-P", "--port", type=toolkit.port_list,
                    help="comma-separated list of local ports to trace")
     tooldata.add_family_options(p)
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
 
@@ -110,7 +117,9 @@ def check_btf():
                           % btf.VMLINUX)
 
 
-def script_text(opts, accept_calls=("accept", "accept4")):
+def script_text(opts, accept_calls=("accept", "accept4"), container=""):
+    """``container``: the --cgroupmap/--mntnsmap test (``toolkit.container_filter``), made
+    in the accepting task."""
     from tinytrace import toolkit, tooldata as td
     conds = [td.family_test(opts)]
     if opts.port:
@@ -118,7 +127,8 @@ def script_text(opts, accept_calls=("accept", "accept4")):
     return SCRIPT % dict(
         syn_recv=td.TCP_SYN_RECV, close=td.TCP_CLOSE, af_inet=td.AF_INET,
         filter="".join(" && " + c for c in conds if c),
-        pid=" && pid == %d" % opts.pid if opts.pid else "",
+        pid=(" && pid == %d" % opts.pid if opts.pid else "") +
+            (" && " + container if container else ""),
         accepts=",\n".join("tracepoint:syscalls:sys_exit_%s" % c for c in accept_calls))
 
 
@@ -176,6 +186,8 @@ def main(argv):
     opts = parse_args(argv)
     toolkit.require_privileges()
     check_btf()
-    script = Script(script_text(opts, accept_syscalls()), tool="tcpaccept")
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, accept_syscalls(), container), tool="tcpaccept",
+                    maps=maps)
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
                          "Tracing TCP accepts ... Hit Ctrl-C to end")

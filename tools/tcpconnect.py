@@ -15,9 +15,13 @@ The line is printed once the port is known.
 
 ``-c`` counts attempts per source address, destination address and port in the kernel
 (``count()`` maps), printed at Ctrl-C.  No ``-d`` (DNS correlation needs a kprobe on
-``udp_recvmsg`` and a DNS parser); no ``--cgroupmap``/``--mntnsmap`` (BCC's pinned-map
-filters).  On a kernel with kprobes the BCC probe points would add nothing: the state
-tracepoint already fires in the caller's context.
+``udp_recvmsg`` and a DNS parser).  On a kernel with kprobes the BCC probe points would
+add nothing: the state tracepoint already fires in the caller's context.
+
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): one more test in the SYN_SENT probe's predicate.
 """
 
 SUMMARY = "active TCP connections (connect()), one line per attempt"
@@ -67,6 +71,7 @@ def parse_args(argv):
     p.add_argument("-u", "--uid", type=toolkit.user_id, help="trace this UID only")
     p.add_argument("-c", "--count", action="store_true",
                    help="count connects per src ip and dest ip/port")
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     return p.parse_args(argv)
 
@@ -113,10 +118,10 @@ tracepoint:sock:inet_sock_set_state
 COUNT = "@ipv{ip}_count[ntop({saddr}), ntop({daddr}), args->dport] = count();"
 
 
-def script_text(opts, btf=True):
+def script_text(opts, btf=True, container=""):
     """The script for these options, and what its printfs report (in source order);
     ``btf`` (the kernel has BTF) enables the connect()-exit source of the local port with
-    -L."""
+    -L; ``container`` is the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
     from tinytrace import toolkit, tooldata as td
     conds = []
     if opts.pid:
@@ -126,6 +131,7 @@ def script_text(opts, btf=True):
     conds.append(td.family_test(opts))
     if opts.port:
         conds.append(toolkit.any_of("args->dport", opts.port))
+    conds.append(container)
     consts = {"close": td.TCP_CLOSE, "syn_sent": td.TCP_SYN_SENT,
               "filter": "".join(" && " + c for c in conds if c)}
     if opts.count:
@@ -262,8 +268,9 @@ def main(argv):
     from tinytrace.script import Script
     opts = parse_args(argv)
     toolkit.require_privileges()
-    text, events = script_text(opts, btf=opts.lport and toolkit.has_btf())
-    script = Script(text, tool="tcpconnect")
+    container, maps = toolkit.container_filter(opts)
+    text, events = script_text(opts, btf=opts.lport and toolkit.has_btf(), container=container)
+    script = Script(text, tool="tcpconnect", maps=maps)
     if opts.count:
         with toolkit.Stopper() as stopper, script.start():
             toolkit.announce(opts, "Tracing connect ... Hit Ctrl-C to end")

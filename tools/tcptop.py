@@ -20,6 +20,11 @@ Python sorts and prints them every interval and clears the maps.
 
 Options are BCC's (-C -S -p, interval, count) plus ``-r MAXROWS`` as in BCC's other top
 tools.  The screen is cleared between intervals only when the output is a terminal.
+
+``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
+other) keep only tasks whose cgroup v2 id, or mount namespace id (read through the
+kernel's BTF), is a key of the hash map pinned at MAPPATH by whoever manages the
+containers (``toolkit.container_filter``): one more test in each probe's filter.
 """
 
 SUMMARY = "TCP send/receive throughput by process and connection, per interval"
@@ -53,6 +58,7 @@ def parse_args(argv):
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
     p.add_argument("-r", "--maxrows", type=toolkit.positive_int, default=None,
                    help="maximum rows to print per address family, default: all")
+    toolkit.add_container_filters(p)
     toolkit.add_json(p)
     toolkit.add_interval_options(p, interval=1)
     return p.parse_args(argv)
@@ -94,9 +100,12 @@ def check_btf():
                           "this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
 
 
-def script_text(opts):
+def script_text(opts, container=""):
+    """``container``: the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
     from tinytrace import tooldata as td
     pid = " && pid == %d" % opts.pid if opts.pid else ""
+    if container:
+        pid += " && " + container
     parts = []
     for event, name, extra in (("sock_send_length", "send", ""),
                                ("sock_recv_length", "recv",
@@ -188,7 +197,8 @@ def main(argv):
     opts = parse_args(argv)
     toolkit.require_privileges()
     check_btf()
-    script = Script(script_text(opts), tool="tcptop")
+    container, maps = toolkit.container_filter(opts)
+    script = Script(script_text(opts, container), tool="tcptop", maps=maps)
     with toolkit.Stopper() as stopper, script.start():
         toolkit.announce(opts, "Tracing... Output every %d secs. Hit Ctrl-C to end"
                          % opts.interval)
