@@ -16,6 +16,12 @@ a loss probe.  On this kind of kernel (no kprobes) ``-l`` says so and exits; it 
 BCC option that is left for the kprobe-based variant.
 
 ``-c`` counts in the kernel (a ``count()`` map per family) and prints the flows at Ctrl-C.
+
+``-s`` adds BCC's SEQ column: the sequence number of the retransmitted skb, ``seq`` of the
+``struct tcp_skb_cb`` the kernel keeps in the skb's ``cb`` array (``skbaddr`` of the
+tracepoint).  The tracepoint's fields do not carry it, so ``-s`` reads kernel memory laid
+out as the kernel's BTF says (``offsetof(struct sk_buff, cb)``); without BTF it says so and
+exits.  With ``-c`` it changes nothing, as in BCC.
 """
 
 SUMMARY = "TCP retransmissions, per event or counted per flow"
@@ -36,6 +42,7 @@ EXAMPLES = """\
     tinytrace tcpretrans -4        # trace IPv4 family only
     tinytrace tcpretrans -6        # trace IPv6 family only
     tinytrace tcpretrans -c        # count retransmits per flow
+    tinytrace tcpretrans -s        # display TCP sequence numbers (needs BTF)
     tinytrace tcpretrans --json    # one JSON object per retransmit
 """
 
@@ -43,6 +50,8 @@ EXAMPLES = """\
 def parse_args(argv):
     from tinytrace import toolkit, tooldata
     p = toolkit.ArgumentParser("tcpretrans", DESCRIPTION, EXAMPLES)
+    p.add_argument("-s", "--sequence", action="store_true",
+                   help="display TCP sequence numbers (reads the skb through BTF)")
     p.add_argument("-l", "--lossprobe", action="store_true",
                    help="include tail loss probe attempts (needs kprobes)")
     p.add_argument("-c", "--count", action="store_true",
@@ -65,6 +74,18 @@ def check_lossprobe():
                       "attach yet; run without -l")
 
 
+def check_sequence_btf():
+    """-s reads tcp_skb_cb.seq inside the skb: that needs the kernel's BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
+        raise KernelError("tcpretrans -s reads the sequence number from the skb "
+                          "(struct tcp_skb_cb in sk_buff.cb), which needs the kernel's BTF "
+                          "(%s); this kernel has none (CONFIG_DEBUG_INFO_BTF); run without "
+                          "-s" % btf.VMLINUX)
+
+
 # -- the script ---------------------------------------------------------------------------
 
 SCRIPT = r"""
@@ -74,8 +95,12 @@ tracepoint:tcp:tcp_retransmit_skb
 """
 
 # one line per retransmit, once per family (tooldata.by_family): printf 0 is IPv4, 1 IPv6
-TRACE = ('printf("%d %s %d %s %d %d\\n", pid, ntop({saddr}), args->sport,\n'
-         '       ntop({daddr}), args->dport, {state});')
+TRACE = ('printf("%d %s %d %s %d %d %u\\n", pid, ntop({saddr}), args->sport,\n'
+         '       ntop({daddr}), args->dport, {state}, {seq});')
+
+# -s: the skb's sequence number, tcp_skb_cb.seq in the skb's control buffer
+SEQ = ("((struct tcp_skb_cb *)((uint64)args->skbaddr + offsetof(struct sk_buff, cb)))"
+       "->seq")
 
 COUNT = ("@ipv{ip}_count[ntop({saddr}), args->sport, ntop({daddr}), args->dport] =\n"
          "\tcount();")
@@ -100,7 +125,9 @@ def state_expr():
 
 def script_text(opts, state="args->state"):
     from tinytrace import toolkit, tooldata as td
-    body = COUNT if opts.count else TRACE.replace("{state}", state or "0")
+    seq = SEQ if getattr(opts, "sequence", False) and not opts.count else "0"
+    body = COUNT if opts.count else TRACE.replace("{state}", state or "0").replace(
+        "{seq}", seq)
     return SCRIPT % {"filter": toolkit.predicate([td.family_test(opts)]),
                      "body": td.by_family(body)}
 
@@ -123,25 +150,35 @@ class Printer(object):
     def header(self):
         if self.opts.json:
             return
-        self.out.write("%-8s %-6s %-2s %-20s %1s> %-20s %-4s\n" % (
-            "TIME", "PID", "IP", "LADDR:LPORT", "T", "RADDR:RPORT", "STATE"))
+        head = "%-8s %-6s %-2s %-20s %1s> %-20s" % (
+            "TIME", "PID", "IP", "LADDR:LPORT", "T", "RADDR:RPORT")
+        if self.opts.sequence:
+            # BCC's -s layout: STATE padded, then SEQ
+            self.out.write(head + " %-12s %-10s\n" % ("STATE", "SEQ"))
+        else:
+            self.out.write(head + " %-4s\n" % "STATE")
         self.out.flush()
 
     def event(self, values, index):
         from tinytrace import toolkit
         from tinytrace.tooldata import ip_of
-        pid, saddr, sport, daddr, dport, state = values
+        pid, saddr, sport, daddr, dport, state, seq = values
         ip = ip_of(index)
         now = toolkit.hhmmss()
         if self.opts.json:
             from tinytrace.output import jsonl
-            jsonl.write({"time": now, "pid": pid, "ip": ip, "laddr": saddr, "lport": sport,
-                         "raddr": daddr, "rport": dport, "type": "R",
-                         "state": _state_name(state)}, self.out)
+            rec = {"time": now, "pid": pid, "ip": ip, "laddr": saddr, "lport": sport,
+                   "raddr": daddr, "rport": dport, "type": "R", "state": _state_name(state)}
+            if self.opts.sequence:
+                rec["seq"] = seq
+            jsonl.write(rec, self.out)
             return
-        self.out.write("%-8s %-6d %-2d %-20s %1s> %-20s %s\n" % (
-            now, pid, ip, "%s:%d" % (saddr, sport), "R", "%s:%d" % (daddr, dport),
-            _state_name(state)))
+        line = "%-8s %-6d %-2d %-20s %1s> %-20s" % (
+            now, pid, ip, "%s:%d" % (saddr, sport), "R", "%s:%d" % (daddr, dport))
+        if self.opts.sequence:
+            self.out.write(line + " %-12s %d\n" % (_state_name(state), seq))
+        else:
+            self.out.write(line + " %s\n" % _state_name(state))
         self.out.flush()
 
 
@@ -178,6 +215,8 @@ def main(argv):
     toolkit.require_privileges()
     if opts.lossprobe:
         check_lossprobe()
+    if opts.sequence and not opts.count:
+        check_sequence_btf()
     script = Script(script_text(opts, state_expr()), tool="tcpretrans")
     if opts.count:
         with toolkit.Stopper() as stopper, script.start():

@@ -83,6 +83,51 @@ def test_state_through_btf_where_the_tracepoint_has_none():
     assert all((e[3], e[4], e[5]) == (rec.daddr, rec.dport, 1) for e in mine), mine
 
 
+def _check_seqs(seqs, rec):
+    """Every retransmitted skb starts in the bytes sent while the path was cut (the
+    warm-up was acknowledged before), and the RTO retransmits the first of them."""
+    assert seqs and all(s > 0 for s in seqs), seqs
+    if rec.lost_seq is None:            # no repair mode: no reference sequence numbers
+        return
+    first, end = rec.lost_seq
+    span = (end - first) & 0xffffffff
+    assert all((s - first) & 0xffffffff < span for s in seqs), (seqs, rec.lost_seq)
+    assert first in seqs, (seqs, rec.lost_seq)
+
+
+def test_sequence_column_holds_the_lost_bytes_numbers():
+    rec, run = _run(["-s"])
+    lines = run.stdout.splitlines()
+    assert lines[1].split() == ["TIME", "PID", "IP", "LADDR:LPORT", "T>", "RADDR:RPORT",
+                                "STATE", "SEQ"], run.stdout
+    local = "%s:%d" % (rec.saddr, rec.sport)
+    mine = [l.split() for l in lines[2:] if local in l]
+    assert 1 <= len(mine) <= rec.retrans_segs, (rec.retrans_segs, run.stdout)
+    for cols in mine:
+        assert cols[2:7] == ["4", local, "R>", "%s:%d" % (rec.daddr, rec.dport),
+                             "ESTABLISHED"], run.stdout
+    _check_seqs([int(cols[7]) for cols in mine], rec)
+
+
+def test_sequence_in_json_ipv6():
+    rec, run = _run(["-s", "--json", "-6"], family=6)
+    objs = [json.loads(l) for l in run.stdout.splitlines()]
+    mine = [o for o in objs if o["laddr"] == rec.saddr and o["lport"] == rec.sport]
+    assert 1 <= len(mine) <= rec.retrans_segs, (rec.retrans_segs, objs)
+    _check_seqs([o["seq"] for o in mine], rec)
+    # without -s there is no seq field
+    rec, run = _run(["--json", "-6"], family=6)
+    assert all("seq" not in json.loads(l) for l in run.stdout.splitlines()), run.stdout
+
+
+def test_sequence_without_btf_is_one_clear_line():
+    rc, out, err = run_tool(["tcpretrans", "-s"], env={"TINYTRACE_TARGET": "btf=0"})
+    assert rc != 0 and out == "", (rc, out)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and "BTF" in lines[0] and "-s" in lines[0], err
+    assert "Traceback" not in err
+
+
 def test_ipv4_only_leaves_out_ipv6():
     rec, run = _run(["-4"], family=6)
     assert rec.saddr not in run.stdout, run.stdout
@@ -125,3 +170,4 @@ def test_help_has_examples():
     rc, out, err = run_tool(["tcpretrans", "-h"])
     assert rc == 0
     assert "examples:" in out and "tcpretrans -c" in out and "tail loss probe" in out
+    assert "tcpretrans -s" in out and "--sequence" in out

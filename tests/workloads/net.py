@@ -271,9 +271,24 @@ def _retrans_client(cfg):
             break
         reply += b
     retrans = _tcp_info_total_retrans(s)
+    write_seq = _write_seq(s)
     s.close()
-    yield {"reply": reply.decode(), "total_retrans": retrans,
+    yield {"reply": reply.decode(), "total_retrans": retrans, "write_seq": write_seq,
            "ms": (time.monotonic() - t0) * 1e3, "tid": _util.gettid()}
+
+
+def _write_seq(s):
+    """The socket's next sequence number to write (the kernel's ``write_seq``), read in
+    TCP repair mode (CRIU's interface; needs CAP_NET_ADMIN), or None.  Called once the
+    connection is over: entering repair mode stops a live connection from sending."""
+    tcp_repair, tcp_repair_queue, tcp_queue_seq, send_queue = 19, 20, 21, 2
+    try:
+        s.setsockopt(socket.IPPROTO_TCP, tcp_repair, 1)
+        s.setsockopt(socket.IPPROTO_TCP, tcp_repair_queue, send_queue)
+        raw = s.getsockopt(socket.IPPROTO_TCP, tcp_queue_seq, 4)
+    except OSError:
+        return None
+    return struct.unpack("I", raw)[0]
 
 
 def _retrans_server(cfg):
@@ -347,10 +362,20 @@ class TcpRetransmits(Workload):
                 "daddr": p.b.addr(fam), "dport": self.port,
                 "state": "ESTABLISHED", "retrans_segs": segs,
                 "total_retrans": done["total_retrans"], "outage_s": self.outage,
+                "lost_seq": _lost_seq(done["write_seq"], self.lost),
                 "bytes": self.warmup + self.lost, "server_rx": srep["rx"],
                 "duration_ms": done["ms"],
                 "server": {"pid": self.server.pid, "comm": self.server_comm},
                 "netns": {"client": p.a.ns, "server": p.b.ns}}
+
+
+def _lost_seq(write_seq, lost):
+    """[first, end) sequence numbers of the lost bytes, from the client's write_seq after
+    its FIN (which took one number): None when repair mode was not available."""
+    if write_seq is None:
+        return None
+    end = (write_seq - 1) & 0xffffffff
+    return ((end - lost) & 0xffffffff, end)
 
 
 def tcp_retransmits(pair=None, family=4, outage=0.3, warmup=32768, lost=16384):
@@ -363,7 +388,11 @@ def tcp_retransmits(pair=None, family=4, outage=0.3, warmup=32768, lost=16384):
     Record: ``pid``/``tid``/``comm`` (client), ``family``, ``saddr``/``sport`` (client),
     ``daddr``/``dport`` (server), ``state`` ("ESTABLISHED"), ``retrans_segs`` (the client
     netns's Tcp RetransSegs delta: only this connection lives there), ``total_retrans``
-    (tcp_info of the socket), ``outage_s``, ``bytes``, ``server_rx``, ``duration_ms``,
+    (tcp_info of the socket), ``lost_seq`` ([first, end) sequence numbers of the bytes
+    sent while the path was cut, mod 2**32; the warm-up bytes were acknowledged before, so
+    every retransmitted skb starts in it; None without CAP_NET_ADMIN, as the client reads
+    its sequence number in TCP repair mode), ``outage_s``, ``bytes``, ``server_rx``,
+    ``duration_ms``,
     ``server`` {``pid``, ``comm``}, ``netns`` {``client``, ``server``}.
     """
     return TcpRetransmits(pair, family, outage, warmup, lost)
