@@ -120,10 +120,12 @@ class Script(object):
     def drain(self):
         self._rt._drain()
 
-    def follow(self, stopper, until=None, timeout=None):
+    def follow(self, stopper, until=None, timeout=None, after=None):
         """Deliver events until Ctrl-C (``stopper``, a ``toolkit.Stopper``), ``exit()``,
         ``until()`` (checked after each batch of events, and at least every second) or
         ``timeout`` seconds (BCC's -d duration); then deliver what is still buffered.
+        ``after()`` runs after each batch of events (a tool that collects the lines of a
+        batch writes them there), before the next wait.
         Returns True when the run ended by itself (exit(), until() or the timeout)."""
         import time
         rt = self._rt
@@ -141,7 +143,12 @@ class Script(object):
             elif not stopper.wait_readable(rt.reader.fileno(), wait):
                 break
             else:
-                rt.reader.drain()
+                try:
+                    rt.reader.drain(recheck_lost=False)
+                finally:
+                    rt._flush()
+                    if after is not None:
+                        after()
             if until is not None and until():
                 break
         if rt.reader is not None:

@@ -213,6 +213,8 @@ class Stopper(object):
         self.stopped = False
         self._waiting = False
         self._old = None
+        self._poll = None       # (fd, select.poll object watching it): reused while waits
+                                # are on the same fd
 
     def __enter__(self):
         import signal
@@ -244,11 +246,14 @@ class Stopper(object):
 
     def wait_readable(self, fd, timeout=None):
         """Wait until ``fd`` is readable (or ``timeout`` seconds pass); False on Ctrl-C."""
-        import select
         if self.stopped:
             return False
-        p = select.poll()
-        p.register(fd, select.POLLIN)
+        if self._poll is None or self._poll[0] != fd:
+            import select
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            self._poll = (fd, p)
+        p = self._poll[1]
         self._waiting = True
         try:
             p.poll(None if timeout is None else int(timeout * 1000))
@@ -481,19 +486,61 @@ def snoop(opts, script, printer, announcement=None, always=False, duration=None)
     only in JSON mode (on stderr) unless ``always``: in text mode most of BCC's per-event
     tools print just their header -- and then ``printer.header()`` (which prints nothing in
     JSON mode).  After the last events, runs of the programs the kernel skipped are reported
-    (``report_skipped``) and ``printer.finish()`` runs if the printer has one."""
+    (``report_skipped``) and ``printer.finish()`` runs if the printer has one.
+
+    While events are delivered, ``printer.out`` is a ``BatchedOutput``: the lines of one
+    read of the event buffer are written together once it is done, before the next wait."""
     script.on_printf(printer.event)
     script.on_lost(LostReporter().report)
-    with Stopper() as stopper, script.start():
-        if announcement is not None and (always or getattr(opts, "json", False)):
-            announce(opts, announcement)
-        printer.header()
-        script.follow(stopper, timeout=duration)
-        report_skipped()
+    out = getattr(printer, "out", None)
+    batched = None
+    if out is not None:
+        batched = printer.out = BatchedOutput(out)
+    commit = batched.commit if batched is not None else None
+    try:
+        with Stopper() as stopper, script.start():
+            if announcement is not None and (always or getattr(opts, "json", False)):
+                announce(opts, announcement)
+            printer.header()
+            if commit is not None:
+                commit()
+            script.follow(stopper, timeout=duration, after=commit)
+            report_skipped()
+    finally:
+        if batched is not None:
+            printer.out = out
+            batched.commit()
     finish = getattr(printer, "finish", None)
     if finish is not None:
         finish()
     return 0
+
+
+class BatchedOutput(object):
+    """A text stream that collects what is written until ``commit()`` writes it to the
+    stream underneath (one ``write``) and flushes that.  ``flush()`` does nothing: the
+    owner commits at the end of each batch of events, so a printer that flushes after every
+    line costs no system call per line (stdout to a terminal is line-buffered, and
+    write-through under PYTHONUNBUFFERED)."""
+
+    def __init__(self, out):
+        self.out = out
+        self._parts = []
+        self.write = self._parts.append
+
+    def flush(self):
+        pass
+
+    def commit(self):
+        parts = self._parts
+        if parts:
+            text = "".join(parts)
+            del parts[:]
+            self.out.write(text)
+        self.out.flush()
+
+    def __getattr__(self, name):       # encoding, fileno(), isatty() ...: the stream's
+        return getattr(self.out, name)
 
 
 # -- histograms -----------------------------------------------------------------------------

@@ -4,7 +4,8 @@ buffer (one shared ring).  Both wait with epoll and never spin.
 API (both): ``Reader(map, on_event, on_lost=None, ...)``; ``poll(timeout_ms)`` waits for
 events (``None``/negative: forever, 0: don't wait), hands each record's payload to
 ``on_event(data)`` as ``bytes``, and returns how many it delivered; ``drain()`` reads
-whatever is there without waiting; ``lost`` is the running total of lost records and
+whatever is there without waiting (``drain(recheck_lost=False)``: without reading the lost
+counter more often than ``poll()`` does); ``lost`` is the running total of lost records and
 ``on_lost(count)`` hears about each new loss; ``fileno()`` is the epoll fd, for callers that
 wait on several things; ``close()`` frees rings, events and fds.
 
@@ -151,11 +152,14 @@ class _Reader(object):
             except (OSError, ValueError):
                 pass
 
-    def drain(self):
-        """Deliver everything available now, without waiting."""
+    def drain(self, recheck_lost=True):
+        """Deliver everything available now, without waiting.  ``recheck_lost=False``: a
+        ring buffer's lost counter (a map lookup, one bpf() call) is read at most every
+        ``LOST_CHECK_INTERVAL``, as ``poll()`` does -- for a caller that drains after each
+        wakeup and drains once more, with the default, at the end."""
         n = self._deliver_pending() if self._pending else 0
         n += self._read_all()
-        n += self._after_poll(force=True)
+        n += self._after_poll(force=recheck_lost)
         return n
 
     def _after_poll(self, force=False):
