@@ -31,6 +31,17 @@ Two implementations, the same options and output:
 
 Latencies are counted per CPU (no update is lost, no atomics needed) and printed in BCC's
 log2 layout.
+
+``--pidnss`` keys the histograms by PID namespace, as BCC does: the namespace's inode number
+(``readlink /proc/PID/ns/pid`` shows ``pid:[N]``), read from
+``task->nsproxy->pid_ns_for_children->ns.inum`` through BTF (without BTF it says so and
+exits).  That is the task's own namespace, except for a process that called
+unshare(CLONE_NEWPID) itself (its children's namespace).  BCC reads it from ``prev``, the
+task leaving the CPU -- on an idle CPU the idle task, so most waits land in the initial
+namespace; here it is the task whose wait ended (``next``).  The task-storage version reads
+it from ``next``'s task pointer; the tracepoint script has only ``next``'s thread ID, so it
+notes each thread's namespace when the thread leaves a CPU (a hash by thread ID, LRU), and
+leaves out the waits of threads it has not seen leave a CPU since it started.
 """
 
 import sys
@@ -47,6 +58,7 @@ EXAMPLES = """\
     tinytrace runqlat -P         # show each PID separately
     tinytrace runqlat -L         # show each TID separately
     tinytrace runqlat -p 185     # trace PID 185 only
+    tinytrace runqlat --pidnss   # show each PID namespace separately (needs BTF)
     tinytrace runqlat --json 1 5 # five 1-second histograms as JSON lines
 """
 
@@ -60,6 +72,8 @@ def parse_args(argv):
     g = p.add_mutually_exclusive_group()
     g.add_argument("-P", "--pids", action="store_true", help="print a histogram per process ID")
     g.add_argument("-L", "--tids", action="store_true", help="print a histogram per thread ID")
+    g.add_argument("--pidnss", action="store_true",
+                   help="print a histogram per PID namespace (needs BTF)")
     p.add_argument("-p", "--pid", type=toolkit.positive_int,
                    help="trace this PID only (a thread ID on kernels without BTF task "
                         "storage)")
@@ -71,7 +85,29 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+def check_pidns_btf():
+    """--pidnss reads task_struct.nsproxy and what it points to: that needs BTF."""
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
+        raise KernelError("runqlat --pidnss reads the task's PID namespace (task_struct."
+                          "nsproxy), which needs the kernel's BTF (%s); this kernel has none "
+                          "(CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
+
+
+def keyed(opts):
+    """Histograms per section: -P, -L or --pidnss."""
+    return opts.pids or opts.tids or opts.pidnss
+
+
 # -- the script ---------------------------------------------------------------------------
+
+# --pidnss: each thread's PID namespace, noted as it leaves a CPU (curtask is prev then)
+NOTE_NS = """
+	if (args->prev_pid != 0) {
+		@ns[args->prev_pid] = curtask->nsproxy->pid_ns_for_children->ns.inum;
+	}"""
 
 SCRIPT = r"""
 tracepoint:sched:sched_wakeup,
@@ -83,14 +119,14 @@ tracepoint:sched:sched_wakeup_new
 
 tracepoint:sched:sched_switch
 {
-	$now = nsecs;
+	$now = nsecs;%(note_ns)s
 	// prev leaves the CPU: still runnable (preempted) means it waits from now on.
 	// prev_state's low byte: a preempted task also has TASK_REPORT_MAX (256) set.
 	if ((args->prev_state & 0xff) == 0 && args->prev_pid != 0%(prev)s) {
 		@start[args->prev_pid] = $now;
 	}
 	$ts = @start[args->next_pid];
-	if ($ts != 0) {
+	if ($ts != 0%(key_known)s) {
 		@dist%(key)s = hist(($now - $ts) / %(div)d);
 		delete(@start[args->next_pid]);
 	}
@@ -101,12 +137,23 @@ tracepoint:sched:sched_switch
 def script_text(opts):
     """The script for these options: -p adds a filter, -P/-L a key, -m the divisor."""
     pid = opts.pid
+    key = "[args->next_pid]" if (opts.pids or opts.tids) else ""
+    if opts.pidnss:
+        key = "[@ns[args->next_pid]]"
     return SCRIPT % {
         "wakee": " && args->pid == %d" % pid if pid else "",
         "prev": " && args->prev_pid == %d" % pid if pid else "",
-        "key": "[args->next_pid]" if (opts.pids or opts.tids) else "",
+        "note_ns": NOTE_NS if opts.pidnss else "",
+        "key_known": " && @ns[args->next_pid] != 0" if opts.pidnss else "",
+        "key": key,
         "div": 1000000 if opts.milliseconds else 1000,
     }
+
+
+def script_config(opts):
+    """--pidnss: @ns (thread -> namespace) is never emptied: an LRU hash, so threads that
+    are gone make room for new ones."""
+    return {"lru_maps": "@ns"} if opts.pidnss else None
 
 
 def use_task_storage():
@@ -139,7 +186,8 @@ class Runqlat(object):
     def _use_script(self):
         from tinytrace.script import Script
         self.kind = "script"
-        self.script = Script(script_text(self.opts), tool="runqlat")
+        self.script = Script(script_text(self.opts), tool="runqlat",
+                             config=script_config(self.opts))
         self._impl = _ScriptSide(self.opts, self.script)
 
     def start(self, session=None):
@@ -179,7 +227,7 @@ class Runqlat(object):
         """The histograms since the last call, and reset them: {section key: {slot: count}}
         (one section, key None, without -P/-L)."""
         out = self._impl.take()
-        if None not in out and not (self.opts.pids or self.opts.tids):
+        if None not in out and not keyed(self.opts):
             out[None] = {}
         return out
 
@@ -235,6 +283,18 @@ def _task_state(b):
     return [m.offset, m.size] if m is not None else None
 
 
+def _pidns_path(b):
+    """Offsets of task_struct.nsproxy, nsproxy.pid_ns_for_children and, in the
+    pid_namespace, ns.inum: how --pidnss walks from a task to its namespace number."""
+    task = b.member("task_struct", "nsproxy")
+    proxy = b.member("nsproxy", "pid_ns_for_children")
+    ns = b.member("pid_namespace", "ns")
+    inum = b.member("ns_common", "inum")
+    if None in (task, proxy, ns, inum):
+        return None
+    return [task.offset, proxy.offset, ns.offset + inum.offset]
+
+
 def kernel_facts():
     """What the programs need from BTF: tp_btf ids, task_struct offsets, how sched_switch
     hands over prev's state.  Remembered per kernel (``btf.cached``): a later run does not
@@ -253,6 +313,7 @@ def kernel_facts():
             raise btf.BtfError("no tp_btf view of %s in this kernel's BTF" % ev)
     if facts["nparams"] is None or facts["nparams"] < 3:
         raise btf.BtfError("sched_switch has an unexpected prototype in this kernel's BTF")
+    facts["pidns"] = c("task_struct.nsproxy->pid_ns_for_children->ns.inum", _pidns_path)
     if facts["nparams"] < 4:      # (preempt, prev, next): before 5.18, no prev_state
         facts["state"] = c("task_struct.state", _task_state)
         if facts["state"] is None:
@@ -314,10 +375,22 @@ def switch_program(a, opts, facts):
              a.Call("ktime_get_ns"), a.Sub.Reg(a.R0, a.R8), a.JSLt.Imm(a.R0, 0, "out"),
              a.Div.Imm(a.R0, 1000000 if opts.milliseconds else 1000), a.Mov.Reg(a.R9, a.R0)]
     prog += _log2_slot(a, a.R9, a.R8)
-    if opts.pids or opts.tids:
-        # key: (id, slot) in a per-CPU hash
-        prog += [a.LoadMem(a.R1, a.R7, facts["tgid"] if opts.pids else facts["pid"], a.W),
-                 a.StoreMem(a.R10, -8, a.R1, a.W), a.StoreMem(a.R10, -4, a.R9, a.W),
+    if keyed(opts):
+        # key: (id, slot) in a per-CPU hash; the id is next's process, thread or PID
+        # namespace (next: a trusted task pointer, its members are read directly)
+        if opts.pidnss:
+            if facts.get("pidns") is None:
+                from tinytrace.kernel import btf
+                raise btf.BtfError("no task_struct.nsproxy->pid_ns_for_children->ns.inum "
+                                   "in this kernel's BTF")
+            proxy, pidns, inum = facts["pidns"]
+            prog += [a.LoadMem(a.R1, a.R7, proxy, a.DW), a.JEq.Imm(a.R1, 0, "out"),
+                     a.LoadMem(a.R1, a.R1, pidns, a.DW), a.JEq.Imm(a.R1, 0, "out"),
+                     a.LoadMem(a.R1, a.R1, inum, a.W)]
+        else:
+            prog += [a.LoadMem(a.R1, a.R7, facts["tgid"] if opts.pids else facts["pid"],
+                               a.W)]
+        prog += [a.StoreMem(a.R10, -8, a.R1, a.W), a.StoreMem(a.R10, -4, a.R9, a.W),
                  a.LoadMapPtr(a.R1, "dist"), a.Mov.Reg(a.R2, a.R10), a.Add.Imm(a.R2, -8),
                  a.Call("map_lookup_elem"), a.JNe.Imm(a.R0, 0, "count"),
                  a.StoreImm(a.R10, -16, 1, a.DW),
@@ -357,7 +430,7 @@ class _TaskStorage(object):
         s = self.session
         try:
             start = s.add(_task_storage_map())
-            if self.opts.pids or self.opts.tids:
+            if keyed(self.opts):
                 self.dist = s.map("percpu_hash", 8, 8, KEYED_ENTRIES, name="runqlat_dist",
                                   flags=_keyed_flags())
             else:
@@ -387,7 +460,7 @@ class _TaskStorage(object):
     def take(self):
         dist = self.dist
         out = {}
-        if self.opts.pids or self.opts.tids:
+        if keyed(self.opts):
             rows = dist.items()
             dist.clear()
             for k, per_cpu in rows:
@@ -458,13 +531,17 @@ def _section_label(pid):
     return "%d %s" % (pid, escape(comm)) if comm is not None else "%d" % pid
 
 
+def _section_name(opts):
+    return "pidns" if opts.pidnss else "pid" if opts.pids else "tid"
+
+
 def report(opts, hists, out):
     from tinytrace import toolkit
     from tinytrace.output import hist as H
     unit = "msecs" if opts.milliseconds else "usecs"
     if opts.json:
         from tinytrace.output import jsonl
-        section = "pid" if opts.pids else "tid"
+        section = _section_name(opts)
         rec_hists = []
         for key in sorted(hists, key=lambda k: (k is not None, k)):
             h = H.hist_json(hists[key], unit)
@@ -476,11 +553,12 @@ def report(opts, hists, out):
     out.write("\n")
     if opts.timestamp:
         out.write("%-8s\n" % toolkit.hhmmss())
-    if opts.pids or opts.tids:
-        label = "pid" if opts.pids else "tid"
+    if keyed(opts):
+        label = _section_name(opts)
+        fmt = str if opts.pidnss else _section_label
         for key in sorted(hists):
             out.write(H.log2_sections_text({key: hists[key]}, unit, section_header=label,
-                                           section_fmt=_section_label))
+                                           section_fmt=fmt))
     else:
         out.write(H.log2_hist_text(hists.get(None, {}), unit))
     out.flush()
@@ -490,6 +568,8 @@ def main(argv):
     from tinytrace import toolkit
     opts = parse_args(argv)
     toolkit.require_privileges()
+    if opts.pidnss:
+        check_pidns_btf()
     rq = Runqlat(opts)
     with toolkit.Stopper() as stopper, rq.start():
         if rq.fallback_reason:

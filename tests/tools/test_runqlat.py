@@ -63,6 +63,23 @@ t.join()
 
 PROG_TYPES = {"task-storage": {26}, "script": {5}}     # tracing (tp_btf), tracepoint
 
+# The sleeper in a PID namespace of its own: unshare(CLONE_NEWPID) applies to the children,
+# so it forks, and the child prints its namespace (pid:[INUM]) before it starts sleeping.
+PIDNS_SLEEPER = """
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x20000000) != 0:                  # CLONE_NEWPID
+    sys.exit("unshare(CLONE_NEWPID): " + os.strerror(ctypes.get_errno()))
+child = os.fork()
+if child:
+    _, status = os.waitpid(child, 0)
+    sys.exit(0 if status == 0 else 1)
+print(os.readlink("/proc/self/ns/pid"), flush=True)
+sys.stdin.buffer.read(1)
+for _ in range(%d):
+    time.sleep(0.001)
+""" % N_SLEEPS
+
 
 @pytest.fixture(params=["task-storage", "script"])
 def path(request):
@@ -131,6 +148,66 @@ def _sections(text):
             out[current] = out.get(current, 0) + sum(
                 c for _, _, c in parse_log2_hist("\n".join(lines[1:])))
     return out
+
+
+def _pidns_sections(text):
+    """{namespace inode: total count} of a --pidnss report ("pidns = N" headers)."""
+    out = {}
+    for block in text.split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and lines[0].startswith("pidns = "):
+            ns = int(lines[0].split()[2])
+            out[ns] = out.get(ns, 0) + sum(c for _, _, c in parse_log2_hist(
+                "\n".join(lines[1:])))
+    return out
+
+
+def _run_in_pidns(args, env):
+    """Run runqlat ARGS while a sleeper in a new PID namespace sleeps N_SLEEPS times;
+    returns (run, the namespace's inode number)."""
+    proc = _start_sleeper(PIDNS_SLEEPER)
+    line = proc.stdout.readline().decode()
+    assert line.startswith("pid:["), line
+    inum = int(line.strip()[5:-1])
+    run = ToolRun(["runqlat"] + args, ready="Tracing run queue latency", env=env)
+    try:
+        run.started()
+        _go(proc)
+    finally:
+        rc = run.stop()
+    assert rc == 0, run.stderr
+    return run, inum
+
+
+def test_pidns_sections_hold_the_namespaces_wakeups(path):
+    run, inum = _run_in_pidns(["--pidnss"], path[1])
+    sections = _pidns_sections(run.stdout)
+    assert inum in sections, (inum, run.stdout)
+    # the sleeper is the only task of its namespace that sleeps; its wakeups are there
+    skipped = skipped_in(run.stderr)
+    total = sections[inum]
+    assert N_SLEEPS * 0.9 <= total + skipped and total <= N_SLEEPS * 1.5 + 20, run.stdout
+    mine = os.readlink("/proc/self/ns/pid")
+    assert int(mine[5:-1]) != inum and int(mine[5:-1]) in sections, run.stdout
+
+
+def test_pidns_json_keys(path):
+    run, inum = _run_in_pidns(["--pidnss", "--json"], path[1])
+    objs = [json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")]
+    assert len(objs) == 1, run.stdout
+    keyed = dict((h["key"]["pidns"], sum(b["count"] for b in h["buckets"]))
+                 for h in objs[0]["hists"])
+    assert keyed.get(inum, 0) + skipped_in(run.stderr) >= N_SLEEPS * 0.9, (inum, keyed)
+
+
+def test_pidns_without_btf_and_with_pids_are_refused():
+    rc, out, err = run_tool(["runqlat", "--pidnss"], env={"TINYTRACE_TARGET": "btf=0"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc != 0 and out == "" and len(lines) == 1 and "BTF" in lines[0], err
+    for args in (["--pidnss", "-P"], ["--pidnss", "-L"], ["--pidnss=1"]):
+        rc, out, err = run_tool(["runqlat"] + args)
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, (args, err)
 
 
 def test_pid_filter_counts_every_wakeup(path):
@@ -241,6 +318,7 @@ def test_help_has_examples():
     rc, out, err = run_tool(["runqlat", "-h"])
     assert rc == 0
     assert "examples:" in out and "runqlat 1 10" in out
+    assert "runqlat --pidnss" in out and "PID namespace" in out
 
 
 def _setpriv_drops_bounding_set():
