@@ -24,6 +24,12 @@ drives it instead of letting the language runtime print at exit::
 - ``lost``: events lost so far, also after ``stop()``.  The script prints nothing about
   losses itself (a tool's stdout may be JSON): the tool reports them, e.g. with
   ``toolkit.LostReporter``, or passes ``on_lost(callback)``.
+- ``Script(text, deferred=(i, ...))``: the records of these printf calls (by their
+  ``on_printf`` index) do not wake the reader; they are read with the next record that
+  does (every other record of the script then forces a wakeup).  For events that print
+  nothing by themselves -- execsnoop's arguments, printed at the exec's return -- so the
+  reader wakes once per line instead of once per record.  Ring buffer only (a perf buffer
+  wakes the reader per record); the reader still drains at least every second.
 - ``Script(text, strlen=N)``: the size of ``str()`` buffers (bpftrace's BPFTRACE_STRLEN),
   for tools that print long paths; ``config={...}`` what a script's ``config = {}`` block
   sets (``max_map_keys``, ``lru_maps``, ... see ``tinytrace.lang.config``); ``pid=`` the
@@ -48,13 +54,16 @@ class _Options(object):
 
 class Script(object):
     def __init__(self, text, tool="script", params=(), out=None, strlen=None, config=None,
-                 pid=None, maps=None):
+                 pid=None, maps=None, deferred=()):
         from tinytrace.lang import compiler
         from tinytrace.lang.env import Env
         self.tool = tool
         self.env = Env(params=[str(p) for p in params], strlen=strlen, config=config, pid=pid,
                        maps=maps)
         self.source, self.program = compiler.check(text, "<%s>" % tool, self.env)
+        if deferred:
+            locs = _printf_locs(self.program)
+            self.env.deferred_wakeup = frozenset(locs[i] for i in deferred)
         self.out = out if out is not None else sys.stdout
         self._printf = None
         self._lost_cb = None
@@ -187,6 +196,14 @@ class Script(object):
     def kernel_map(self, name):
         """The kernel-layer ``Map`` behind ``name`` (for tools that read raw values)."""
         return self._rt.maps[self._rt._user_spec(_bare(name)).name]
+
+
+def _printf_locs(program):
+    """The source locations of the printf calls, in source order: a printf's index in
+    ``on_printf`` is its place in this list."""
+    from tinytrace.lang import ast
+    return sorted(set(n.loc for n in ast.walk(program)
+                      if isinstance(n, ast.Call) and n.name == "printf"))
 
 
 def _hashable(key):

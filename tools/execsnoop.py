@@ -7,8 +7,9 @@ space pairs the two by process ID and prints a line when the exec returns, so fa
 (``-x``) carry their error code.
 
 The kernel side is a script in tinytrace's language; each argument is its own event (as in
-BCC), joined by process ID in user space.  The parent PID comes from
-``curtask->real_parent->tgid`` where the kernel has BTF; without BTF, from the
+BCC), joined by process ID in user space.  On a ring buffer only the exit's record wakes the
+reader (``Script(deferred=...)``): one wakeup per exec, not one per record.  The parent PID
+comes from ``curtask->real_parent->tgid`` where the kernel has BTF; without BTF, from the
 ``sched_process_fork`` that created the process (when that happened while tracing), else
 from /proc when the event arrives ("?" for a process that has already exited).
 ``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
@@ -274,8 +275,10 @@ def main(argv):
     # execveat is missing on old kernels
     calls = toolkit.syscall_tracepoints(("execve", "execveat"), "execve")
     container, maps = toolkit.container_filter(opts)
+    # the file name and argument records print nothing by themselves: only the exit
+    # record wakes the reader, which then reads the whole exec at once
     script = Script(script_text(opts, calls, toolkit.has_btf(), container), maps=maps,
                     tool="execsnoop",
-                    strlen=ARGSIZE)
+                    strlen=ARGSIZE, deferred=(EV_FILE, EV_ARG, EV_MORE))
     return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
                          "Tracing exec()s... Hit Ctrl-C to end.")

@@ -22,6 +22,8 @@ STACK_LIMIT = 512
 STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
 BPF_ANY, BPF_NOEXIST = 0, 1
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
+BPF_RB_NO_WAKEUP = 1        # bpf_ringbuf_output flags
+BPF_RB_FORCE_WAKEUP = 2
 BPF_F_USER_STACK = 1 << 8
 PROBE_ID_BASE = 1 << 20     # ids of non-tracepoint probes (tracepoints use their event id)
 
@@ -1051,12 +1053,21 @@ class ProgramGen:
         """Register an event kind; returns its spec (the caller fills the arguments)."""
         return self.comp.add_event(kind, arg_types, data, loc)
 
-    def send(self, mem, size):
-        """Send ``size`` bytes at ``mem`` to user space; count a loss when there's no room."""
+    def send(self, mem, size, deferred=False):
+        """Send ``size`` bytes at ``mem`` to user space; count a loss when there's no room.
+
+        Ring buffer wakeups: by default the kernel wakes the reader when it has read
+        everything before this record.  When the script defers some events
+        (``Env.deferred_wakeup``), ``deferred`` records wake nobody and every other record
+        forces a wakeup (the reader has not read the deferred ones before it, so the
+        default rule would not wake it).  A perf buffer wakes the reader per record."""
         b = self.b
         ptr = self._ptr(mem)
         if self.comp.target.ringbuf:
-            r = b.call("ringbuf_output", ("map", "out"), ptr, ("imm", size), ("imm", 0))
+            flags = 0
+            if self.comp.env.deferred_wakeup:
+                flags = BPF_RB_NO_WAKEUP if deferred else BPF_RB_FORCE_WAKEUP
+            r = b.call("ringbuf_output", ("map", "out"), ptr, ("imm", size), ("imm", flags))
         else:
             r = b.call("perf_event_output", self.ctx, ("map", "out"),
                        ("imm", BPF_F_CURRENT_CPU), ptr, ("imm", size))

@@ -76,7 +76,8 @@ def _send_event(gen, spec, args):
     for i, a in enumerate(args):
         gen.store(a, mem.at(layout.offsets[i + 1]), layout.elems[i + 1], clean=False)
     _zero_gaps(gen, mem, layout)
-    gen.send(mem, spec.size)
+    gen.send(mem, spec.size, deferred=spec.kind == "printf" and
+             spec.loc in gen.comp.env.deferred_wakeup)
 
 
 def _zero_gaps(gen, mem, layout):

@@ -53,6 +53,9 @@ class Env:
         self.unsafe = unsafe
         self.cpid = cpid            # None without -c; the child's pid once it exists
         self.pid = pid              # -p PID (uprobes and USDT attach to that process)
+        # source locations of printf calls whose ring buffer records do not wake the
+        # reader (``tinytrace.script.Script(deferred=...)``; codegen ``send``)
+        self.deferred_wakeup = frozenset()
         self._tracepoints = None
         self._records = {}
         self._btf = False
