@@ -12,9 +12,19 @@ happened in a system call (connect(), listen(), close(), ...).  Many transitions
 softirq context or, on loopback, in the peer's task.  A connecting socket's first
 transitions (CLOSE -> SYN_SENT) show local port 0: the port is chosen right after.
 
-Options are BCC's (-T -t -w -s -L -D) plus -4/-6 from libbpf-tools' tcpstates; BCC's -Y
-(systemd journal) is left out.  The kprobe fallback BCC has for pre-4.16 kernels is not
-needed where this tracepoint exists.
+Options are BCC's (-T -t -w -s -L -D -Y) plus -4/-6 from libbpf-tools' tcpstates.  The
+kprobe fallback BCC has for pre-4.16 kernels is not needed where this tracepoint exists.
+
+``-Y`` also logs each change to the systemd journal, with BCC's fields (SYSLOG_IDENTIFIER
+tcpstates, PRIORITY 5, OBJECT_PID, OBJECT_TCP_*, OBJECT_IPV4_*/OBJECT_IPV6_* addresses,
+the span in microseconds, and a MESSAGE "comm laddr lport → raddr rport OLD → NEW").  BCC
+uses the python-systemd module; here each entry is one datagram of journald's native
+protocol ("KEY=value" lines; a value holding a newline in its length-prefixed form) sent
+to /run/systemd/journal/socket -- no dependency.  The socket must exist when the tool
+starts (else one line, exit 2); ``TINYTRACE_JOURNAL_SOCKET`` names another socket (tests
+bind their own).  A send that fails (journald gone, its queue full) is reported once on
+stderr; the tool goes on.  The command name is escaped in MESSAGE, and OBJECT_COMM is left
+to journald when this process runs as root (it fills in OBJECT_* from OBJECT_PID), as in BCC.
 """
 
 SUMMARY = "TCP state changes, with the time spent in each state"
@@ -39,6 +49,7 @@ EXAMPLES = """\
     tinytrace tcpstates -L 80,81  # only trace local ports 80 and 81
     tinytrace tcpstates -D 80     # only trace remote port 80
     tinytrace tcpstates -6        # only trace IPv6
+    tinytrace tcpstates -Y        # log events to the systemd journal too
     tinytrace tcpstates --json    # one JSON object per state change
 """
 
@@ -48,8 +59,99 @@ def parse_args(argv):
     p = toolkit.ArgumentParser("tcpstates", DESCRIPTION, EXAMPLES)
     tooldata.add_layout_options(p)
     tooldata.add_session_filters(p)
+    p.add_argument("-Y", "--journal", action="store_true",
+                   help="log session state changes to the systemd journal")
     toolkit.add_json(p)
-    return p.parse_args(argv)
+    opts = p.parse_args(argv)
+    if opts.journal:
+        path = journal_socket()
+        if not _is_socket(path):
+            p.error("argument -Y/--journal: no systemd journal socket at %s (is "
+                    "systemd-journald running?)" % path)
+    return opts
+
+
+# -- the systemd journal (-Y) ---------------------------------------------------------------
+
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def journal_socket():
+    """The journal's socket: TINYTRACE_JOURNAL_SOCKET, else journald's own."""
+    import os
+    return os.environ.get("TINYTRACE_JOURNAL_SOCKET") or JOURNAL_SOCKET
+
+
+def _is_socket(path):
+    import os
+    import stat
+    try:
+        return stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def journal_datagram(fields):
+    """One entry in journald's native protocol: ``KEY=value\\n`` per field, or, for a
+    value holding a newline, ``KEY\\n`` + its length (u64 little-endian) + the value +
+    ``\\n``."""
+    import struct
+    out = []
+    for key, value in fields:
+        raw = value if isinstance(value, bytes) else str(value).encode("utf-8", "replace")
+        if b"\n" in raw:
+            out.append(key.encode() + b"\n" + struct.pack("<Q", len(raw)) + raw + b"\n")
+        else:
+            out.append(key.encode() + b"=" + raw + b"\n")
+    return b"".join(out)
+
+
+def journal_fields(ip, pid, comm, laddr, lport, raddr, rport, old, new, span_us, root):
+    """BCC's journal fields for one state change, in order (MESSAGE last)."""
+    import time
+    from tinytrace.output.escape import escape
+    fam = "IPV6" if ip == 6 else "IPV4"
+    name = escape(comm)
+    fields = [("SYSLOG_IDENTIFIER", "tcpstates"), ("PRIORITY", 5),
+              ("_SOURCE_REALTIME_TIMESTAMP", int(time.time() * 1000000)),
+              ("OBJECT_PID", pid)]
+    if not root:
+        fields.append(("OBJECT_COMM", name))
+    old_name, new_name = _state_name(old), _state_name(new)
+    fields += [("OBJECT_%s_SOURCE_ADDRESS" % fam, laddr), ("OBJECT_TCP_SOURCE_PORT", lport),
+               ("OBJECT_%s_DESTINATION_ADDRESS" % fam, raddr),
+               ("OBJECT_TCP_DESTINATION_PORT", rport),
+               ("OBJECT_TCP_OLD_STATE", old_name), ("OBJECT_TCP_NEW_STATE", new_name),
+               ("OBJECT_TCP_SPAN_TIME", span_us),
+               ("MESSAGE", u"%s %s %d \u2192 %s %d %s \u2192 %s" % (
+                   name, laddr, lport, raddr, rport, old_name, new_name))]
+    return fields
+
+
+class Journal(object):
+    """Sends entries to the journal's socket; the first failure is reported on stderr."""
+
+    def __init__(self, path):
+        import os
+        import socket
+        self.path = path
+        self.root = os.geteuid() == 0
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.failed = False
+
+    def send(self, fields):
+        try:
+            self.sock.sendto(journal_datagram(fields), self.path)
+        except OSError as e:
+            if not self.failed:
+                import sys
+                self.failed = True
+                sys.stderr.write("tcpstates: cannot log to the journal at %s: %s\n"
+                                 % (self.path, e.strerror or e))
+                sys.stderr.flush()
+
+    def close(self):
+        self.sock.close()
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -107,10 +209,11 @@ def _state_name(n):
 
 
 class Printer(object):
-    def __init__(self, opts, out):
+    def __init__(self, opts, out, journal=None):
         from tinytrace.tooldata import TimeColumns, pick_layout
         self.opts = opts
         self.out = out
+        self.journal = journal
         self.times = TimeColumns(opts, "spaced", opts.csv)
         self.head, self.row = pick_layout(opts, (HEADER, ROW), (WIDE_HEADER, WIDE_ROW),
                                           (CSV_HEADER, CSV_ROW))
@@ -130,6 +233,9 @@ class Printer(object):
         o = self.opts
         ip = td.ip_of(index)
         ms = span / 1e6
+        if self.journal is not None:
+            self.journal.send(journal_fields(ip, pid, comm, laddr, lport, raddr, rport, old,
+                                             new, span // 1000, self.journal.root))
         if o.json:
             from tinytrace.output import jsonl
             rec = self.times.record(ts)
@@ -154,5 +260,10 @@ def main(argv):
     opts = parse_args(argv)
     toolkit.require_privileges()
     script = Script(script_text(opts), tool="tcpstates")
-    return toolkit.snoop(opts, script, Printer(opts, sys.stdout),
-                         "Tracing TCP state changes ... Hit Ctrl-C to end")
+    journal = Journal(journal_socket()) if opts.journal else None
+    try:
+        return toolkit.snoop(opts, script, Printer(opts, sys.stdout, journal),
+                             "Tracing TCP state changes ... Hit Ctrl-C to end")
+    finally:
+        if journal is not None:
+            journal.close()

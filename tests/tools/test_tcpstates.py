@@ -159,8 +159,120 @@ def test_csv_and_wide_layouts():
     assert mine and all(c[3] == "6" for c in mine), run.stdout
 
 
+class _JournalSocket(object):
+    """A datagram socket bound where the tool is told the journal is
+    (TINYTRACE_JOURNAL_SOCKET), drained by a thread while the tool runs: the kernel queues
+    only a few datagrams for a receiver that does not read (net.unix.max_dgram_qlen)."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.datagrams = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self):
+        import socket
+        while True:
+            try:
+                self.datagrams.append(self.sock.recv(65536))
+            except socket.timeout:
+                if self._stop.is_set():
+                    return
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(10)
+        self.sock.close()
+
+
+def _journal_entry(data):
+    """The fields of one native-protocol datagram (both value forms)."""
+    import struct
+    fields = {}
+    i = 0
+    while i < len(data):
+        nl = data.index(b"\n", i)
+        line = data[i:nl]
+        if b"=" in line:
+            key, _, value = line.partition(b"=")
+            i = nl + 1
+        else:
+            key = line
+            n = struct.unpack_from("<Q", data, nl + 1)[0]
+            value = data[nl + 9:nl + 9 + n]
+            assert data[nl + 9 + n:nl + 10 + n] == b"\n", data
+            i = nl + 10 + n
+        fields[key.decode()] = value.decode("utf-8")
+    return fields
+
+
+def test_journal_gets_one_entry_per_change(tmp_path):
+    journal = _JournalSocket(str(tmp_path / "journal.sock"))
+    try:
+        with tcp_sessions() as w:
+            port4 = w.ports[4]
+            run = ToolRun(["tcpstates", "-Y", "-4", "-D", str(port4)], ready="SKADDR",
+                          env={"TINYTRACE_JOURNAL_SOCKET": journal.path})
+            try:
+                run.started()
+                rec = w.go()
+            finally:
+                rc = run.stop()
+    finally:
+        journal.close()
+    assert rc == 0, run.stderr
+    assert "journal" not in run.stderr, run.stderr
+    entries = [_journal_entry(d) for d in journal.datagrams]
+    # the journal gets what stdout shows: the IPv4 client's changes, in order
+    ev = _events(run.stdout)
+    assert len(entries) == len(ev) and ev, (entries, run.stdout)
+    assert [[e["OBJECT_TCP_OLD_STATE"], e["OBJECT_TCP_NEW_STATE"]] for e in entries] == \
+        rec.states["client"], entries
+    srv = [s for s in rec.sessions if s["family"] == 4][0]["server"]
+    for e, line in zip(entries, ev):
+        assert e["SYSLOG_IDENTIFIER"] == "tcpstates" and e["PRIORITY"] == "5", e
+        assert int(e["_SOURCE_REALTIME_TIMESTAMP"]) > 0
+        assert e["OBJECT_IPV4_DESTINATION_ADDRESS"] == line["raddr"] == srv["addr"], e
+        assert int(e["OBJECT_TCP_DESTINATION_PORT"]) == port4
+        assert e["OBJECT_IPV4_SOURCE_ADDRESS"] == line["laddr"]
+        assert int(e["OBJECT_TCP_SOURCE_PORT"]) == line["lport"]
+        assert int(e["OBJECT_PID"]) == line["pid"]
+        # the span in microseconds; the line's MS has 3 decimals of the same nanoseconds
+        assert abs(int(e["OBJECT_TCP_SPAN_TIME"]) / 1000.0 - line["ms"]) <= 0.002, (e, line)
+        assert e["MESSAGE"] == "%s %s %d \u2192 %s %d %s \u2192 %s" % (
+            line["comm"], line["laddr"], line["lport"], line["raddr"], line["rport"],
+            line["old"], line["new"]), e
+        # root: journald fills OBJECT_COMM in from OBJECT_PID (as with BCC)
+        assert "OBJECT_COMM" not in e
+    assert entries[0]["OBJECT_PID"] == str(rec.pid)
+
+
+def test_journal_datagram_value_with_a_newline():
+    from tinytrace.tools import tcpstates
+    data = tcpstates.journal_datagram([("A", "x"), ("B", b"two\nlines"), ("C", 7)])
+    assert data == b"A=x\nB\n\x09\x00\x00\x00\x00\x00\x00\x00two\nlines\nC=7\n"
+    assert _journal_entry(data) == {"A": "x", "B": "two\nlines", "C": "7"}
+
+
+def test_journal_without_a_socket_is_one_line_exit_2(tmp_path):
+    plain = tmp_path / "not-a-socket"
+    plain.write_text("")
+    for path in (str(tmp_path / "missing"), str(plain)):
+        rc, out, err = run_tool(["tcpstates", "-Y"],
+                                env={"TINYTRACE_JOURNAL_SOCKET": path})
+        lines = [l for l in err.splitlines() if l.strip()]
+        assert rc == 2 and out == "" and len(lines) == 1, (path, err)
+        assert "no systemd journal socket at " + path in lines[0], err
+
+
 def test_bad_options_are_one_line_exit_2():
-    for args in (["-L", "80,x"], ["-D", "99999"], ["-4", "-6"], ["-Y"]):
+    for args in (["-L", "80,x"], ["-D", "99999"], ["-4", "-6"]):
         rc, out, err = run_tool(["tcpstates"] + args)
         assert rc == 2, (args, err)
         lines = [l for l in err.splitlines() if l.strip()]
@@ -171,3 +283,4 @@ def test_help_has_examples():
     rc, out, err = run_tool(["tcpstates", "-h"])
     assert rc == 0
     assert "examples:" in out and "tcpstates -stT" in out
+    assert "tcpstates -Y" in out and "systemd journal" in out
