@@ -98,3 +98,23 @@ def test_config_sizes_the_maps(capsys):
     assert "; map m.c: percpu_hash key 8 value 8 entries 100" in out, out
     assert "; map stacks5: stack_trace key 4 value 40 entries 7" in out, out
     assert "; map stacks127: stack_trace key 4 value 1016 entries 7" in out, out
+
+
+@pytest.mark.parametrize("machine,size", [("x86_64", 8), ("armv7l", 4)])
+def test_argv_pointers_have_the_kernel_word_size(machine, size, monkeypatch, capsys):
+    """``args->argv[i]`` reads a pointer from user memory: 4 bytes at a 4-byte stride on a
+    32-bit kernel (the armhf guests printed garbage arguments when it read 8)."""
+    _tracefs_or_skip()
+    from tinytrace.kernel import arch, tracefs
+    if not tracefs.exists("syscalls", "sys_enter_execve"):
+        pytest.skip("no sys_enter_execve tracepoint")
+    monkeypatch.setattr(arch, "_uname_machine", lambda: machine)
+    assert command.main(["-d", "-e", 't:syscalls:sys_enter_execve '
+                         '{ printf("%s\\n", str(args->argv[3])); }']) == 0
+    text = capsys.readouterr().out
+    # the element's address: argv + 3 * size, then a probe_read_user of size bytes
+    lines = text.splitlines()
+    at = [i for i, l in enumerate(lines) if "call bpf_probe_read_user#" in l]
+    assert at, text
+    before = "\n".join(lines[max(0, at[0] - 6):at[0] + 1])
+    assert "+= %d\n" % (3 * size) in before and "r2 = %d\n" % size in before, before

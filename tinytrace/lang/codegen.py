@@ -952,14 +952,21 @@ class ProgramGen:
         """``*p`` or ``p[i]``: read one value through a pointer with probe_read."""
         b = self.b
         p = self.reg(self.value(ptr_expr))
+        # a pointer stored in memory (argv[i]) has the kernel's word size: 4 bytes on a
+        # 32-bit kernel, whose programs are 32-bit too
+        size = _memory_pointer_size() if isinstance(ty, PtrT) else ty.size
         if index_expr is not None:
             idx = self.convert(self.value(index_expr), index_expr.ty, INT64)
-            scaled = self.arith("*", idx, INT64, Imm(ty.size), INT64, INT64, INT64)
+            scaled = self.arith("*", idx, INT64, Imm(size), INT64, INT64, INT64)
             p = self.arith("+", p, UINT64, scaled, INT64, UINT64, UINT64)
             p = self.reg(p)
         m = self.alloc(8)
         b.store_imm(m.base, m.off, 0, 8)
-        b.call(self.comp.target.read_helper(user, False), self._ptr(m), ("imm", ty.size), p)
+        b.call(self.comp.target.read_helper(user, False), self._ptr(m), ("imm", size), p)
+        if size != ty.size:
+            r = b.vreg()
+            b.load(r, m.base, m.off, size)
+            return r
         return self.load_scalar(m, ty)
 
     # -- kernel structs (BTF) ---------------------------------------------------------------
@@ -1137,3 +1144,12 @@ def _describe_stmt(s):
     if isinstance(s, ast.ExprStmt) and isinstance(s.expr, ast.Call):
         return "%s()" % s.expr.name
     return "this statement"
+
+
+def _memory_pointer_size():
+    """Bytes of a pointer read from memory (``argv[i]``): the kernel's word."""
+    try:
+        from tinytrace.kernel import arch
+        return arch.kernel_long_size()
+    except Exception:
+        return 8
