@@ -186,10 +186,15 @@ class Printer(object):
 
     def __init__(self, opts, out):
         import time
+        from tinytrace.output.escape import escape
         self.opts = opts
         self.out = out
         self.pending = {}
         self.start = time.time()
+        # bound once: an import statement per line costs microseconds on a cache that the
+        # exec just before it has made cold
+        self._time = time
+        self._escape = escape
 
     def header(self):
         o = self.opts
@@ -228,8 +233,8 @@ class Printer(object):
             self.emit(pid, ret, comm, *entry)
 
     def emit(self, pid, ret, comm, uid, ppid, args, truncated):
-        import time
-        from tinytrace.output.escape import escape
+        time = self._time
+        escape = self._escape
         o = self.opts
         if o.name is not None and not o.name.search(comm):
             return
@@ -250,9 +255,13 @@ class Printer(object):
                        args=[jsonl.text(x) for x in args], truncated=truncated)
             jsonl.write(rec, self.out)
             return
-        shown = [escape(x) for x in args] + (["..."] if truncated else [])
         if o.quote:
-            shown = ['"%s"' % x.replace('"', '\\"') for x in shown]
+            shown = [escape(x) for x in args] + (["..."] if truncated else [])
+            shown = " ".join('"%s"' % x.replace('"', '\\"') for x in shown)
+        else:
+            # one escape() of the joined arguments: a space never continues a UTF-8
+            # sequence, so this is the join of the arguments escaped one by one
+            shown = escape(b" ".join(args)) + (" ..." if truncated else "")
         line = ""
         if o.time:
             line += "%-9s" % time.strftime("%H:%M:%S")
@@ -261,7 +270,7 @@ class Printer(object):
         if o.print_uid:
             line += "%-6d" % uid
         line += "%-16s %-7d %-7s %3d %s" % (escape(comm), pid, ppid if ppid else "?", ret,
-                                             " ".join(shown))
+                                             shown)
         self.out.write(line + "\n")
         self.out.flush()
 
