@@ -308,6 +308,43 @@ def has_btf():
     return btf.available()
 
 
+def has_kprobes():
+    """The kernel can make kprobes (the kprobe PMU or tracefs kprobe_events) and the tool may
+    use them: ``TINYTRACE_TARGET=kprobes=0`` makes tools take their tracepoint variant on
+    any kernel.  False when it cannot be found out (e.g. tracefs unreadable)."""
+    if target_disables("kprobes"):
+        return False
+    try:
+        from tinytrace.kernel import kprobes
+        return kprobes.method() is not None
+    except Exception:
+        return False
+
+
+def traceable_functions(names):
+    """The subset of ``names`` that tracefs's available_filter_functions lists (what BCC's
+    ``get_kprobe_functions`` checks: a function the compiler inlined everywhere is missing
+    there).  One read of the file; an empty set when it cannot be read."""
+    import re
+    from tinytrace.kernel import kprobes, tracefs
+    try:
+        with open(tracefs.path(kprobes.AVAILABLE)) as f:
+            text = f.read()
+    except Exception:
+        return set()
+    return set(n for n in names
+               if re.search(r"^%s(?:\s|$)" % re.escape(n), text, re.M) is not None)
+
+
+def tracepoint_exists(category, name):
+    """``category:name`` is a tracepoint of this kernel (False when tracefs is unreadable)."""
+    try:
+        from tinytrace.kernel import tracefs
+        return tracefs.exists(category, name)
+    except Exception:
+        return False
+
+
 def hhmmss():
     return time.strftime("%H:%M:%S")
 
