@@ -109,7 +109,8 @@ def test_software_event_per_cpu():
     with maps.Map.create("array", 4, 8, 1) as m:
         code = c.join(
             c.st_w(10, -4, 0), c.ld_map_fd(1, m.fd), c.mov64_reg(2, 10), c.add64_imm(2, -4),
-            c.call(c.MAP_LOOKUP_ELEM), c.jeq_imm(0, 0, 2), c.mov64_imm(1, 1),
+            c.call(c.MAP_LOOKUP_ELEM),
+            c.jeq_imm(0, 0, 1 + len(c.atomic_add_dw(0, 0, 1)) // 8), c.mov64_imm(1, 1),
             c.atomic_add_dw(0, 0, 1), c.mov64_imm(0, 0), c.exit_())
         with progs.load(code, "perf_event", "t_prof") as p:
             g = attach.profile(p, frequency=999)

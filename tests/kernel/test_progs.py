@@ -175,3 +175,11 @@ def test_rejection_shows_the_assembler_text_and_comment():
     assert e.value.index == 3
     assert e.value.insn_text == "r0 = r3  ; script.bt:3:5"
     assert "at insn 3: r0 = r3  ; script.bt:3:5" in str(e.value)
+
+
+def test_a_jit_refusal_is_not_blamed_on_the_verifier():
+    # 32-bit ARM's JIT returns ENOTSUPP (524) for atomics after the verifier said yes
+    e = progs.VerifierError("cnt", 524, "processed 9 insns", None, None, "processed 9 insns")
+    text = str(e)
+    assert "JIT cannot compile" in text and "524" in text and "atomic" in text, text
+    assert "Unknown error" not in text and "verifier rejected" not in text, text

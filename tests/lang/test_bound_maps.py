@@ -38,6 +38,9 @@ def test_has_key_sees_what_the_owner_put_in_the_map(bpf):
 
 
 def test_cgroup_and_mount_namespace_keys(bpf):
+    from tinytrace import toolkit
+    if not toolkit.has_btf():
+        pytest.skip("curtask->nsproxy needs kernel BTF")
     from tests.tools.containers import mntns_id
     with maps.Map.create("hash", 8, 8, 16) as cg, maps.Map.create("hash", 8, 8, 16) as ns:
         text = _getppid_script("has_key(@cg, cgroup) && "

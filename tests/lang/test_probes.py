@@ -470,8 +470,16 @@ def test_watchpoint_counts_writes(tmp_path):
                             universal_newlines=True)
     try:
         addr = proc.stdout.readline().strip()
-        t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:4:w { @[probe] = count(); }"
-                    % addr])
+        try:
+            t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:4:w { @[probe] = count(); }"
+                        % addr])
+        except AssertionError as e:
+            # qemu's emulated Cortex-A15 (the armhf guest) offers the breakpoint PMU but
+            # refuses every watchpoint; the tool's one line says so
+            if os.uname().machine.startswith("arm") and "perf_event_open() (type 5" in str(e) \
+                    and "Invalid argument" in str(e) and "Traceback" not in str(e):
+                pytest.skip("this CPU refuses hardware watchpoints: %s" % str(e).strip())
+            raise
         proc.stdin.write("go\n")
         proc.stdin.flush()
         assert proc.stdout.readline() == "done\n"

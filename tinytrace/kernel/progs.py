@@ -42,6 +42,9 @@ def attach_type_number(attach_type):
     return bpf.ATTACH_TYPES[k]
 
 
+ENOTSUPP = 524   # kernel-internal errno: what a JIT returns for an instruction it lacks
+
+
 class VerifierError(KernelError):
     """The kernel's verifier refused a program.
 
@@ -64,6 +67,15 @@ class VerifierError(KernelError):
         import os
         what = "the BPF verifier rejected program %r" % self.name if self.name else \
             "the BPF verifier rejected the program"
+        if self.errno == ENOTSUPP:
+            # the verifier accepted the program; the JIT could not translate it and this
+            # kernel has no interpreter to fall back on (CONFIG_BPF_JIT_ALWAYS_ON)
+            return "\n".join([
+                "%s: the kernel's BPF JIT cannot compile it (error 524, ENOTSUPP)" % (
+                    "the kernel refused program %r" % self.name if self.name else
+                    "the kernel refused the program"),
+                "  reason: an instruction this architecture's JIT lacks (32-bit ARM's JIT has "
+                "no atomic operations); the verifier itself accepted the program"])
         lines = ["%s (%s)" % (what, os.strerror(self.errno) if self.errno else "error")]
         if self.index is not None:
             lines.append("  at insn %d: %s" % (self.index, self.insn_text or "?"))
