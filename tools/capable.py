@@ -140,8 +140,8 @@ def script_text(opts, self_pid, container=""):
 
 def kprobe_script_text(opts, self_pid, container="", opts_bits=True):
     """The kprobe script: the entry keeps (cap, audit, insetid[, stacks]) per thread, the
-    return prints them with the result.  ``opts_bits``: arg3 is the CAP_OPT_* bit mask
-    (Linux 5.1+), else the audit flag itself (INSETID then -1)."""
+    return prints them with the result (written first: see the end).  ``opts_bits``: arg3
+    is the CAP_OPT_* bit mask (Linux 5.1+), else the audit flag itself (INSETID then -1)."""
     tests = _tests(opts, self_pid, container)
     if opts_bits:
         audit = "(arg3 & %d) == 0" % CAP_OPT_NOAUDIT
@@ -161,7 +161,11 @@ def kprobe_script_text(opts, self_pid, container="", opts_bits=True):
                    ["$c.%d" % (4 + i) for i in range(len(stacks))])
     ret = ("kretprobe:cap_capable\n/@capargs[tid].0 != 0/\n{\n\t$c = @capargs[tid];\n"
            "\tdelete(@capargs[tid]);\n\t%s\n}\n" % emit)
-    return entry + ret
+    # The kretprobe comes first: then the entry program runs before the kretprobe's own
+    # entry handler swaps the return address for the trampoline, and -K stacks are whole
+    # on 32-bit ARM, whose unwinder stops at the trampoline (measured on the armhf guest's
+    # 6.1: cap_capable, __kretprobe_trampoline and nothing else the other way round).
+    return ret + entry
 
 
 def verdict(ret):

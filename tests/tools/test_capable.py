@@ -129,49 +129,77 @@ def test_help_names_the_variant():
         assert "This kernel: tracepoint capability:cap_capable" in out and "audit flag" in out
 
 
-SETUID_CHILD = """
-import os, sys
-sys.stdout.write("ready\\n"); sys.stdout.flush()
+CHECKS_CHILD = r"""
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+sys.stdout.write("ready\n"); sys.stdout.flush()
 sys.stdin.readline()
-os.setuid(0)
+done = []
+def check(cap, mark, fn):
+    try:
+        fn()
+        done.append([cap, mark, 0])
+    except OSError as e:
+        done.append([cap, mark, e.errno])
+def libc_call(name, *args):
+    if getattr(libc, name)(*args) != 0:
+        raise OSError(ctypes.get_errno(), name)
+check(7, "setuid", lambda: os.setuid(0))
+check(21, "unshare", lambda: libc_call("unshare", 0x04000000))
+check(21, "sethostname", lambda: libc_call("sethostname", b"tt-capable", 10))
+check(7, "setuid", lambda: os.setuid(65534))
+check(7, "setuid", lambda: os.setuid(0))
+sys.stdout.write(json.dumps(done) + "\n"); sys.stdout.flush()
 """
 
 
 @pytest.mark.guest_safe
 @pytest.mark.kprobes
 def test_kprobes_audit_and_insetid():
-    """With kprobes, BCC's columns: the workload's checks are audited (AUDIT 1, shown without
-    -v); a root setuid(0) checks CAP_SETUID with CAP_OPT_INSETID (INSETID 1)."""
+    """With kprobes, BCC's columns.  A root child checks CAP_SETUID by setuid(0) (allowed,
+    with CAP_OPT_INSETID), CAP_SYS_ADMIN by unshare(CLONE_NEWUTS) and sethostname (allowed,
+    no INSETID), then setuid(65534), which drops its capabilities, and setuid(0) again
+    (denied).  Each is audited, so shown without -v (AUDIT 1), in order, with its INSETID and
+    verdict; the kernel stack names the syscall."""
     if _variant() != "kprobe":
         pytest.skip("this kernel has no kprobes")
-    child = subprocess.Popen([sys.executable, "-c", SETUID_CHILD], stdin=subprocess.PIPE,
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    child = subprocess.Popen([sys.executable, "-c", CHECKS_CHILD], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline() == "ready\n"
-        with capabilities() as w:
-            run = ToolRun(["capable", "-x", "-K"], ready=HEADER)
-            try:
-                run.started(STARTUP)
-                rec = w.go()
-                child.stdin.write("go\n")
-                child.stdin.flush()
-                assert child.wait(60) == 0
-            finally:
-                rc = run.stop()
+        run = ToolRun(["capable", "-x", "-K", "-p", str(child.pid)], ready=HEADER)
+        try:
+            run.started(STARTUP)
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            done = json.loads(child.stdout.readline())
+            assert child.wait(60) == 0
+        finally:
+            rc = run.stop()
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
     assert rc == 0, run.stderr
+    assert [d[2] for d in done] == [0, 0, 0, 0, 1], done       # the last one: EPERM
+    lines = run.stdout.splitlines()
+    assert lines[0].split() == ["TIME", "UID", "PID", "TID", "COMM", "CAP", "NAME", "AUDIT",
+                                "INSETID", "VERDICT"], run.stdout
     events = _events(run.stdout)
     assert all(cols["AUDIT"] == "1" for cols, _ in events), run.stdout   # no -v: audited only
-    mine = [e for e in events if int(e[0]["PID"]) == rec.pid]
     pos = 0
-    for check in rec.checks:
-        pos = _find(mine, check, pos) + 1
-        assert mine[pos - 1][0]["INSETID"] == "0", mine[pos - 1]
-    setuid = [cols for cols, stack in events if int(cols["PID"]) == child.pid and
-              cols["CAP"] == "7" and any("setuid" in f for f in stack)]
-    assert setuid, run.stdout
-    assert setuid[0]["NAME"] == "CAP_SETUID" and setuid[0]["INSETID"] == "1" and \
-        setuid[0]["VERDICT"] == "allow", setuid
+    for (cap, mark, err), insetid in zip(done, ("1", "0", "0", "1", "1")):
+        for i in range(pos, len(events)):
+            cols, stack = events[i]
+            if int(cols["CAP"]) == cap and any(mark in f for f in stack):
+                assert cols["NAME"] == {7: "CAP_SETUID", 21: "CAP_SYS_ADMIN"}[cap], cols
+                assert cols["INSETID"] == insetid, (mark, cols)
+                assert cols["VERDICT"] == ("deny" if err else "allow"), (mark, cols)
+                assert int(cols["PID"]) == child.pid, cols
+                pos = i + 1
+                break
+        else:
+            raise AssertionError("%s check (CAP %d) not found after event %d:\n%s" % (
+                mark, cap, pos, run.stdout))
