@@ -1,12 +1,20 @@
 """tcptop: TCP send/receive throughput by connection and process, refreshed every interval,
 like BCC's tcptop.
 
-BCC uses kprobes on ``tcp_sendmsg()`` and ``tcp_cleanup_rbuf()``.  This version uses the
-socket-layer tracepoints ``sock:sock_send_length`` and ``sock:sock_recv_length``, filtered
-to TCP over IPv4/IPv6: they fire in the calling process with the number of bytes the
-send/receive call actually moved (BCC's send side counts the size *asked* for).  So the
+Two kernel sides, picked at run time from what the kernel has (``variant()``):
+
+**tracepoints** ``sock:sock_send_length`` and ``sock:sock_recv_length`` (Linux 6.3+),
+filtered to TCP over IPv4/IPv6: they fire in the calling process with the number of bytes
+the send/receive call actually moved (BCC's send side counts the size *asked* for).  So the
 figures are application bytes per process and connection; kernel-internal senders (e.g.
 an NFS client) do not appear, and peeked data (MSG_PEEK) is not counted.
+
+**kprobes**, BCC's, where those tracepoints are missing (Debian's 6.1) and the kernel has
+kprobes: ``tcp_sendmsg(sk, msg, size)`` counts ``size`` (the size asked for) and
+``tcp_cleanup_rbuf(sk, copied)`` counts ``copied`` when it is above 0 (what a receive
+copied to the application; as in BCC, MSG_PEEK reads are counted too).
+``TINYTRACE_TARGET=sock_length=0`` takes this variant on a kernel that has both (tests);
+a kernel with neither gets one line saying what is missing.
 
 The connection's addresses and ports are read from the socket
 (``sock.__sk_common.skc_rcv_saddr``, ``skc_daddr``, ``skc_v6_*``, ``skc_dport`` and
@@ -28,16 +36,24 @@ containers (``toolkit.container_filter``): one more test in each probe's filter.
 """
 
 SUMMARY = "TCP send/receive throughput by process and connection, per interval"
-PROBES = ("tracepoint:sock:sock_send_length", "tracepoint:sock:sock_recv_length")
+PROBES = ("tracepoint:sock:sock_send_length", "tracepoint:sock:sock_recv_length",
+          "kprobe:tcp_sendmsg", "kprobe:tcp_cleanup_rbuf")
 NEEDS = ("btf",)
 
 DESCRIPTION = """\
 Summarize TCP send/recv throughput by host
 
-Probes: tracepoints sock:sock_send_length and sock:sock_recv_length: the bytes each send
-and receive call moved, in the calling process (BCC uses kprobes on tcp_sendmsg and
-tcp_cleanup_rbuf).  Connection ends are read from the socket through the kernel's BTF.
+This kernel: %s.  Connection ends are read from the socket through the kernel's BTF.
 """
+
+VARIANT_TEXT = {
+    "tracepoint": "tracepoints sock:sock_send_length and sock:sock_recv_length, the bytes each "
+                  "send and receive call moved, in the calling process (BCC uses kprobes on "
+                  "tcp_sendmsg and tcp_cleanup_rbuf)",
+    "kprobe": "kprobes on tcp_sendmsg (the size asked for) and tcp_cleanup_rbuf (the bytes a "
+              "receive copied), as BCC (no sock:sock_send_length/sock_recv_length "
+              "tracepoints here)",
+}
 
 EXAMPLES = """\
     tinytrace tcptop           # trace TCP send/recv by host
@@ -50,9 +66,12 @@ EXAMPLES = """\
 MSG_PEEK = 2
 
 
-def parse_args(argv):
+def parse_args(argv, kind=None):
     from tinytrace import toolkit
-    p = toolkit.ArgumentParser("tcptop", DESCRIPTION, EXAMPLES)
+    if kind is None:
+        kind = variant()
+    p = toolkit.ArgumentParser("tcptop", DESCRIPTION % VARIANT_TEXT.get(kind, MISSING),
+                               EXAMPLES)
     p.add_argument("-C", "--noclear", action="store_true", help="don't clear the screen")
     p.add_argument("-S", "--nosummary", action="store_true", help="skip system summary line")
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
@@ -61,7 +80,9 @@ def parse_args(argv):
     toolkit.add_container_filters(p)
     toolkit.add_json(p)
     toolkit.add_interval_options(p, interval=1)
-    return p.parse_args(argv)
+    opts = p.parse_args(argv)
+    opts.variant = kind
+    return opts
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -85,6 +106,31 @@ tracepoint:sock:%(event)s
 }
 """
 
+KPROBE = r"""
+kprobe:%(func)s
+/(%(family)s == %(af_inet)d || %(family)s == %(af_inet6)d)%(filter)s/
+{
+	$sk = (struct sock *)arg0;
+	$lport = ((struct inet_sock *)arg0)->inet_sport;
+	$dport = $sk->__sk_common.skc_dport;
+	$n = (uint64)%(bytes)s;
+	if ($sk->__sk_common.skc_family == %(af_inet)d) {
+		@%(map)s4[$sk->__sk_common.skc_rcv_saddr, $sk->__sk_common.skc_daddr, pid, $lport,
+		         $dport, comm] = sum($n);
+	} else {
+		@%(map)s6[$sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8,
+		         $sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, pid, $lport, $dport, comm] =
+			sum($n);
+	}
+}
+"""
+
+# tcp_sendmsg(sk, msg, size): the size asked for; tcp_cleanup_rbuf(sk, copied): the bytes a
+# receive copied (BCC: only when copied > 0)
+KPROBES = (("tcp_sendmsg", "send", "arg2", ""), ("tcp_cleanup_rbuf", "recv", "(int32)arg1",
+                                                 " && (int32)arg1 > 0"))
+SOCK_FAMILY = "((struct sock *)arg0)->__sk_common.skc_family"
+
 # the maps: bytes per direction and family, keyed (laddr, raddr, pid, lport, rport, comm)
 MAPS = (("tx_bytes", 4, "@send4"), ("tx_bytes", 6, "@send6"), ("rx_bytes", 4, "@recv4"),
         ("rx_bytes", 6, "@recv6"))
@@ -100,12 +146,42 @@ def check_btf():
                           "this kernel has none (CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
 
 
-def script_text(opts, container=""):
-    """``container``: the --cgroupmap/--mntnsmap test (``toolkit.container_filter``)."""
+def variant():
+    """"tracepoint" where the kernel has sock:sock_send_length and sock_recv_length (they
+    count the bytes moved), else "kprobe" where it has kprobes (BCC's tcp_sendmsg and
+    tcp_cleanup_rbuf), else None."""
+    from tinytrace import toolkit
+    if all(toolkit.tracepoint_exists("sock", e) for e in ("sock_send_length",
+                                                          "sock_recv_length")):
+        if not toolkit.target_disables("sock_length"):
+            return "tracepoint"
+    if toolkit.has_kprobes():
+        return "kprobe"
+    return None
+
+
+MISSING = ("tcptop needs the tracepoints sock:sock_send_length and sock:sock_recv_length "
+           "(Linux 6.3+) or kprobes (on tcp_sendmsg and tcp_cleanup_rbuf, as BCC), and this "
+           "kernel has neither: a kernel built with CONFIG_KPROBES and CONFIG_KPROBE_EVENTS, "
+           "or a newer one, would do")
+
+
+def _filters(opts, container, family_field):
     from tinytrace import tooldata as td
     pid = " && pid == %d" % opts.pid if opts.pid else ""
     if container:
         pid += " && " + container
+    family = td.family_test(opts, family_field)
+    if family:
+        pid += " && " + family
+    return pid
+
+
+def script_text(opts, container=""):
+    """The tracepoint script.  ``container``: the --cgroupmap/--mntnsmap test
+    (``toolkit.container_filter``)."""
+    from tinytrace import tooldata as td
+    pid = _filters(opts, container, "args->family")
     parts = []
     for event, name, extra in (("sock_send_length", "send", ""),
                                ("sock_recv_length", "recv",
@@ -113,6 +189,15 @@ def script_text(opts, container=""):
         parts.append(PROBE % dict(event=event, map=name, af_inet=td.AF_INET,
                                   af_inet6=td.AF_INET6, filter=pid + extra))
     return "".join(parts)
+
+
+def kprobe_script_text(opts, container=""):
+    """BCC's kprobes, for kernels without the sock tracepoints."""
+    from tinytrace import tooldata as td
+    pid = _filters(opts, container, SOCK_FAMILY)
+    return "".join(KPROBE % dict(func=func, map=name, bytes=nbytes, family=SOCK_FAMILY,
+                                 af_inet=td.AF_INET, af_inet6=td.AF_INET6, filter=extra + pid)
+                   for func, name, nbytes, extra in KPROBES)
 
 
 # -- reading and printing -----------------------------------------------------------------
@@ -194,11 +279,15 @@ def main(argv):
     import sys
     from tinytrace import toolkit
     from tinytrace.script import Script
+    from tinytrace.errors import KernelError
     opts = parse_args(argv)
     toolkit.require_privileges()
+    if opts.variant is None:
+        raise KernelError(MISSING)
     check_btf()
     container, maps = toolkit.container_filter(opts)
-    script = Script(script_text(opts, container), tool="tcptop", maps=maps)
+    text = (kprobe_script_text if opts.variant == "kprobe" else script_text)(opts, container)
+    script = Script(text, tool="tcptop", maps=maps)
     with toolkit.Stopper() as stopper, script.start():
         toolkit.announce(opts, "Tracing... Output every %d secs. Hit Ctrl-C to end"
                          % opts.interval)
