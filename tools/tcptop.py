@@ -26,7 +26,7 @@ back (``skc_num`` is 0) while the application still reads the last data it recei
 Bytes are summed in the kernel (``sum()`` maps keyed by addresses, ports, PID and COMM);
 Python sorts and prints them every interval and clears the maps.
 
-Options are BCC's (-C -S -p, interval, count) plus ``-r MAXROWS`` as in BCC's other top
+Options are BCC's (-C -S -p -4 -6, interval, count) plus ``-r MAXROWS`` as in BCC's other top
 tools.  The screen is cleared between intervals only when the output is a terminal.
 
 ``--cgroupmap MAPPATH`` / ``--mntnsmap MAPPATH`` (BCC's container filters, one or the
@@ -59,6 +59,8 @@ EXAMPLES = """\
     tinytrace tcptop           # trace TCP send/recv by host
     tinytrace tcptop -C        # don't clear the screen
     tinytrace tcptop -p 181    # only trace PID 181
+    tinytrace tcptop -4        # trace IPv4 family only
+    tinytrace tcptop -6        # trace IPv6 family only
     tinytrace tcptop -r 10 5   # the 10 busiest connections per family, every 5 s
     tinytrace tcptop --json 1 3  # three 1-second reports as JSON lines
 """
@@ -67,7 +69,7 @@ MSG_PEEK = 2
 
 
 def parse_args(argv, kind=None):
-    from tinytrace import toolkit
+    from tinytrace import toolkit, tooldata
     if kind is None:
         kind = variant()
     p = toolkit.ArgumentParser("tcptop", DESCRIPTION % VARIANT_TEXT.get(kind, MISSING),
@@ -77,6 +79,7 @@ def parse_args(argv, kind=None):
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace this PID only")
     p.add_argument("-r", "--maxrows", type=toolkit.positive_int, default=None,
                    help="maximum rows to print per address family, default: all")
+    tooldata.add_family_options(p)
     toolkit.add_container_filters(p)
     toolkit.add_json(p)
     toolkit.add_interval_options(p, interval=1)

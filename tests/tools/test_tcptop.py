@@ -86,6 +86,15 @@ def test_maxrows_keeps_the_busiest_per_family():
     assert all(c["pid"] == rec.server.pid for c in conns)
 
 
+@pytest.mark.parametrize("option,family", [("-4", 4), ("-6", 6)])
+def test_one_family_only(option, family):
+    rec, run = _run(["--json", option, "-p", "CLIENT", "60"])
+    conns = json.loads(run.stdout.splitlines()[0])["connections"]
+    want = sorted(s["client"]["port"] for s in rec.sessions if s["family"] == family)
+    assert want and sorted(c["lport"] for c in conns) == want, run.stdout
+    assert all(c["ip"] == family for c in conns), conns
+
+
 def test_interval_and_count_end_by_themselves():
     # this test process does no TCP meanwhile: two reports with a blank line each
     rc, out, err = run_tool(["tcptop", "-C", "-S", "-p", str(os.getpid()), "1", "2"],
