@@ -6,15 +6,17 @@ kernel, in a per-CPU hash keyed by syscall number (or by process with -P), and P
 and clears it once per interval -- nothing is sent per call, so the rate of system calls
 does not matter.  With -L, ``raw_syscalls:sys_enter`` stamps the entry time by thread and
 the exit adds the elapsed time (``stats()``: count and total).  Filters (-p, -t, -x, -e,
---syscall, -c) are predicates in the kernel.
+--syscall, -c, --cgroup) are predicates in the kernel.
 
 Syscall names come from tinytrace's own per-architecture table (tinytrace.kernel.abi), so
 no kernel headers are needed.  Calls that never return (exit, exit_group, a successful
 execve's old image) are not counted, as in BCC.  With -P the key is the process ID and its
 name as the kernel reports it at the call (libbpf-tools keeps the name too; BCC reads
 /proc later and prints "[unknown]" for processes that are gone), so a process that renames
-itself or execs shows once per name.  -c takes a cgroup v2 directory (libbpf-tools'
-option), matched against the caller's cgroup ID.
+itself or execs shows once per name.  -c PPID is BCC's: only the children of PPID
+(the caller's ``real_parent``, read through the kernel's BTF).  --cgroup takes a cgroup v2
+directory (libbpf-tools' option, whose short form -c BCC gives to PPID), matched against
+the caller's cgroup ID.
 """
 
 SUMMARY = "system call counts and latencies, per syscall or per process (in-kernel counts)"
@@ -28,7 +30,8 @@ EXAMPLES = """\
     tinytrace syscount -P              # group statistics by pid, not by syscall
     tinytrace syscount -x -i 5         # count only failed syscalls, every 5 seconds
     tinytrace syscount -e ENOENT -i 5  # count only syscalls failed with a given errno
-    tinytrace syscount -c /sys/fs/cgroup/unified/CG  # trace processes in cgroup CG
+    tinytrace syscount -c 181          # look only at the children of process 181
+    tinytrace syscount --cgroup /sys/fs/cgroup/unified/CG  # processes in cgroup CG
     tinytrace syscount --syscall read  # count read() only
     tinytrace syscount -l              # list the syscall names this architecture has
     tinytrace syscount --json -i 1     # one JSON object per second
@@ -42,7 +45,9 @@ def parse_args(argv):
     p = toolkit.ArgumentParser("syscount", "Summarize syscall counts and latencies.", EXAMPLES)
     p.add_argument("-p", "--pid", type=toolkit.positive_int, help="trace only this pid")
     p.add_argument("-t", "--tid", type=toolkit.positive_int, help="trace only this tid")
-    p.add_argument("-c", "--cgroup", metavar="CGROUP", type=_cgroup,
+    p.add_argument("-c", "--ppid", type=toolkit.positive_int,
+                   help="trace only the children of this pid")
+    p.add_argument("--cgroup", metavar="CGROUP", type=_cgroup,
                    help="trace only processes in this cgroup v2 directory")
     p.add_argument("-i", "--interval", type=toolkit.positive_int,
                    help="print summary at this interval (seconds)")
@@ -125,6 +130,8 @@ def script_text(opts):
         who.append("tid == %d" % opts.tid)
     elif opts.pid:
         who.append("pid == %d" % opts.pid)
+    if opts.ppid:
+        who.append("curtask->real_parent->tgid == %d" % opts.ppid)
     if opts.cgroup:
         who.append("cgroup == %d" % opts.cgroup)
     if opts.syscall is not None:
@@ -235,6 +242,12 @@ def main(argv):
         list_syscalls(sys.stdout)
         return 0
     toolkit.require_privileges()
+    if opts.ppid and not toolkit.has_btf():
+        from tinytrace.errors import KernelError
+        from tinytrace.kernel import btf
+        raise KernelError("syscount -c finds a caller's parent through task_struct, which "
+                          "needs the kernel's BTF (%s); this kernel has none "
+                          "(CONFIG_DEBUG_INFO_BTF)" % btf.VMLINUX)
     script = Script(script_text(opts), tool="syscount")
     interval = opts.interval or FOREVER
     count = None

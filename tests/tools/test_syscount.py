@@ -79,7 +79,7 @@ def test_one_syscall_in_a_cgroup():
         def into_cgroup(w):
             with open(os.path.join(path, "cgroup.procs"), "w") as f:
                 f.write(str(w.pid))
-            return ["-c", path]
+            return ["--cgroup", path]
         run, rec = _trace(["--syscall", "getppid", "-L"], setup=into_cgroup)
     finally:
         _rmdir(path)
@@ -87,6 +87,15 @@ def test_one_syscall_in_a_cgroup():
     assert list(table) == ["getppid"], run.stdout      # the test's own calls are elsewhere
     assert table["getppid"][0] == rec.counts.getppid
     assert "TIME (us)" in run.stdout
+
+
+def test_children_of_a_pid():
+    # BCC's -c PPID: the workload is a child of this process; the tracer is one too, but
+    # makes no getppid() calls
+    run, rec = _trace(["--syscall", "getppid"], setup=lambda w: ["-c", str(os.getpid())])
+    assert _table(run.stdout) == {"getppid": [rec.counts.getppid]}, run.stdout
+    run, rec = _trace(["--syscall", "getppid"], setup=lambda w: ["-c", str(os.getppid())])
+    assert "getppid" not in _table(run.stdout), run.stdout
 
 
 def _rmdir(path):
@@ -139,3 +148,10 @@ def test_bad_options_are_one_line_exit_2(args, word):
 def test_help_has_examples():
     rc, out, err = run_tool(["syscount", "-h"])
     assert rc == 0 and "examples:" in out and "syscount -L" in out
+
+
+def test_children_of_a_pid_without_btf_is_one_line():
+    rc, out, err = run_tool(["syscount", "-c", "1", "-d", "1"],
+                            env={"TINYTRACE_TARGET": "btf=0"})
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc == 1 and len(lines) == 1 and "BTF" in lines[0], err
