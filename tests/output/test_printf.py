@@ -95,7 +95,17 @@ def test_compiled_formats_match_one_spec_at_a_time():
             format_spec(sp, a, escape) + frag
             for sp, a, frag in zip(f.specs, args, f.fragments[1:]))
         assert f.format(args, escape=escape) == want
-    for n in range(2, 12):
+    # the inline short paths and their fallbacks: out-of-range and non-int values,
+    # bytes with NUL or control characters, str
+    f = Format("%d|%u|%s|%s|%s|%u|%d\n")
+    args = [1 << 63, -1, b"plain", b"tab\there\0junk", "str\x1b", 1 << 64, b"\x01\x02"]
+    for escape in (False, True):
+        want = "".join(format_spec(sp, a, escape) + frag
+                       for sp, a, frag in zip(f.specs, args, f.fragments[1:]))
+        assert f.format(args, escape=escape) == want
+    assert f.format(args) == ("-9223372036854775808|18446744073709551615|plain|tab\there|"
+                              "str\x1b|0|513\n")
+    for n in range(1, 12):
         f = Format(" ".join(["%d"] * n) + "%%")
         assert f.format(list(range(n))) == " ".join(map(str, range(n))) + "%"
         for wrong in (n - 1, n + 1):

@@ -426,16 +426,8 @@ class Format(object):
                 if args:
                     raise ValueError(check(len(args)))
                 return text
-        elif nspecs == 1:
-            c0 = convs[0]
-            first = frags[0]
-
-            def f(args):
-                if len(args) != 1:
-                    raise ValueError(check(len(args)))
-                return first + c0(args[0]) + last
         else:
-            f = _join_function(frags, convs, check)
+            f = _join_function(frags, self.specs, convs, check)
         self._compiled[bool(escape)] = f
         return f
 
@@ -455,22 +447,44 @@ class Format(object):
         return self.compile(escape)(args)
 
 
-def _join_function(frags, convs, check):
-    """``f(args)`` for two or more specifiers: the arguments unpacked into locals, each
-    converted, and put into the literal text with one ``%`` operation (the function is
-    generated for its number of arguments, so no loop runs per event)."""
+def _inline(spec, i):
+    """The short path of ``converter`` for argument ``a<i>`` as an expression, falling back
+    to its converter ``c<i>`` (None: just call the converter)."""
+    if spec.flags or spec.width is not None or spec.precision is not None:
+        return None
+    conv = spec.conv
+    if spec.length in ("", "l", "ll", "j", "z", "t"):
+        if conv in "di":
+            return "(str(a%d) if type(a%d) is int and -I64 <= a%d < I64 else c%d(a%d))" % (
+                i, i, i, i, i)
+        if conv == "u":
+            return "(str(a%d) if type(a%d) is int and 0 <= a%d < U64 else c%d(a%d))" % (
+                i, i, i, i, i)
+    if conv == "s":
+        # printable ASCII (so no NUL, nothing to escape) is the text itself
+        return "(a%d.decode('ascii') if type(a%d) is bytes and not care(a%d) else c%d(a%d))" % (
+            i, i, i, i, i)
+    return None
+
+
+def _join_function(frags, specs, convs, check):
+    """``f(args)`` for one or more specifiers: the arguments unpacked into locals, each
+    converted (the plain ``%d``/``%u``/``%s`` forms inline, the others by their converter),
+    and put into the literal text with one ``%`` operation.  The function is generated for
+    its format, so an event costs one Python call and no loop."""
     n = len(convs)
     template = "%s".join(frag.replace("%", "%%") for frag in frags)
-    names = ["a%d" % i for i in range(n)]
+    exprs = [_inline(sp, i) or "c%d(a%d)" % (i, i) for i, sp in enumerate(specs)]
     src = ("def f(args):\n"
            "    if len(args) != %d:\n"
            "        raise ValueError(check(len(args)))\n"
-           "    %s = args\n"
+           "    %s, = args\n"
            "    return template %% (%s,)\n"
-           % (n, ", ".join(names), ", ".join("c%d(a%d)" % (i, i) for i in range(n))))
+           % (n, ", ".join("a%d" % i for i in range(n)), ", ".join(exprs)))
     scope = dict(("c%d" % i, c) for i, c in enumerate(convs))
-    scope.update(template=template, check=check, ValueError=ValueError, len=len)
-    exec(compile(src, "<printf %d arguments>" % n, "exec"), scope)
+    scope.update(template=template, check=check, care=_NEEDS_CARE, I64=_I64, U64=_U64,
+                 ValueError=ValueError, len=len, str=str, type=type, int=int, bytes=bytes)
+    exec(compile(src, "<printf %r>" % "".join(frags)[:40], "exec"), scope)
     return scope["f"]
 
 
