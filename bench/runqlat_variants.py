@@ -36,10 +36,11 @@ BPF_ENABLE_STATS = 32
 TASK_STORAGE_GET = "task_storage_get"
 
 
-class Opts(object):
-    """The options runqlat's Runqlat wants: plain histogram, microseconds, no filter."""
-    pids = tids = milliseconds = timestamp = json = False
-    pid = None
+def default_opts():
+    """runqlat's own options with no arguments (plain histogram, microseconds, no filter),
+    from its parser, so a new option cannot leave this benchmark behind."""
+    from tinytrace.tools import runqlat
+    return runqlat.parse_args([])
 
 
 def log2_slot(a, reg, tmp, prefix):
@@ -226,7 +227,7 @@ def build(session, variant, errors):
         # the tool exactly as `tinytrace runqlat` sets it up (its programs are found by
         # elimination: the sched programs of the session that are not named rqv*)
         from tinytrace.tools import runqlat
-        rq = runqlat.Runqlat(Opts(), task_storage=False if variant == "shipped-script" else None)
+        rq = runqlat.Runqlat(default_opts(), task_storage=False if variant == "shipped-script" else None)
         rq.start(session)
         return None, lambda: sum(sum(s.values()) for s in rq.take().values())
     if not features.probe().atomics:
