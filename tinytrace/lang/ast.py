@@ -28,7 +28,7 @@ class Node:
 # -- program structure ---------------------------------------------------------------------
 
 class Program(Node):
-    __slots__ = ("probes", "maps", "config")
+    __slots__ = ("probes", "maps", "config", "cdefs")
     fields = ("probes",)
 
     def __init__(self, probes, loc=(1, 1)):
@@ -36,6 +36,70 @@ class Program(Node):
         self.loc = loc
         self.maps = {}  # name -> MapInfo, filled by sema
         self.config = []  # [(name, value, loc)] of the ``config = { }`` block
+        self.cdefs = []   # CStruct / CTypedef definitions before the probes, in order
+
+
+# -- C definitions (``struct NAME { ... };``, ``typedef``) ---------------------------------------
+
+class CType(Node):
+    """A C type as written in a definition: ``words`` of an integer type or a typedef name
+    (``("unsigned", "long")``, ``("tt_t",)``, ``("void",)``), or ``tag`` (struct, union,
+    enum) with ``name`` and, when defined in place, ``body`` (a ``CStruct``)."""
+    __slots__ = ("words", "tag", "name", "body")
+    fields = ()
+
+    def __init__(self, loc, words=(), tag=None, name=None, body=None):
+        self.loc = loc
+        self.words = tuple(words)
+        self.tag = tag
+        self.name = name
+        self.body = body
+
+    def text(self):
+        if self.tag:
+            return "%s %s" % (self.tag, self.name or "<anonymous>")
+        return " ".join(self.words)
+
+
+class CDeclarator(Node):
+    """One declared name: ``stars`` pointers, array ``dims`` (outermost first), a bitfield
+    width (``bits``, None when not a bitfield) or ``func`` for a function pointer
+    ``(*name)(...)``.  ``name`` is None for an unnamed bitfield."""
+    __slots__ = ("name", "stars", "dims", "bits", "func")
+    fields = ()
+
+    def __init__(self, name, loc, stars=0, dims=(), bits=None, func=False):
+        self.name = name
+        self.loc = loc
+        self.stars = stars
+        self.dims = tuple(dims)
+        self.bits = bits
+        self.func = func
+
+
+class CStruct(Node):
+    """``struct NAME { members };`` (``kind`` struct or union).  ``members`` are
+    (CType, CDeclarator) pairs; an anonymous struct/union member has a declarator of None.
+    ``members`` is None for a declaration without a body (``struct NAME;``)."""
+    __slots__ = ("kind", "name", "members")
+    fields = ()
+
+    def __init__(self, kind, name, members, loc):
+        self.kind = kind
+        self.name = name
+        self.members = members
+        self.loc = loc
+
+
+class CTypedef(Node):
+    """``typedef TYPE DECLARATOR;``"""
+    __slots__ = ("ctype", "decl")
+    fields = ()
+
+    def __init__(self, ctype, decl, loc):
+        self.ctype = ctype
+        self.decl = decl
+        self.loc = loc
 
 
 class AttachPoint(Node):

@@ -16,10 +16,13 @@ INT_CHAR, INT_BOOL = 2, 4
 
 class BtfMember:
     """A member found in a struct: ``offset`` in bytes from the struct's start (of the
-    storage unit for a bitfield), ``ty``, and for bitfields ``bit_shift``/``bits``."""
-    __slots__ = ("name", "offset", "ty", "bit_shift", "bits")
+    storage unit for a bitfield), ``ty``, and for bitfields ``bit_shift``/``bits``.
+    ``width``: the bytes it occupies when that is not its type's size (a pointer of a 32-bit
+    kernel is 4 bytes; a ``PtrT`` value is 8); None otherwise."""
+    __slots__ = ("name", "offset", "ty", "bit_shift", "bits", "width")
 
-    def __init__(self, name, offset, ty, bit_shift=0, bits=0):
+    def __init__(self, name, offset, ty, bit_shift=0, bits=0, width=None):
+        self.width = width
         self.name = name
         self.offset = offset
         self.ty = ty

@@ -1012,6 +1012,8 @@ class ProgramGen:
         m = e.field
         ty = m.ty
         size = ty.size if ty.size in (1, 2, 4, 8) else 8
+        if m.width in (1, 2, 4, 8):
+            size = m.width
         addr = self._member_addr(e)
         tmp = self.alloc(8)
         b.store_imm(tmp.base, tmp.off, 0, 8)

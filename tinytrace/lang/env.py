@@ -94,7 +94,10 @@ class Env:
 
     # -- BTF --------------------------------------------------------------------------------
     def btf(self):
-        """The kernel's BTF (``tinytrace.kernel.btf``), or None without it."""
+        """The kernel's BTF (``tinytrace.kernel.btf``), or None without it (or with
+        ``TINYTRACE_TARGET=btf=0``, which makes this kernel look like one without BTF)."""
+        if self._btf is False and _target_disables("btf"):
+            self._btf = None
         if self._btf is False:
             try:
                 from tinytrace.kernel import btf
@@ -267,3 +270,12 @@ def record_from_format(fmt, user_pointers=False):
         loc = "rel" if f.rel_loc else ("data" if f.data_loc else None)
         fields.append(RecordField(f.name, f.offset, ty, loc, f.size))
     return RecordT("%s:%s" % (fmt.category, fmt.name), fields, fmt.size)
+
+
+def _target_disables(feature):
+    import os
+    for item in os.environ.get("TINYTRACE_TARGET", "").split(","):
+        name, _, value = item.strip().partition("=")
+        if name == feature and value.strip() in ("0", "no", "off", "false"):
+            return True
+    return False

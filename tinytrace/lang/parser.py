@@ -37,6 +37,8 @@ class Parser:
         self.params = list(params)
         self.buf = []
         self.in_pred = 0  # > 0 while parsing a predicate outside brackets
+        self.cdefs = []       # C struct/union definitions and typedefs (``cparse``)
+        self.typedefs = set()  # names they define: casts and sizeof() accept them
 
     # -- token plumbing ---------------------------------------------------------------------
     def peek(self, n=0):
@@ -87,6 +89,13 @@ class Parser:
                     raise LangError("only one config block is allowed", tok.loc)
                 config = self.config_block()
                 continue
+            if tok.kind == "attach" and tok.value in ("struct", "union", "typedef", "enum"):
+                if probes:
+                    raise LangError("C definitions (%s) must come before the first probe"
+                                    % tok.value, tok.loc)
+                from tinytrace.lang import cparse
+                cparse.definition(self, tok)
+                continue
             probes.append(self.probe(tok))
         if not probes:
             raise LangError("the program has no probes", (1, 1))
@@ -94,6 +103,7 @@ class Parser:
             p.index = i
         prog = ast.Program(probes)
         prog.config = config
+        prog.cdefs = self.cdefs
         return prog
 
     def config_block(self):
@@ -164,9 +174,6 @@ class Parser:
 
     def _reject_definitions(self, tok):
         word = tok.value
-        if word in _STRUCT_WORDS or word == "typedef":
-            raise LangError("C type definitions are not supported; struct layouts come from "
-                            "the kernel's BTF and tracepoint formats", tok.loc)
         if word in ("import", "macro", "fn"):
             raise LangError("'%s' is not supported" % word, tok.loc)
 
@@ -340,6 +347,9 @@ class Parser:
             return False
         if t1.value in _STRUCT_WORDS:
             return True
+        if t1.value in self.typedefs:
+            t2 = self.peek(2)
+            return t2.is_op(")") or t2.is_op("*")
         if t1.value not in CAST_TYPES:
             return False
         t2 = self.peek(2)
@@ -476,6 +486,18 @@ class Parser:
         if name.value == "offsetof" and self.peek(1).kind == "ident" and \
                 self.peek(1).value in ("struct", "union"):
             return self.offsetof(name)
+        if name.value == "sizeof" and self.peek(1).kind == "ident" and (
+                self.peek(1).value in ("struct", "union") and self.peek(2).kind == "ident"
+                and self.peek(3).is_op(")") or
+                self.peek(1).value in self.typedefs and self.peek(2).is_op(")")):
+            # a type, not an expression
+            self.next()
+            first = self.next()
+            words = [first.value]
+            if words[0] in ("struct", "union"):
+                words.append(self.next().value)
+            self.next()
+            return ast.Call(name.value, [ast.Builtin(" ".join(words), first.loc)], name.loc)
         self.expect_op("(")
         args = []
         saved, self.in_pred = self.in_pred, 0

@@ -23,9 +23,9 @@ from tinytrace.lang.builtins import AGGREGATIONS, BUILTINS, DEFAULT_STACK_DEPTH,
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, IntT, OpaqueT, PtrT, RecordT, StructT,
-    StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename, promote,
-    stack_type)
+    BOOL, INT64, UINT64, UNKNOWN, VOID, ArrayT, CStructT, IntT, OpaqueT, PtrT, RecordT,
+    StructT, StrT, TupleT, common_int, contains_unknown, join, literal_type, parse_typename,
+    promote, stack_type, with_user)
 
 MAX_ROUNDS = 8
 UNROLL_MAX = 100
@@ -115,10 +115,14 @@ class Sema:
         self.declared = None     # variables assigned so far in this round (textual order)
         self.loop_depth = 0
         self.used = None
+        self.cdefs = None        # clayout.Layouts of the script's C definitions
 
     # -- driver -----------------------------------------------------------------------------
     def run(self):
         self.apply_config()
+        if self.prog.cdefs:
+            from tinytrace.lang import clayout
+            self.cdefs = clayout.Layouts(self.prog.cdefs, self.env)
         self.resolve_probes()
         for _ in range(MAX_ROUNDS):
             self.changed = False
@@ -715,6 +719,17 @@ class Sema:
 
     def _struct_member(self, e, st):
         from tinytrace.lang import btftypes
+        if isinstance(st, CStructT):
+            if st.layout.decl is None:
+                raise LangError("%s is not defined (neither in the script nor in the kernel's "
+                                "BTF), so its members are unknown" % st.describe(), e.loc)
+            m = self.cdefs.member(st, e.name)
+            if m is None:
+                raise LangError("%s has no member named '%s'%s" % (
+                    st.describe(), e.name, hint(e.name, self.cdefs.member_names(st))), e.loc)
+            e.field = m
+            e.ty = m.ty
+            return e
         btf = self.env.btf()
         if btf is None or not st.size:
             raise LangError("%s is not known (no BTF for it)" % st.describe(), e.loc)
@@ -798,8 +813,14 @@ class Sema:
     def _e_Cast(self, e):
         e.expr = x = self.expr(e.expr)
         ty = parse_typename(e.typename)
-        if ty is None and e.typename.split()[0] in ("struct", "union"):
+        first = e.typename.replace("*", " ").split()[0]
+        if ty is None and first in ("struct", "union"):
             ty = self._struct_pointer_type(e)
+        elif ty is None and self.cdefs is not None and first in self.cdefs.typedefs:
+            ty = self.cdefs.typedef_type(first, e.typename.count("*"))
+            if ty is None:
+                raise LangError("cannot cast to %s (a struct): cast to a pointer, (%s *)"
+                                % (first, first), e.loc)
         if ty is None:
             raise LangError("unknown type '%s' in cast" % e.typename, e.loc)
         xt = x.ty
@@ -809,9 +830,11 @@ class Sema:
         if isinstance(ty, PtrT):
             if not (xt.is_int or isinstance(xt, PtrT)):
                 raise LangError("cannot cast %s to %s" % (xt.describe(), ty.describe()), e.loc)
-            if isinstance(xt, PtrT):
-                ty = PtrT(ty.pointee, xt.user)
-            e.ty = ty
+            user = xt.user if isinstance(xt, PtrT) else self._user_space()
+            pointee = ty.pointee
+            if isinstance(pointee, StructT):
+                pointee = with_user(pointee, user)
+            e.ty = PtrT(pointee, user)
             return e
         if not (xt.is_int or isinstance(xt, PtrT)):
             raise LangError("cannot cast %s to %s" % (xt.describe(), ty.describe()), e.loc)
@@ -829,14 +852,35 @@ class Sema:
         if stars != 1:
             raise LangError("casts to a struct need a pointer: (%s %s *)" % (text[0], name),
                             e.loc)
+        st = self.script_struct(text[0], name, e.loc)
+        if st is not None:
+            return PtrT(st, False)
         btf = self.env.btf()
         if btf is None:
             raise LangError("casts to '%s *' need the kernel's BTF (/sys/kernel/btf/vmlinux), "
-                            "which this system does not have" % " ".join(text[:2]), e.loc)
+                            "which this system does not have, or a definition of %s in the "
+                            "script" % (" ".join(text[:2]), " ".join(text[:2])), e.loc)
         st = btftypes.find_struct(btf, name)
         if st is None:
             raise LangError("unknown %s %s" % (text[0], name), e.loc)
         return PtrT(st, False)
+
+    def script_struct(self, kind, name, loc):
+        """The script's definition of ``struct name`` / ``union name`` (a ``CStructT``), or
+        None; it hides the kernel's type of that name."""
+        if self.cdefs is None:
+            return None
+        st = self.cdefs.struct(kind, name)
+        if st is not None and st.layout.decl is None:
+            return None          # only declared: the kernel's, if there is one
+        if st is not None and st.layout.kind != kind:
+            raise LangError("%s is a %s, not a %s" % (name, st.layout.kind, kind), loc)
+        return st
+
+    def _user_space(self):
+        """Whether an address made from an integer is a process's address: in uprobes and
+        USDT probes (their registers and arguments are the process's)."""
+        return any(getattr(ap.provider, "user_space", False) for ap in self.probe.points)
 
     def _e_Call(self, e):
         if e.name in AGGREGATIONS:

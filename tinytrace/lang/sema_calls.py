@@ -14,8 +14,8 @@ from tinytrace.lang.parser import CAST_TYPES
 from tinytrace.lang.source import LangError
 from tinytrace.lang.suggest import hint
 from tinytrace.lang.types import (
-    BOOL, INET, INT64, KSYM, MACADDR, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, PtrT, StrT,
-    StructT,
+    BOOL, INET, INT64, KSYM, MACADDR, UINT64, UNKNOWN, VOID, AggT, ArrayT, BufT, CStructT,
+    PtrT, StrT, StructT,
     lhist_buckets, parse_typename, stack_type, timestamp_type, usym_type)
 
 STATEMENT_ONLY = frozenset(("printf", "print", "exit", "clear", "zero", "delete", "time",
@@ -477,6 +477,14 @@ def _sizeof(sema, e):
     a = e.args[0]
     if isinstance(a, ast.Builtin) and a.name in CAST_TYPES:
         ty = parse_typename(a.name)
+    elif isinstance(a, ast.Builtin) and a.name.split()[0] in ("struct", "union"):
+        return sema.expr(ast.Int(_named_struct(sema, a).size, e.loc))
+    elif isinstance(a, ast.Builtin) and sema.cdefs is not None and \
+            a.name in sema.cdefs.typedefs:
+        size = sema.cdefs.sizeof_typedef(a.name)
+        if size is None:
+            raise LangError("sizeof(): %s is an incomplete type" % a.name, a.loc)
+        return sema.expr(ast.Int(size, e.loc))
     else:
         a = e.args[0] = sema.expr(a)
         ty = a.ty
@@ -593,28 +601,52 @@ def _offsetof(sema, e):
     if not isinstance(path, ast.Str):
         raise LangError("offsetof(): the member must be a name (a.b for nested ones)",
                         path.loc)
-    btf = sema.env.btf()
-    if btf is None:
-        raise LangError("offsetof() needs the kernel's BTF (/sys/kernel/btf/vmlinux), which "
-                        "this system does not have", e.loc)
     from tinytrace.lang import btftypes
-    name = what.name.split(None, 1)[1] if " " in what.name else ""
-    st = btftypes.find_struct(btf, name)
-    if st is None:
-        raise LangError("unknown %s" % what.name, what.loc)
+    st = _named_struct(sema, what, "offsetof()")
+    btf = sema.env.btf()
+
+    def member(cur, part):
+        if isinstance(cur, CStructT):
+            return sema.cdefs.member(cur, part) if cur.layout.decl is not None else None
+        return btftypes.member(btf, cur, part)
+
+    def member_names(cur):
+        if isinstance(cur, CStructT):
+            return sema.cdefs.member_names(cur) if cur.layout.decl is not None else []
+        return btftypes.member_names(btf, cur)
     off = 0
     cur = st
     for part in path.value.split("."):
-        m = btftypes.member(btf, cur, part) if cur is not None else None
+        m = member(cur, part) if cur is not None else None
         if m is None:
             from tinytrace.lang.suggest import hint
-            names = btftypes.member_names(btf, cur) if cur is not None else []
+            names = member_names(cur) if cur is not None else []
             raise LangError("%s has no member named '%s'%s" % (
                 cur.describe() if cur is not None else what.name, part, hint(part, names)),
                 path.loc)
         off += m.offset
         cur = m.ty if isinstance(m.ty, StructT) else None
     return sema.expr(ast.Int(off, e.loc))
+
+
+def _named_struct(sema, what, user="sizeof()"):
+    """The struct type ``what`` (a Builtin ``struct NAME``) names: the script's definition,
+    else the kernel's from BTF."""
+    kind, _, name = what.name.partition(" ")
+    st = sema.script_struct(kind, name, what.loc)
+    if st is not None:
+        return st
+    btf = sema.env.btf()
+    if btf is None:
+        raise LangError("%s needs the kernel's BTF (/sys/kernel/btf/vmlinux) for %s, which "
+                        "this system does not have; define it in the script" % (user,
+                                                                                what.name),
+                        what.loc)
+    from tinytrace.lang import btftypes
+    st = btftypes.find_struct(btf, name)
+    if st is None:
+        raise LangError("unknown %s" % what.name, what.loc)
+    return st
 
 
 def _path(sema, e):

@@ -319,6 +319,41 @@ class StructT(Type):
         return "struct " + (self.name or "<anonymous>")
 
 
+class CStructT(StructT):
+    """A struct or union defined in the script (``struct tt { int x; };``): used as a BTF
+    ``StructT`` is (its address stands for it, members are read with probe_read), with the
+    layout computed from its C definition (``tinytrace.lang.clayout.StructLayout``).  A
+    script's definition of a name hides the kernel's type of that name."""
+    __slots__ = ("layout",)
+
+    def __init__(self, layout, user=False):
+        StructT.__init__(self, layout.name, None, 0, user)
+        self.layout = layout
+
+    @property
+    def size(self):
+        return self.layout.size or 0
+
+    @property
+    def align(self):
+        return self.layout.align or 1
+
+    def key(self):
+        return ("c", self.layout.uid, self.user)
+
+    def describe(self):
+        return "%s %s" % (self.layout.kind, self.name or "<anonymous>")
+
+
+def with_user(st, user):
+    """``st`` (a struct type) in process (``user``) or kernel memory."""
+    if st.user == user:
+        return st
+    if isinstance(st, CStructT):
+        return CStructT(st.layout, user)
+    return StructT(st.name, st.btf_id, st.size, user)
+
+
 class OpaqueT(Type):
     """Values that only print or compare: stack ids, symbols, addresses, probe names.
 
