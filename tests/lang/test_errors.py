@@ -16,6 +16,11 @@ _MANY_VARS = "BEGIN { " + " ".join("$v%d = comm;" % i for i in range(33)) + " ex
 _MANY_CALLS = 'BEGIN { printf("%%d\\n", %s); exit(); }' % " + ".join(
     'strncmp(comm, "%s", 1)' % chr(97 + i) for i in range(22))
 
+def _c(program, at, fragment):
+    """A one-line corpus entry whose error is at the first ``at`` in ``program``."""
+    return (program, 1, program.index(at) + 1, fragment)
+
+
 # (program, line, column, fragment of the message)
 CORPUS = [
     ('BEGIN { printf("hi\\n")', 1, 23, "found end of input"),
@@ -115,6 +120,26 @@ CORPUS = [
     ("#define F(x) x\nBEGIN {}", 1, 1, "function-like macros"),
     ("BEGIN { $x = \"a\" + 1; }", 1, 18, "strings can only be compared"),
     ("BEGIN { @x = 1; printf(\"%d\\n\", len(@x)); }", 1, 36, "@x has none"),
+    # C struct definitions (tinytrace.lang.cparse / clayout)
+    _c("struct s { int aa; }; BEGIN { $p = (struct s *)0; print($p->ab); }", "ab)",
+       "struct s has no member named 'ab'; did you mean 'aa'"),
+    _c("struct s { foo_t a; }; BEGIN { }", "foo_t", "unknown type 'foo_t'"),
+    _c("struct s { int a; long a; }; BEGIN { }", "a; }", "duplicate member 'a' in struct s"),
+    _c("struct s { int a; union { char b; short a; }; }; BEGIN { }", "union {",
+       "duplicate member 'a'"),
+    _c("struct s { int a; }; struct s { int b; }; BEGIN { }", "struct s { int b",
+       "redefinition of struct s"),
+    _c("struct s { int a; struct s in; }; BEGIN { }", "struct s in",
+       "struct s contains itself"),
+    _c("struct s { struct t x; }; BEGIN { }", "struct t", "struct t is not defined here"),
+    _c("struct s { void (*f[2])(void); }; BEGIN { }", "[2]",
+       "only plain function pointers"),
+    _c("struct s { char *p:3; }; BEGIN { }", "p:3", "must have an integer type"),
+    _c("struct s { char c:9; }; BEGIN { }", "c:9", "9 bits wide, more than its type's 8"),
+    _c("struct s { int n; char d[]; }; BEGIN { }", "[]", "flexible array members"),
+    _c("struct s { int n[x]; }; BEGIN { }", "x]", "an array size must be a number"),
+    _c("union u { int a; }; BEGIN { $p = (struct u *)0; }", "(struct", "u is a union"),
+    _c("struct s { int a; } v; BEGIN { }", "v;", "declaring variables"),
     # found by the code generator: the 512-byte stack
     (_MANY_VARS, 1, _MANY_VARS.index("$v31") + 1, "BPF stack would need 520 bytes"),
     (_MANY_CALLS, 1, 9, "BPF stack would need"),

@@ -16,6 +16,8 @@ import time
 
 import pytest
 
+from tests.lang.workload import RECORD
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WORKLOAD = os.path.join(HERE, "workload.py")
@@ -416,6 +418,28 @@ CASES = [
          params=["%MARKER%"], env={"TINYTRACE_TARGET": _OLD}),
     Case("command_traced_from_start", 't:syscalls:sys_enter_execve /pid == cpid/ { '
          '@execs = count(); }', value("@execs", 1), work=W("sleep", "1")),
+    # -- C struct definitions (the workload's structs; no BTF needed) ----------------------
+    Case("cstruct_uprobe", "struct tt_ts { long s; long ns; };\n"
+         "union tt_u { struct tt_ts t; unsigned int w[4]; unsigned char b[16]; };\n"
+         "uprobe:libc:clock_nanosleep /arg1 == 0/ { $t = (struct tt_ts *)arg2; "
+         "$u = (union tt_u *)arg2; printf(\"%d %d %u %u %d\\n\", $t->s, $t->ns, $u->w[2], "
+         "$u->b[8], $u->t.ns); exit(); }",
+         lines("2 1234567 1234567 135 1234567"), work=W("nanosleep", "2001234567")),
+    Case("cstruct_tracepoint_no_btf", "struct tt_ts { long s; long ns; };\n"
+         "t:syscalls:sys_enter_clock_nanosleep /pid == cpid && args->flags == 0/ { "
+         "$t = (struct tt_ts *)args->rqtp; printf(\"%d %d %d\\n\", $t->s, $t->ns, "
+         "sizeof(struct tt_ts)); exit(); }",
+         lines("0 7654321 16"), work=W("nanosleep", "7654321"),
+         env={"TINYTRACE_TARGET": "btf=0"}),
+    Case("cstruct_pointers_bitfields", "#define NAMELEN 16\n" + RECORD.replace(
+         "[16]", "[NAMELEN]") + "\ntypedef struct tt_rec rec_t;\n"
+         "t:syscalls:sys_enter_write /pid == cpid && args->count == sizeof(rec_t)/ { "
+         "$r = (rec_t *)args->buf; $n = $r->next; "
+         "printf(\"%d %d %s %u %u %d %x | %d %d %s %u %u %d %u\\n\", $r->x, $r->y, $r->name, "
+         "$r->a, $r->b, $r->s, $r->c[0], $n->x, $n->y, $n->name, $n->a, $n->b, $n->s, "
+         "offsetof(struct tt_rec, c)); exit(); }",
+         lines("21 -21 first 5 30 4660 34 | 42 -42 second 2 17 -3 44"),
+         work=W("record", "21"), env={"TINYTRACE_TARGET": "btf=0"}),
 ]
 
 

@@ -15,6 +15,9 @@ Actions (in order):
   touch PAGES   fault in PAGES fresh pages of anonymous memory
   parallel K,N  K child processes at once, each opening DIR/marker N times
   tcp4 / tcp6   connect to a listening socket on 127.0.0.1 / ::1 and close both ends
+  nanosleep NS  clock_nanosleep(CLOCK_MONOTONIC, 0, {NS / 1e9, NS % 1e9}, NULL) through libc
+  record X      write one C struct (``RECORD`` below, x = X) to DIR/out in one write(): its
+                ``next`` points to a second one (x = 2X), so programs can follow pointers
   rename N      N times: name the thread 'ttlongname12345' then 'tt' (prctl PR_SET_NAME;
                 the task_rename record's newcomm keeps stale bytes after a short name's NUL)
 """
@@ -22,6 +25,25 @@ import mmap
 import os
 import sys
 import time
+
+# The struct ``record`` writes, as a script declares it:
+RECORD = ("struct tt_rec { int x; long y; char name[16]; struct tt_rec *next; "
+          "unsigned int a:3, b:5; union { int s; unsigned char c[4]; }; };")
+
+
+def _record_type():
+    import ctypes
+
+    class U(ctypes.Union):
+        _fields_ = [("s", ctypes.c_int), ("c", ctypes.c_ubyte * 4)]
+
+    class Rec(ctypes.Structure):
+        pass
+    Rec._anonymous_ = ("u",)
+    Rec._fields_ = [("x", ctypes.c_int), ("y", ctypes.c_long), ("name", ctypes.c_char * 16),
+                    ("next", ctypes.POINTER(Rec)), ("a", ctypes.c_uint, 3),
+                    ("b", ctypes.c_uint, 5), ("u", U)]
+    return Rec
 
 
 def main(argv):
@@ -104,6 +126,22 @@ def main(argv):
             for _ in range(int(arg)):
                 for name in (b"ttlongname12345", b"tt"):
                     prctl(15, ctypes.c_char_p(name), 0, 0, 0)    # PR_SET_NAME
+        elif action == "nanosleep":
+            import ctypes
+            ns = int(arg)
+            ts = (ctypes.c_long * 2)(ns // 1000000000, ns % 1000000000)
+            ctypes.CDLL(None).clock_nanosleep(1, 0, ts, None)
+        elif action == "record":
+            import ctypes
+            Rec = _record_type()
+            x = int(arg)
+            second = Rec(x=2 * x, y=-2 * x, name=b"second", a=2, b=17, s=-3)
+            first = Rec(x=x, y=-x, name=b"first", next=ctypes.pointer(second), a=5, b=30,
+                        s=0x1234)
+            fd = os.open(os.path.join(d, "out"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.write(fd, ctypes.byref(first), ctypes.sizeof(first))
+            os.close(fd)
         elif action == "touch":
             pages = int(arg)
             m = mmap.mmap(-1, pages * mmap.PAGESIZE)

@@ -4,7 +4,9 @@ tinytrace.asm -- no LLVM, no clang, no headers.
 Passes over one tree (``ast``), each in its own module:
 
 ====================  =====================================================================
-``lexer``/``parser``  text -> tree; probe names are read whole (``uprobe:/bin/sh:main``)
+``lexer``/``parser``  text -> tree; probe names are read whole (``uprobe:/bin/sh:main``);
+                      ``cparse`` reads the script's C struct definitions, ``clayout``
+                      lays them out for the traced kernel
 ``sema``              names and types: providers resolve probes (``probes/``), map and
                       variable types are joined across the program, builtins and calls
                       (``sema_calls``) are checked; errors are ``file:line:col`` + caret
