@@ -140,6 +140,19 @@ CORPUS = [
     _c("struct s { int n[x]; }; BEGIN { }", "x]", "an array size must be a number"),
     _c("union u { int a; }; BEGIN { $p = (struct u *)0; }", "(struct", "u is a union"),
     _c("struct s { int a; } v; BEGIN { }", "v;", "declaring variables"),
+    # C enum definitions
+    _c("enum e { A, B, A }; BEGIN { }", "A }", "duplicate enumerator 'A' (first defined at 1:10)"),
+    ("enum e { A }; enum f { B, A }; BEGIN { }", 1, 27, "duplicate enumerator 'A'"),
+    _c("enum e { A }; enum e { B }; BEGIN { }", "enum e { B", "redefinition of enum e"),
+    _c("enum e { A = 0x100000000 }; BEGIN { }", "A =", "enumerator A = 4294967296 is out of "
+       "range"),
+    _c("enum e { A = -1, B = 0x80000000 }; BEGIN { }", "B =", "B = 2147483648 is out of range"),
+    _c("enum e { A = 0xffffffff, B }; BEGIN { }", "B }", "B = 4294967296 is out of range"),
+    _c("enum e { A = B }; BEGIN { }", "B }", "'B' is not a constant"),
+    _c("enum e { A = 1 / 0 }; BEGIN { }", "/ 0", "division by zero"),
+    _c("struct e { int a; }; enum e { A }; BEGIN { }", "enum", "first declared as a struct"),
+    _c("enum e { pid }; BEGIN { }", "pid", "enumerator 'pid' has the name of a builtin"),
+    _c("enum e { A }; BEGIN { $x = (enum f)A; }", "(enum f)", "unknown enum f"),
     # found by the code generator: the 512-byte stack
     (_MANY_VARS, 1, _MANY_VARS.index("$v31") + 1, "BPF stack would need 520 bytes"),
     (_MANY_CALLS, 1, 9, "BPF stack would need"),

@@ -440,6 +440,21 @@ CASES = [
          "offsetof(struct tt_rec, c)); exit(); }",
          lines("21 -21 first 5 30 4660 34 | 42 -42 second 2 17 -3 44"),
          work=W("record", "21"), env={"TINYTRACE_TARGET": "btf=0"}),
+    # -- C enums (values, constants by name, an enum member read from the workload) --------
+    Case("enum_constants", "enum tt_color { RED, GREEN = 5, BLUE, NEG = -3, BIG = BLUE * 2 };\n"
+         "enum { TASK_RUNNING = 77 };\n"
+         "BEGIN { $c = 6; if ($c == BLUE) { printf(\"%d %d %d %d %d %d %d\\n\", RED, GREEN, "
+         "BLUE, NEG, BIG, TASK_RUNNING, (enum tt_color)-1); } exit(); }",
+         lines("0 5 6 -3 12 77 -1")),
+    Case("enum_struct_member", "enum tt_kind { K_FIRST = 21, K_SECOND = 42 };\n"
+         "enum tt_sval { S_NEG = -3, S_POS = 0x1234 };\n"
+         "struct tt_rec { enum tt_kind x; long y; char name[16]; struct tt_rec *next; "
+         "unsigned int a:3, b:5; union { enum tt_sval s; unsigned char c[4]; }; };\n"
+         "t:syscalls:sys_enter_write /pid == cpid && args->count == sizeof(struct tt_rec)/ { "
+         "$r = (struct tt_rec *)args->buf; $n = $r->next; "
+         "if ($r->x == K_FIRST && $n->x == K_SECOND && $r->s == S_POS && $n->s == S_NEG) { "
+         "printf(\"ok %d %d %d\\n\", $n->x, $n->s, sizeof(enum tt_kind)); } exit(); }",
+         lines("ok 42 -3 4"), work=W("record", "21"), env={"TINYTRACE_TARGET": "btf=0"}),
 ]
 
 

@@ -28,7 +28,7 @@ class Node:
 # -- program structure ---------------------------------------------------------------------
 
 class Program(Node):
-    __slots__ = ("probes", "maps", "config", "cdefs")
+    __slots__ = ("probes", "maps", "config", "cdefs", "enumerators")
     fields = ("probes",)
 
     def __init__(self, probes, loc=(1, 1)):
@@ -36,7 +36,8 @@ class Program(Node):
         self.loc = loc
         self.maps = {}  # name -> MapInfo, filled by sema
         self.config = []  # [(name, value, loc)] of the ``config = { }`` block
-        self.cdefs = []   # CStruct / CTypedef definitions before the probes, in order
+        self.cdefs = []   # CStruct / CEnum / CTypedef definitions before the probes, in order
+        self.enumerators = {}   # name -> (value, loc) of the script's enum constants
 
 
 # -- C definitions (``struct NAME { ... };``, ``typedef``) ---------------------------------------
@@ -89,6 +90,22 @@ class CStruct(Node):
         self.name = name
         self.members = members
         self.loc = loc
+
+
+class CEnum(Node):
+    """``enum NAME { A, B = 5, C };`` (``name`` None when anonymous).  ``enumerators`` are
+    (name, value, loc) with the values already computed by the parser (an enumerator's
+    value may use earlier ones); ``signed`` is whether one is negative (the enum is then an
+    ``int``, else an ``unsigned int``, as gcc makes it).  ``enumerators`` is None for a
+    declaration without a body (``enum NAME;``)."""
+    __slots__ = ("name", "enumerators", "signed")
+    fields = ()
+
+    def __init__(self, name, enumerators, loc):
+        self.name = name
+        self.enumerators = enumerators
+        self.loc = loc
+        self.signed = bool(enumerators) and any(v < 0 for _, v, _ in enumerators)
 
 
 class CTypedef(Node):

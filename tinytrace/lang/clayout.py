@@ -164,6 +164,7 @@ class Layouts:
         self.align8 = 4 if mach == "i386" else 8
         self.tags = {}          # name -> StructLayout
         self.typedefs = {}      # name -> (CTypedef, resolved type or None)
+        self.enums = {}         # name -> CEnum (defined)
         self._anon = 0
         from tinytrace.lang import ast
         for d in defs:
@@ -186,6 +187,19 @@ class Layouts:
                                    self.typedefs[name][0].loc[1]), d.decl.loc)
             self.typedefs[name] = [d, None]
             return
+        if isinstance(d, ast.CEnum):
+            if d.name is None:
+                return
+            st = self.tags.get(d.name)
+            if st is not None:
+                raise LangError("%s was first declared as a %s at %d:%d" % (
+                    d.name, st.kind, st.loc[0], st.loc[1]), d.loc)
+            self.enums[d.name] = d       # the parser refused a second definition
+            return
+        if d.name in self.enums:
+            old = self.enums[d.name]
+            raise LangError("%s was first declared as an enum at %d:%d" % (
+                d.name, old.loc[0], old.loc[1]), d.loc)
         old = self.tags.get(d.name)
         if old is not None and old.kind != d.kind:
             raise LangError("%s was first declared as a %s at %d:%d" % (
@@ -222,7 +236,10 @@ class Layouts:
 
     def _base(self, ctype, depth):
         if ctype.tag == "enum":
-            return self._int(4, False)
+            # the script's enum (signed when a value is negative); else the kernel's
+            # usual unsigned int
+            d = ctype.body if ctype.body is not None else self.enums.get(ctype.name)
+            return self._int(4, d is not None and d.signed)
         if ctype.tag:
             if ctype.body is not None:
                 self._anon += 1
@@ -359,6 +376,17 @@ class Layouts:
         if not isinstance(ct, (_Int, _Ptr)):
             return None
         return self.lang_type(ct, user)
+
+    def enum_type(self, name, stars):
+        """The language type of ``enum name`` with ``stars`` pointers (a cast), or None
+        when the script does not define that enum."""
+        d = self.enums.get(name)
+        if d is None:
+            return None
+        ty = IntT(32, d.signed)
+        for _ in range(stars):
+            ty = PtrT(ty)
+        return ty
 
     def sizeof_typedef(self, name):
         ct = self._typedef(name)

@@ -4,8 +4,9 @@ system has no BTF for).
 
 Only declarations that describe memory are read: integer types, pointers (function pointers
 too, as plain pointers), fixed arrays, bitfields, nested and anonymous structs and unions,
-and typedefs of those.  A struct tag defined inside another struct is visible everywhere, as
-in C.  Layouts are computed later (``tinytrace.lang.clayout``), when the target is known.
+enums (4-byte ints whose constants the program uses by name) and typedefs of those.  A
+struct tag or an enumerator defined inside another struct is visible everywhere, as in C.
+Layouts are computed later (``tinytrace.lang.clayout``), when the target is known.
 """
 from tinytrace.lang import ast
 from tinytrace.lang.source import LangError
@@ -22,8 +23,13 @@ def definition(p, first):
     ``typedef`` or ``enum``) into ``p.cdefs``; stops right after its ``;``."""
     word = first.value
     if word == "enum":
-        raise LangError("enum definitions are not supported; use #define NAME VALUE for the "
-                        "constants", first.loc)
+        from tinytrace.lang.lexer import Token
+        ctype = _ctype(p, Token("ident", word, first.loc))
+        if p.peek().kind == "ident":
+            raise LangError("declaring variables with an enum definition is not supported; "
+                            "end the definition with ';'", p.peek().loc)
+        _end(p, "after the definition of enum %s" % (ctype.name or "<anonymous>"))
+        return
     if word == "typedef":
         ctype = _ctype(p, p.next())
         decl = _declarator(p, typedef=True)
@@ -76,10 +82,11 @@ def _ctype(p, tok):
         if p.peek().kind == "ident":
             name = p.next().value
         body = None
+        if p.at_op("{") and tok.value == "enum":
+            body = _enum_body(p, name, tok)
+            return ast.CType(tok.loc, tag="enum", name=name,
+                             body=body if name is None else None)
         if p.at_op("{"):
-            if tok.value == "enum":
-                raise LangError("enum definitions are not supported; use an integer type",
-                                tok.loc)
             members = _members(p, tok.value, name)
             body = ast.CStruct(tok.value, name, members, tok.loc)
             if name is not None:     # a tag defined in place is visible everywhere (C)
@@ -120,6 +127,9 @@ def _members(p, kind, name):
                             % (kind, name or "", open_.loc[0], open_.loc[1]), tok.loc)
         ctype = _ctype(p, tok)
         if p.at_op(";"):
+            if ctype.tag == "enum":
+                p.next()                      # only defines the enum (or declares its tag)
+                continue
             if ctype.body is not None:
                 p.next()
                 out.append((ctype, None))     # anonymous struct/union: members flattened
@@ -140,8 +150,109 @@ def _members(p, kind, name):
             break
 
 
+# An enum is a 4-byte int: unsigned when no value is negative (gcc's choice), else signed.
+ENUM_MIN, INT_MAX, UINT_MAX = -(1 << 31), (1 << 31) - 1, (1 << 32) - 1
+
+
+def _enum_body(p, name, kw):
+    """``{ A, B = 5, C = B + 1 }`` of ``enum NAME`` (``kw`` is the ``enum`` token): the
+    values are computed here, so later enumerators (and array sizes) can use them."""
+    open_ = p.next()
+    if name is not None:
+        old = p.enums.get(name)
+        if old is not None:
+            raise LangError("redefinition of enum %s (first defined at %d:%d)"
+                            % (name, old.loc[0], old.loc[1]), kw.loc)
+    what = "enum %s" % (name or "<anonymous>")
+    items = []
+    value = -1
+    low = high = 0
+    while True:
+        tok = p.next()
+        if tok.is_op("}"):
+            break
+        if tok.kind == "eof":
+            raise LangError("missing '}' to close %s opened at %d:%d"
+                            % (what, open_.loc[0], open_.loc[1]), tok.loc)
+        if tok.kind != "ident":
+            raise LangError("expected an enumerator name in %s, found %s"
+                            % (what, tok.describe()), tok.loc)
+        old = p.enumerators.get(tok.value)
+        if old is not None:
+            raise LangError("duplicate enumerator '%s' (first defined at %d:%d)"
+                            % (tok.value, old[1][0], old[1][1]), tok.loc)
+        if p.accept_op("="):
+            value = _const(p, p.ternary())
+        else:
+            value += 1
+        low, high = min(low, value), max(high, value)
+        if value < ENUM_MIN or value > UINT_MAX or (low < 0 and high > INT_MAX):
+            raise LangError("enumerator %s = %d is out of range: an enum is a 4-byte int "
+                            "(%d..%d, or up to %d when no value is negative)"
+                            % (tok.value, value, ENUM_MIN, INT_MAX, UINT_MAX), tok.loc)
+        p.enumerators[tok.value] = (value, tok.loc)
+        items.append((tok.value, value, tok.loc))
+        if not p.accept_op(",") and not p.at_op("}"):
+            raise LangError("expected ',' or '}' after enumerator %s, found %s"
+                            % (tok.value, p.peek().describe()), p.peek().loc)
+    if not items:
+        raise LangError("%s has no enumerators" % what, open_.loc)
+    enum = ast.CEnum(name, items, kw.loc)
+    p.cdefs.append(enum)
+    if name is not None:
+        p.enums[name] = enum
+    return enum
+
+
+def _c_div(a, b, loc, op):
+    if b == 0:
+        raise LangError("division by zero in an enumerator's value", loc)
+    q = abs(a) // abs(b)
+    q = q if (a < 0) == (b < 0) else -q
+    return q if op == "/" else a - q * b
+
+
+_BINOPS = {
+    "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+    "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b, "&": lambda a, b: a & b,
+    "|": lambda a, b: a | b, "^": lambda a, b: a ^ b,
+    "==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b),
+    "<": lambda a, b: int(a < b), "<=": lambda a, b: int(a <= b),
+    ">": lambda a, b: int(a > b), ">=": lambda a, b: int(a >= b),
+    "&&": lambda a, b: int(bool(a and b)), "||": lambda a, b: int(bool(a or b)),
+}
+
+
+def _const(p, e):
+    """The value of a constant expression: numbers, earlier enumerators, C's operators."""
+    if isinstance(e, ast.Int):
+        return e.value
+    if isinstance(e, ast.Builtin):
+        hit = p.enumerators.get(e.name)
+        if hit is None:
+            raise LangError("'%s' is not a constant: an enumerator's value is built from "
+                            "numbers and enumerators defined before it" % e.name, e.loc)
+        return hit[0]
+    if isinstance(e, ast.Unop) and e.op in ("-", "~", "!"):
+        v = _const(p, e.operand)
+        return -v if e.op == "-" else ~v if e.op == "~" else int(not v)
+    if isinstance(e, ast.Binop):
+        a, b = _const(p, e.left), _const(p, e.right)
+        if e.op in ("/", "%"):
+            return _c_div(a, b, e.loc, e.op)
+        if e.op in ("<<", ">>") and not 0 <= b < 64:
+            raise LangError("shift by %d in an enumerator's value" % b, e.loc)
+        return _BINOPS[e.op](a, b)
+    if isinstance(e, ast.Ternary):
+        return _const(p, e.then) if _const(p, e.cond) else _const(p, e.orelse)
+    raise LangError("an enumerator's value must be a constant expression (numbers, "
+                    "enumerators and operators)", e.loc)
+
+
 def _int(p, what):
     tok = p.next()
+    if tok.kind == "ident" and tok.value in p.enumerators:
+        return p.enumerators[tok.value][0]
     if tok.kind != "int":
         raise LangError("%s must be a number, found %s" % (what, tok.describe()), tok.loc)
     return tok.value

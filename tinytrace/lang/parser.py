@@ -39,6 +39,8 @@ class Parser:
         self.in_pred = 0  # > 0 while parsing a predicate outside brackets
         self.cdefs = []       # C struct/union definitions and typedefs (``cparse``)
         self.typedefs = set()  # names they define: casts and sizeof() accept them
+        self.enums = {}        # enum tag -> ast.CEnum
+        self.enumerators = {}  # enum constant -> (value, loc)
 
     # -- token plumbing ---------------------------------------------------------------------
     def peek(self, n=0):
@@ -104,6 +106,7 @@ class Parser:
         prog = ast.Program(probes)
         prog.config = config
         prog.cdefs = self.cdefs
+        prog.enumerators = self.enumerators
         return prog
 
     def config_block(self):
@@ -487,14 +490,14 @@ class Parser:
                 self.peek(1).value in ("struct", "union"):
             return self.offsetof(name)
         if name.value == "sizeof" and self.peek(1).kind == "ident" and (
-                self.peek(1).value in ("struct", "union") and self.peek(2).kind == "ident"
+                self.peek(1).value in _STRUCT_WORDS and self.peek(2).kind == "ident"
                 and self.peek(3).is_op(")") or
                 self.peek(1).value in self.typedefs and self.peek(2).is_op(")")):
             # a type, not an expression
             self.next()
             first = self.next()
             words = [first.value]
-            if words[0] in ("struct", "union"):
+            if words[0] in _STRUCT_WORDS:
                 words.append(self.next().value)
             self.next()
             return ast.Call(name.value, [ast.Builtin(" ".join(words), first.loc)], name.loc)

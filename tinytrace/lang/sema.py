@@ -123,6 +123,7 @@ class Sema:
         if self.prog.cdefs:
             from tinytrace.lang import clayout
             self.cdefs = clayout.Layouts(self.prog.cdefs, self.env)
+        self.check_enumerators()
         self.resolve_probes()
         for _ in range(MAX_ROUNDS):
             self.changed = False
@@ -133,6 +134,20 @@ class Sema:
         self.round()
         self.finish()
         return self.prog
+
+    def check_enumerators(self):
+        """A script's enum constant may not take the name of a builtin (it would hide
+        ``pid`` or ``arg0`` in every probe); it does hide a kernel (BTF) enum constant."""
+        if not self.prog.enumerators:
+            return
+        names = set(BUILTINS)
+        for pname in providers.names():
+            if pname not in providers.ALIASES:
+                names.update(providers.find(pname).builtin_names())
+        for name, (_, loc) in self.prog.enumerators.items():
+            if name in names:
+                raise LangError("enumerator '%s' has the name of a builtin; rename it" % name,
+                                loc)
 
     def round(self):
         for probe in self.prog.probes:
@@ -486,6 +501,8 @@ class Sema:
                     found = ty
             if found is None:
                 break
+        if found is None and bare and name in self.prog.enumerators:
+            return self._e_Int(ast.Int(self.prog.enumerators[name][0], e.loc))
         if found is None:
             value = self.env.enum_value(name) if bare else None
             if value is not None:
@@ -816,6 +833,8 @@ class Sema:
         first = e.typename.replace("*", " ").split()[0]
         if ty is None and first in ("struct", "union"):
             ty = self._struct_pointer_type(e)
+        elif ty is None and first == "enum":
+            ty = self._enum_type(e)
         elif ty is None and self.cdefs is not None and first in self.cdefs.typedefs:
             ty = self.cdefs.typedef_type(first, e.typename.count("*"))
             if ty is None:
@@ -842,6 +861,19 @@ class Sema:
             e.expr = self._e_Int(ast.Int(ty.wrap(x.value), x.loc))
         e.ty = ty
         return e
+
+    def _enum_type(self, e):
+        """``(enum NAME)``: the script's enum, a 4-byte int (or a pointer to one)."""
+        words = e.typename.replace("*", " ").split()
+        if len(words) != 2:
+            raise LangError("expected an enum's name in the cast: (enum NAME)", e.loc)
+        ty = None
+        if self.cdefs is not None:
+            ty = self.cdefs.enum_type(words[1], e.typename.count("*"))
+        if ty is None:
+            raise LangError("unknown enum %s (define it in the script to cast to it)"
+                            % words[1], e.loc)
+        return ty
 
     def _struct_pointer_type(self, e):
         """``(struct NAME *)``: a pointer to a BTF struct."""

@@ -477,6 +477,12 @@ def _sizeof(sema, e):
     a = e.args[0]
     if isinstance(a, ast.Builtin) and a.name in CAST_TYPES:
         ty = parse_typename(a.name)
+    elif isinstance(a, ast.Builtin) and a.name.startswith("enum "):
+        name = a.name.split()[1]
+        if sema.cdefs is None or sema.cdefs.enum_type(name, 0) is None:
+            raise LangError("sizeof(): unknown enum %s (define it in the script)" % name,
+                            a.loc)
+        return sema.expr(ast.Int(4, e.loc))
     elif isinstance(a, ast.Builtin) and a.name.split()[0] in ("struct", "union"):
         return sema.expr(ast.Int(_named_struct(sema, a).size, e.loc))
     elif isinstance(a, ast.Builtin) and sema.cdefs is not None and \
