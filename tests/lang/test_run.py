@@ -455,6 +455,18 @@ CASES = [
          "if ($r->x == K_FIRST && $n->x == K_SECOND && $r->s == S_POS && $n->s == S_NEG) { "
          "printf(\"ok %d %d %d\\n\", $n->x, $n->s, sizeof(enum tt_kind)); } exit(); }",
          lines("ok 42 -3 4"), work=W("record", "21"), env={"TINYTRACE_TARGET": "btf=0"}),
+    # -- function-like macros ------------------------------------------------------------
+    Case("macro_function_like", "#define MAX(a, b) ((a) > (b) ? (a) : (b))\n"
+         "#define CLAMP(x, lo, hi) \\\n  ((x) < (lo) ? (lo) : \\\n   (x) > (hi) ? (hi) : (x))\n"
+         "#define SQ(x) ((x) * (x))\n"
+         "enum tt_color { RED, GREEN = 5, BLUE };\n"
+         "BEGIN { printf(\"%d %d %d %d %d\\n\", MAX(3, 7), GREEN, CLAMP(MAX(BLUE, 20), 0, 9), "
+         "SQ(1 + 2), MAX(SQ(2), SQ(-3))); exit(); }",
+         lines("7 5 9 9 9")),
+    Case("macro_predicate", "#define IS(path, want) (str(path) == str(want))\n"
+         "#define MINE(f) (pid == cpid && \\\n    IS(f, $1))\n"
+         "t:syscalls:sys_enter_openat /MINE(args->filename)/ { @opens = count(); }",
+         value("@opens", 7), work=OPEN7, params=["%MARKER%"]),
 ]
 
 

@@ -4,8 +4,17 @@ Probe headers need their own rule: ``uprobe:/bin/bash:readline`` or ``t:syscalls
 are one word each, while ``/`` inside a block is division.  So the lexer is pulled by the
 parser: ``next()`` reads an ordinary token, ``attach_point()`` reads a whole probe name at the
 current position.  Preprocessor lines are handled here too: a leading ``#!`` line and
-``#include`` lines are skipped, ``#define NAME tokens`` defines an object-like macro that is
-expanded where NAME appears (no function-like macros).
+``#include`` lines are skipped, ``#define NAME tokens`` and ``#define NAME(a, b) tokens``
+define macros, ``#undef NAME`` forgets one.
+
+Macros are expanded as the C preprocessor does in the common cases, token by token as the
+parser pulls them: a function-like macro's arguments are split at top-level commas, macro-
+expanded on their own, then put in place of the parameters, and the result is scanned again
+for more macros.  Each token carries the names of the macros it came from (``hide``), so a
+macro is never expanded inside its own expansion.  A function-like macro's name without a
+``(`` after it is a plain name.  ``#`` and ``##`` are refused.  Tokens of a macro's body are
+located at the place the macro was used; argument tokens keep their own place in the
+script, so errors point at what the user wrote.
 """
 from tinytrace.lang.source import LangError
 
@@ -29,6 +38,8 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "a": "\a",
             "b": "\b", "f": "\f", "v": "\v", "e": "\x1b"}
 U64_MAX = (1 << 64) - 1
+MAX_EXPANDED = 200000   # tokens produced by macro expansion in one program
+_NO_HIDE = frozenset()
 
 
 def _byte_char(v):
@@ -41,13 +52,14 @@ class Token:
     """One token.  ``kind`` is one of: ident, int, str, var ($x), map (@x, @), param ($1),
     nparams ($#), op (value is the operator text), attach (a probe name), eof."""
 
-    __slots__ = ("kind", "value", "loc", "cols")
+    __slots__ = ("kind", "value", "loc", "cols", "hide")
 
-    def __init__(self, kind, value, loc, cols=None):
+    def __init__(self, kind, value, loc, cols=None, hide=_NO_HIDE):
         self.kind = kind
         self.value = value
         self.loc = loc
         self.cols = cols  # strings: source column of each character of the value
+        self.hide = hide  # macros this token came from: not expanded again in it
 
     def is_op(self, text):
         return self.kind == "op" and self.value == text
@@ -75,15 +87,56 @@ class Token:
         return "Token(%s, %r, %r)" % (self.kind, self.value, self.loc)
 
 
+class Macro:
+    """``#define NAME body`` (``params`` None) or ``#define NAME(params) body``."""
+    __slots__ = ("name", "params", "body", "loc", "tokens")
+
+    def __init__(self, name, params, body, loc):
+        self.name, self.params, self.body, self.loc = name, params, body, loc
+        self.tokens = None      # the body's tokens, scanned at the first use
+
+
+def _has_hash(body):
+    """Whether a macro body has a ``#`` outside string literals."""
+    quote = False
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                quote = False
+        elif c == '"':
+            quote = True
+        elif body.startswith("//", i):
+            return False
+        elif body.startswith("/*", i):
+            end = body.find("*/", i + 2)
+            if end < 0:
+                return False
+            i = end + 1
+        elif c == "#":
+            return True
+        i += 1
+    return False
+
+
+def _copy(t, loc, hide, body=False):
+    """Token ``t`` of an expansion at ``loc``; a string of a macro body loses its columns
+    (they were columns of the definition)."""
+    return Token(t.kind, t.value, loc, None if body else t.cols, hide)
+
+
 class Lexer:
     def __init__(self, text):
         self.text = text
         self.pos = 0
         self.line = 1
         self.line_start = 0
-        self.macros = {}          # name -> body text
-        self.pending = []         # tokens from a macro expansion, next first
-        self._expanding = ()
+        self.macros = {}          # name -> Macro
+        self.pending = []         # tokens from a macro expansion (or looked ahead), next first
+        self._budget = [0]        # tokens expanded so far (shared with argument lexers)
         if text.startswith("#!"):
             self._skip_line()
 
@@ -154,49 +207,150 @@ class Lexer:
         if directive == "include":
             return  # struct layouts come from tracefs/BTF, never from headers
         if directive == "define":
-            rest = words[1] if len(words) > 1 else ""
-            name_end = 0
-            while name_end < len(rest) and rest[name_end] in _IDENT_CHARS:
-                name_end += 1
-            name = rest[:name_end]
-            if not name or rest[0] in _DIGITS:
-                raise LangError("#define needs a name", start)
-            if name_end < len(rest) and rest[name_end] == "(":
-                raise LangError("function-like macros are not supported (#define %s(...))" % name,
-                                start)
-            self.macros[name] = (rest[name_end:].strip(), start)
+            self._define(words[1] if len(words) > 1 else "", start)
+            return
+        if directive == "undef":
+            name = words[1].strip() if len(words) > 1 else ""
+            if not name or not all(c in _IDENT_CHARS for c in name) or name[0] in _DIGITS:
+                raise LangError("#undef needs a macro name", start)
+            self.macros.pop(name, None)
             return
         raise LangError("unsupported preprocessor directive '#%s'" % directive, start)
 
+    def _define(self, rest, start):
+        name_end = 0
+        while name_end < len(rest) and rest[name_end] in _IDENT_CHARS:
+            name_end += 1
+        name = rest[:name_end]
+        if not name or rest[0] in _DIGITS:
+            raise LangError("#define needs a name", start)
+        params = None
+        body = rest[name_end:]
+        if body.startswith("("):
+            close = body.find(")")
+            if close < 0:
+                raise LangError("missing ')' after the parameters of macro %s" % name, start)
+            params = [w.strip() for w in body[1:close].split(",")]
+            if params == [""]:
+                params = []
+            for w in params:
+                if w == "..." or w.endswith("..."):
+                    raise LangError("variadic macros are not supported (#define %s(...))"
+                                    % name, start)
+                if not w or w[0] in _DIGITS or not all(c in _IDENT_CHARS for c in w):
+                    raise LangError("macro %s: expected a parameter name, found '%s'"
+                                    % (name, w), start)
+                if params.count(w) > 1:
+                    raise LangError("macro %s: duplicate parameter '%s'" % (name, w), start)
+            body = body[close + 1:]
+        body = body.strip()
+        if _has_hash(body):
+            raise LangError("the # and ## operators are not supported in macros (#define %s)"
+                            % name, start)
+        self.macros[name] = Macro(name, params, body, start)
+
     # -- tokens -----------------------------------------------------------------------------
     def next(self):
+        while True:
+            tok = self._next_raw()
+            if tok.kind == "ident" and tok.value in self.macros and \
+                    tok.value not in tok.hide and self._expand(tok):
+                continue
+            return tok
+
+    def _next_raw(self):
         if self.pending:
             return self.pending.pop(0)
         self.skip_blanks()
-        tok = self._scan()
-        if tok.kind == "ident" and tok.value in self.macros and tok.value not in self._expanding:
-            return self._expand(tok)
-        return tok
+        return self._scan()
 
     def _expand(self, tok):
-        body, _ = self.macros[tok.value]
-        sub = Lexer(body)
-        sub.macros = self.macros
-        sub._expanding = self._expanding + (tok.value,)
-        toks = []
+        """Replace macro ``tok`` (and its arguments) by its expansion, put first in
+        ``pending``.  False when a function-like macro's name has no ``(`` after it."""
+        macro = self.macros[tok.value]
+        hide = tok.hide | frozenset((tok.value,))
+        body = self._body(macro, tok)
+        if macro.params is None:
+            out = [_copy(t, tok.loc, hide, body=True) for t in body]
+        else:
+            nxt = self._next_raw()
+            if not nxt.is_op("("):
+                self.pending.insert(0, nxt)
+                return False
+            args = self._arguments(tok, macro)
+            index = dict((p, i) for i, p in enumerate(macro.params))
+            expanded = [None] * len(args)
+            out = []
+            for t in body:
+                i = index.get(t.value) if t.kind == "ident" else None
+                if i is None:
+                    out.append(_copy(t, tok.loc, hide, body=True))
+                    continue
+                if expanded[i] is None:
+                    expanded[i] = self._expand_list(args[i])
+                out.extend(_copy(a, a.loc, a.hide | hide) for a in expanded[i])
+        self._budget[0] += len(out)
+        if self._budget[0] > MAX_EXPANDED:
+            raise LangError("macro %s: expansion too large (more than %d tokens)"
+                            % (tok.value, MAX_EXPANDED), tok.loc)
+        self.pending[0:0] = out
+        return True
+
+    def _body(self, macro, tok):
+        if macro.tokens is None:
+            sub = Lexer(macro.body)
+            toks = []
+            while True:
+                try:
+                    t = sub._next_raw()
+                except LangError as e:
+                    raise LangError("in macro %s: %s" % (macro.name, e.message), tok.loc)
+                if t.kind == "eof":
+                    break
+                toks.append(t)
+            macro.tokens = toks
+        return macro.tokens
+
+    def _arguments(self, tok, macro):
+        """The argument token lists of a use of ``macro`` (its ``(`` taken)."""
+        args = [[]]
+        depth = 0
         while True:
-            try:
-                t = sub.next()
-            except LangError as e:
-                raise LangError("in macro %s: %s" % (tok.value, e.message), tok.loc)
+            t = self._next_raw()
             if t.kind == "eof":
-                break
-            t.loc = tok.loc  # errors point at the use of the macro
-            toks.append(t)
-        if not toks:
-            return self.next()
-        self.pending = toks[1:] + self.pending
-        return toks[0]
+                raise LangError("unterminated argument list of macro %s: missing ')'"
+                                % macro.name, tok.loc)
+            if t.is_op("("):
+                depth += 1
+            elif t.is_op(")"):
+                if depth == 0:
+                    break
+                depth -= 1
+            elif t.is_op(",") and depth == 0:
+                args.append([])
+                continue
+            args[-1].append(t)
+        if not macro.params and args == [[]]:
+            args = []
+        if len(args) != len(macro.params):
+            n = len(macro.params)
+            raise LangError("macro %s takes %d argument%s, %d given"
+                            % (macro.name, n, "" if n == 1 else "s", len(args)), tok.loc)
+        return args
+
+    def _expand_list(self, toks):
+        """``toks`` with every macro in them expanded (a macro argument, before it is put
+        in place of its parameter)."""
+        sub = Lexer("")
+        sub.macros = self.macros
+        sub._budget = self._budget
+        sub.pending = list(toks)
+        out = []
+        while True:
+            t = sub.next()
+            if t.kind == "eof":
+                return out
+            out.append(t)
 
     def _scan(self):
         text = self.text
