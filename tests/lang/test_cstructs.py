@@ -103,7 +103,9 @@ def test_layouts_match_gcc(tmp_path):
     assert got == want
 
 
-def test_member_types():
+def test_member_types(monkeypatch):
+    # the 64-bit layout (a long is 8 bytes); test_32_bit_layouts has the others
+    monkeypatch.setattr(arch, "_uname_machine", lambda: "x86_64")
     L = _layouts()
     st = _tag("tt_point", L)
     assert L.member(st, "x").ty == IntT(32, True)
@@ -148,6 +150,7 @@ def _analyse(text, **kw):
 
 def test_sizeof_offsetof_and_casts_without_btf(monkeypatch):
     monkeypatch.setenv("TINYTRACE_TARGET", "btf=0")
+    monkeypatch.setattr(arch, "_uname_machine", lambda: "x86_64")   # 64-bit sizes
     prog = _analyse('BEGIN { @a = sizeof(struct tt_point); @b = offsetof(struct tt_anon, l); '
                     '@c = sizeof(union tt_u); @d = sizeof(tt_point_t); '
                     '@e = offsetof(struct tt_nest, p.next); @f = sizeof(tt_uint); }')
@@ -156,8 +159,13 @@ def test_sizeof_offsetof_and_casts_without_btf(monkeypatch):
 
 
 def test_casts_read_user_memory_in_uprobes():
-    prog = _analyse('uprobe:libc:malloc { $p = (struct tt_point *)arg0; $n = $p->next; '
-                    '$q = (tt_point_t *)arg1; }')
+    try:
+        prog = _analyse('uprobe:libc:malloc { $p = (struct tt_point *)arg0; $n = $p->next; '
+                        '$q = (tt_point_t *)arg1; }')
+    except SourceError as e:
+        if "Thumb code" in str(e):     # Debian's armhf libc: 32-bit ARM uprobes refuse it
+            pytest.skip(str(e).splitlines()[0])
+        raise
     stmts = prog.probes[0].body.stmts
     assert stmts[0].value.ty.user and stmts[0].value.ty.pointee.user
     assert stmts[1].value.ty.user            # a pointer read from process memory

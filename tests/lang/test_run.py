@@ -29,7 +29,8 @@ COMM = os.path.basename(sys.executable)[:15]
 class Case:
     def __init__(self, name, program, expect, work=None, params=(), options=(), env=None,
                  rc=0, needs=()):
-        self.needs = needs      # "btf", "len" (Linux 6.6): skipped where the kernel lacks it
+        self.needs = needs      # "btf", "len" (Linux 6.6), "64bit": skipped where the
+                                # kernel lacks it
         self.name = name
         self.program = program
         self.expect = expect
@@ -424,13 +425,14 @@ CASES = [
          "uprobe:libc:clock_nanosleep /arg1 == 0/ { $t = (struct tt_ts *)arg2; "
          "$u = (union tt_u *)arg2; printf(\"%d %d %u %u %d\\n\", $t->s, $t->ns, $u->w[2], "
          "$u->b[8], $u->t.ns); exit(); }",
-         lines("2 1234567 1234567 135 1234567"), work=W("nanosleep", "2001234567")),
+         lines("2 1234567 1234567 135 1234567"), work=W("nanosleep", "2001234567"),
+         needs=("64bit",)),
     Case("cstruct_tracepoint_no_btf", "struct tt_ts { long s; long ns; };\n"
          "t:syscalls:sys_enter_clock_nanosleep /pid == cpid && args->flags == 0/ { "
          "$t = (struct tt_ts *)args->rqtp; printf(\"%d %d %d\\n\", $t->s, $t->ns, "
          "sizeof(struct tt_ts)); exit(); }",
          lines("0 7654321 16"), work=W("nanosleep", "7654321"),
-         env={"TINYTRACE_TARGET": "btf=0"}),
+         env={"TINYTRACE_TARGET": "btf=0"}, needs=("64bit",)),
     Case("cstruct_pointers_bitfields", "#define NAMELEN 16\n" + RECORD.replace(
          "[16]", "[NAMELEN]") + "\ntypedef struct tt_rec rec_t;\n"
          "t:syscalls:sys_enter_write /pid == cpid && args->count == sizeof(rec_t)/ { "
@@ -438,7 +440,8 @@ CASES = [
          "printf(\"%d %d %s %u %u %d %x | %d %d %s %u %u %d %u\\n\", $r->x, $r->y, $r->name, "
          "$r->a, $r->b, $r->s, $r->c[0], $n->x, $n->y, $n->name, $n->a, $n->b, $n->s, "
          "offsetof(struct tt_rec, c)); exit(); }",
-         lines("21 -21 first 5 30 4660 34 | 42 -42 second 2 17 -3 44"),
+         lambda out, ctx: lines("21 -21 first 5 30 4660 34 | 42 -42 second 2 17 -3 %d"
+                                % _rec_c_offset())(out, ctx),
          work=W("record", "21"), env={"TINYTRACE_TARGET": "btf=0"}),
     # -- C enums (values, constants by name, an enum member read from the workload) --------
     Case("enum_constants", "enum tt_color { RED, GREEN = 5, BLUE, NEG = -3, BIG = BLUE * 2 };\n"
@@ -546,11 +549,24 @@ def _subst(text, d):
         "%BIN%", os.path.join(d, "ttmarker"))
 
 
+def _rec_c_offset():
+    """offsetof(struct tt_rec, c): after the two pointers, whose size is the kernel's word
+    (the workload's ctypes record agrees on a 32-bit system)."""
+    from tinytrace.kernel import arch
+    return 44 if arch.kernel_long_size() == 8 else 32
+
+
 def missing(case):
     """Why this kernel cannot run ``case`` (None when it can)."""
     for need in case.needs:
         if need == "btf" and not os.path.exists("/sys/kernel/btf/vmlinux"):
             return "no kernel BTF"
+        if need == "64bit":
+            from tinytrace.kernel import arch
+            if arch.kernel_long_size() != 8:
+                return ("a 32-bit kernel: its C library sleeps through "
+                        "clock_nanosleep_time64 with a 64-bit time_t, and its libc is Thumb "
+                        "code that 32-bit ARM uprobes refuse")
         if need == "len":
             from tinytrace.kernel import bpf
             if tuple(bpf.kernel_version()[:2]) < (6, 6):
