@@ -74,7 +74,7 @@ class Settings(object):
         self.cache = pick("cache", "CACHE", DEFAULT_CACHE)
         self.suite = pick("suite", "SUITE", DEFAULT_KERNEL_SUITE)
         self.timeout = pick("timeout", "TIMEOUT", 600.0, float)
-        self.mem = pick("mem", "MEM", 1024, int)
+        self.mem = pick("mem", "MEM", 2048, int)   # the subset runs 4 tracers at once
         self.smp = pick("smp", "SMP", 2, int)
         self.cpu = pick("cpu", "CPU", a.cpu)
         self.append = pick("append", "APPEND", "")

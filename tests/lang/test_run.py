@@ -637,7 +637,12 @@ def test_run(case, results):
         d = r["dir"]
         out = out.replace(os.path.join(d, "marker"), "%MARKER%").replace(
             os.path.join(d, "ttmarker"), "%BIN%")
-        expect(out, r)
+        try:
+            expect(out, r)
+        except AssertionError as e:
+            # what the tracer and its -c workload said (a workload that failed to start
+            # leaves the maps empty)
+            raise AssertionError("%s\n-- stderr of the run:\n%s" % (e, r["err"]))
 
 
 def _tinytrace(args, timeout=TIMEOUT):
