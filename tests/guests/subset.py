@@ -77,7 +77,7 @@ def paths(root):
 
 # A test that runs longer than this in a guest is stopped, with every thread's stack printed,
 # rather than eating the whole run's timeout without saying which test hung.
-TEST_TIMEOUT = 240
+TEST_TIMEOUT = 480   # the language run corpus's fixture runs ~100 cases
 
 
 def environment(arch, features):
