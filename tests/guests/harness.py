@@ -579,9 +579,13 @@ def build_payload(token, command, env, files, share, jit, p9_cache, arch_name):
 
 def qemu_argv(s, image, initrd, pidfile, share):
     a = s.arch
-    # softlockup_panic: a guest kernel wedged by a soft lockup panics, and with panic=-1
-    # and -no-reboot qemu ends at once instead of idling until the hard timeout.
-    append = "console=%s quiet loglevel=3 panic=-1 softlockup_panic=1 rdinit=/init" % a.console
+    # panic=-1 with -no-reboot: a guest kernel that panics ends qemu at once. Soft lockups
+    # only warn (no softlockup_panic): under TCG a vCPU thread starved by the host for a few
+    # seconds looks like a lockup to the guest, and one such stall panicked an x86_64 guest
+    # in CI; a truly wedged guest still ends at the hard timeout. watchdog_thresh=60 (the
+    # maximum) makes the watchdog report only stalls of two minutes or more.
+    append = ("console=%s quiet loglevel=3 panic=-1 watchdog_thresh=60 rdinit=/init"
+              % a.console)
     if s.append:
         append += " " + s.append
     argv = [a.qemu, "-M", a.machine, "-accel", "tcg,thread=multi", "-cpu", s.cpu,

@@ -152,6 +152,9 @@ def test_qemu_command_line(tmp_path):
     assert argv[argv.index("-cpu") + 1] == "cortex-a15"
     assert "console=ttyAMA0" in argv[argv.index("-append") + 1]
     assert "mitigations=off" in argv[argv.index("-append") + 1]
+    # a host-starved TCG vCPU must not panic the guest: soft lockups only warn
+    assert "softlockup_panic" not in argv[argv.index("-append") + 1]
+    assert "watchdog_thresh=60" in argv[argv.index("-append") + 1].split()
     assert "local,id=tt0,path=/a,,b,security_model=none" in argv
     assert s.jit == 1          # armhf turns the JIT on
     assert harness.Settings("arm64", cache=str(tmp_path)).jit is None
