@@ -9,12 +9,12 @@ named from BTF, and BTF struct offsets against the tracepoint format files.
 Each test starts ``python -m tinytrace`` and waits for "Attaching N probes..." before the
 workload acts, then stops it (Ctrl-C, or the ``-p`` process ending) and reads the maps.
 """
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -91,6 +91,31 @@ def _thumb(name):
         pytest.skip("no libc mapped")
     addr = elf.open(libc).symbol_address(name)
     return addr is not None and uprobes.is_thumb(libc, addr)
+
+
+@contextlib.contextmanager
+def _held_python(code, *argv):
+    """``python3 -c CODE ARGV...`` that does its work between two lines read from stdin:
+    the test attaches a tracer, then ``_go`` releases the work and waits for its last line.
+    The process is ended (stdin closed, reaped) however the test leaves."""
+    proc = subprocess.Popen([sys.executable, "-c", code] + list(argv),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            universal_newlines=True)
+    try:
+        yield proc
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+def _go(proc, tracer, done):
+    """Release a ``_held_python`` process, wait for its line ``done``, stop ``tracer``;
+    returns the tracer's stdout."""
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline() == done + "\n"
+    out, _ = tracer.stop()
+    return out
 
 
 # -- uprobes --------------------------------------------------------------------------------
@@ -300,23 +325,13 @@ def test_usdt_probe_not_found():
 def test_profile_kernel_stacks_name_the_read_path(tmp_path):
     """A loop reading /dev/zero a megabyte at a time: sampled kernel stacks pass through
     read_zero / vfs_read; ``kstack(3)`` keeps three frames."""
-    proc = subprocess.Popen([sys.executable, "-c", "import os, sys, time\n"
-                             "f = os.open('/dev/zero', os.O_RDONLY)\n"
-                             "sys.stdin.readline(); end = time.monotonic() + 1.5\n"
-                             "while time.monotonic() < end: os.read(f, 1 << 20)\n"
-                             "print('done', flush=True); sys.stdin.readline()\n"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            universal_newlines=True)
-    try:
-        t = Tracer(["-e", "profile:hz:499 /pid == %d/ { @[kstack(3)] = count(); "
-                    "@d[kstack] = count(); }" % proc.pid])
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline() == "done\n"
-        out, _ = t.stop()
-    finally:
-        proc.stdin.close()
-        proc.wait()
+    with _held_python("import os, sys, time\n"
+                      "f = os.open('/dev/zero', os.O_RDONLY)\n"
+                      "sys.stdin.readline(); end = time.monotonic() + 1.5\n"
+                      "while time.monotonic() < end: os.read(f, 1 << 20)\n"
+                      "print('done', flush=True); sys.stdin.readline()\n") as proc:
+        out = _go(proc, Tracer(["-e", "profile:hz:499 /pid == %d/ { @[kstack(3)] = count(); "
+                                "@d[kstack] = count(); }" % proc.pid]), "done")
     assert re.search(r"^    (read_zero|vfs_read|ksys_read|__x64_sys_read|"
                      r"__arm64_sys_read|iov_iter_zero|clear_user\w*|rep_stos\w*)\+\d+$",
                      out, re.M), out
@@ -331,22 +346,12 @@ def test_profile_user_stacks_name_native_functions(tmp_path):
     process lives (the run is stopped before it exits)."""
     from tests.workloads.native import native_library
     lib = native_library()
-    proc = subprocess.Popen([sys.executable, "-c", "import ctypes, sys\n"
-                             "lib = ctypes.CDLL(sys.argv[1])\n"
-                             "sys.stdin.readline(); lib.tt_spin(800)\n"
-                             "print('spun', flush=True); sys.stdin.readline()\n", lib],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            universal_newlines=True)
-    try:
-        t = Tracer(["-e", "profile:hz:999 /pid == %d/ { @[ustack(3)] = count(); "
-                    "@p[ustack(perf, 2)] = count(); }" % proc.pid])
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline() == "spun\n"
-        out, err = t.stop()
-    finally:
-        proc.stdin.close()
-        proc.wait()
+    with _held_python("import ctypes, sys\n"
+                      "lib = ctypes.CDLL(sys.argv[1])\n"
+                      "sys.stdin.readline(); lib.tt_spin(800)\n"
+                      "print('spun', flush=True); sys.stdin.readline()\n", lib) as proc:
+        out = _go(proc, Tracer(["-e", "profile:hz:999 /pid == %d/ { @[ustack(3)] = count(); "
+                                "@p[ustack(perf, 2)] = count(); }" % proc.pid]), "spun")
     assert re.search(r"^    tt_spin_inner\+\d+\n    tt_spin\+\d+\n", out, re.M), out
     assert re.search(r"^\t[0-9a-f]+ tt_spin_inner\+\d+ \(%s\)$" % re.escape(lib), out,
                      re.M), out
@@ -460,15 +465,12 @@ def test_watchpoint_counts_writes(tmp_path):
     bytes: 32-bit ARM watchpoints cover at most that)."""
     if not os.path.exists("/sys/bus/event_source/devices/breakpoint"):
         pytest.skip("no breakpoint PMU")
-    proc = subprocess.Popen([sys.executable, "-c", "import ctypes, sys\n"
-                             "v = ctypes.c_uint32(0)\n"
-                             "print(hex(ctypes.addressof(v)), flush=True)\n"
-                             "sys.stdin.readline()\n"
-                             "for i in range(1, 101):\n    v.value = i\n"
-                             "print('done', flush=True); sys.stdin.readline()\n"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            universal_newlines=True)
-    try:
+    with _held_python("import ctypes, sys\n"
+                      "v = ctypes.c_uint32(0)\n"
+                      "print(hex(ctypes.addressof(v)), flush=True)\n"
+                      "sys.stdin.readline()\n"
+                      "for i in range(1, 101):\n    v.value = i\n"
+                      "print('done', flush=True); sys.stdin.readline()\n") as proc:
         addr = proc.stdout.readline().strip()
         try:
             t = Tracer(["-p", str(proc.pid), "-e", "watchpoint:%s:4:w { @[probe] = count(); }"
@@ -480,13 +482,7 @@ def test_watchpoint_counts_writes(tmp_path):
                     and "Invalid argument" in str(e) and "Traceback" not in str(e):
                 pytest.skip("this CPU refuses hardware watchpoints: %s" % str(e).strip())
             raise
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline() == "done\n"
-        out, _ = t.stop()
-    finally:
-        proc.stdin.close()
-        proc.wait()
+        out = _go(proc, t, "done")
     assert _value(out, "@[watchpoint:%s:4:w]" % addr) == 100, out
 
 
