@@ -654,8 +654,7 @@ def skipped_runs():
     skip in ``bpf_prog_info.recursion_misses`` (5.12+; 0 before).  A tool's process holds
     only its own programs, so all of them are summed."""
     import os
-    import struct
-    from tinytrace.kernel import bpf
+    from tinytrace.kernel import progs
     total = 0
     try:
         fds = os.listdir("/proc/self/fd")
@@ -665,16 +664,10 @@ def skipped_runs():
         try:
             if os.readlink("/proc/self/fd/" + name) != "anon_inode:bpf-prog":
                 continue
-            info = bpf.obj_get_info(int(name), _PROG_INFO_SIZE)
+            total += progs.recursion_misses(int(name))
         except (OSError, ValueError):
             continue
-        if len(info) >= _RECURSION_MISSES + 8:
-            total += struct.unpack_from("<Q", info, _RECURSION_MISSES)[0]
     return total
-
-
-_RECURSION_MISSES = 208         # offset in struct bpf_prog_info (after run_time_ns, run_cnt)
-_PROG_INFO_SIZE = 216
 
 
 SKIPPED_NOTE = ("note: the kernel skipped %d runs of this tool's BPF programs (another BPF "

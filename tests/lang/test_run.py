@@ -41,6 +41,15 @@ class Case:
         self.rc = rc
 
 
+def _skipped_noted(out, ctx, n):
+    """``n`` opens counted, none of the signals they sent (each was skipped), and the one
+    line on stderr that says so."""
+    assert re.search(r"^@opens: %d$" % n, out, re.M) and "@gen" not in out, out
+    assert ("tinytrace: the kernel skipped %d runs of the probes (another BPF program was "
+            "running on the same CPU): up to %d events are missing from the output\n"
+            % (n, n)) == ctx["err"], ctx["err"]
+
+
 def lines(*want):
     """The output must be exactly these lines (trailing empty lines aside: every run ends
     with the two newlines bpftrace prints before the maps)."""
@@ -311,6 +320,13 @@ CASES = [
     Case("signal_unsafe", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
          'str($1)/ { @opens = count(); signal("KILL"); }', value("@opens", 1),
          work=W("open", "2", "sleep", "5000"), params=["%MARKER%"], options=["-q", "--unsafe"]),
+    # a tracepoint hit inside a running BPF program is skipped by the kernel (signal()'s
+    # helper generates the signal in place): the run says how many runs it lost
+    Case("skipped_runs_noted", 't:syscalls:sys_enter_openat /pid == cpid && '
+         'str(args->filename) == str($1)/ { @opens = count(); signal("CONT"); } '
+         't:signal:signal_generate /args->pid == cpid && args->sig == 18/ { @gen = count(); }',
+         lambda out, ctx: _skipped_noted(out, ctx, 5), work=W("open", "5"),
+         params=["%MARKER%"], options=["-q", "--unsafe"]),
     Case("verifier_log_verbose", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
          lambda out, ctx: _verbose_log(ctx), rc=1, options=["-v"]),
     Case("btf_curtask", 'BEGIN { $t = curtask; printf("%d %s %d %d %d %d\\n", curtask->pid == '
@@ -615,8 +631,10 @@ def results(tmp_path_factory, request):
     # In the qemu guests two cases at a time (as many as their CPUs): four tracers starting
     # and stopping side by side intermittently left a whole batch of -c workloads untraced
     # by syscall tracepoints (arm64, 6.1); one at a time is too slow for armhf's per-test
-    # limit (the fixture's setup counts as one test).
-    with ThreadPoolExecutor(2 if os.environ.get("TINYTRACE_GUEST") else 4) as pool:
+    # limit (the fixture's setup counts as one test). TINYTRACE_RUN_WORKERS overrides.
+    workers = int(os.environ.get("TINYTRACE_RUN_WORKERS")
+                  or (2 if os.environ.get("TINYTRACE_GUEST") else 4))
+    with ThreadPoolExecutor(workers) as pool:
         futures = {c.name: pool.submit(run_case, c, base) for c in CASES}
         return {name: f.result() for name, f in futures.items()}
 

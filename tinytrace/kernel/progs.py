@@ -115,6 +115,10 @@ class Program(OwnedFd):
         return {"type": ptype, "id": pid, "tag": tag.hex(), "jited_len": jited,
                 "xlated_len": xlated}
 
+    def recursion_misses(self):
+        """How many runs of this program the kernel skipped; see ``recursion_misses``."""
+        return recursion_misses(self.fileno())
+
     def test_run(self, ctx=b"", data=b"", repeat=0, cpu=None):
         """Run the program once in the kernel (BPF_PROG_TEST_RUN); returns its r0.  For
         raw_tracepoint programs ``ctx`` is the argument array and ``cpu`` may pin the run."""
@@ -124,6 +128,21 @@ class Program(OwnedFd):
         retval, _ = bpf.prog_test_run(self.fileno(), ctx_in=ctx, data_in=data, repeat=repeat,
                                       flags=flags, cpu=cpu or 0)
         return retval
+
+
+_RECURSION_MISSES = 208     # offset in struct bpf_prog_info (after run_time_ns, run_cnt)
+_PROG_INFO_SIZE = 216
+
+
+def recursion_misses(fd):
+    """``bpf_prog_info.recursion_misses`` of program ``fd``: the runs the kernel skipped
+    because a BPF program was already running on that CPU (an interrupt arriving then, a
+    tracepoint hit inside a helper, or a map operation from a system call, which holds the
+    CPU's BPF-active count while it may be preempted).  Linux 5.12+; 0 before."""
+    info = bpf.obj_get_info(fd, _PROG_INFO_SIZE)
+    if len(info) < _RECURSION_MISSES + 8:
+        return 0
+    return struct.unpack_from("<Q", info, _RECURSION_MISSES)[0]
 
 
 _PROG_LOAD = struct.Struct("<IIQQIIQII16sIIIIQIIQIIII")  # up to attach_btf_obj_fd (120 bytes)

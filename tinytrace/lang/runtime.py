@@ -460,12 +460,29 @@ class Runtime:
         self._notes()
 
     def _notes(self):
-        """Once per run, on stderr: user stacks cut short by missing frame pointers."""
+        """Once per run, on stderr: runs of the probes the kernel skipped, and user stacks
+        cut short by missing frame pointers."""
+        skipped = self._skipped_runs()
+        if skipped:
+            sys.stderr.write("tinytrace: the kernel skipped %d runs of the probes (another "
+                             "BPF program was running on the same CPU): up to %d events "
+                             "are missing from the output\n" % (skipped, skipped))
         if self._decoders is None or self._decoders.ctx._short is None:
             return
         note = self._decoders.ctx._short.note()
         if note:
             sys.stderr.write("tinytrace: %s\n" % note)
+
+    def _skipped_runs(self):
+        """The kernel's count of skipped runs over this script's programs (BEGIN/END and
+        the like are run by us, never skipped)."""
+        total = 0
+        for _, prog in self.loaded:
+            try:
+                total += prog.recursion_misses()
+            except (OSError, ValueError):
+                pass
+        return total
 
     def _print_map(self, name, top, div):
         from tinytrace.lang.mapread import read_map
