@@ -46,8 +46,23 @@ def _record_type():
     return Rec
 
 
+def _mark(d, what):
+    """DIR/workload.started, DIR/workload.done: a failing test says how far its workload
+    got (a run with empty maps either missed the events or never saw them happen)."""
+    with open(os.path.join(d, "workload." + what), "w") as f:
+        f.write("%d\n" % os.getpid())
+
+
 def main(argv):
     d = argv[1]
+    _mark(d, "started")
+    status = _act(d, argv)
+    if status == 0:
+        _mark(d, "done")
+    return status
+
+
+def _act(d, argv):
     i = 2
     while i < len(argv):
         action = argv[i]
