@@ -651,8 +651,8 @@ def skipped_runs():
     """How many runs of this process's BPF programs the kernel skipped: a tracepoint or
     perf-event program does not run while another BPF program runs on the same CPU (an
     interrupt arriving then, a tracepoint hit inside a BPF helper); the kernel counts each
-    skip in ``bpf_prog_info.recursion_misses`` (5.12+; 0 before).  A tool's process holds
-    only its own programs, so all of them are summed."""
+    skip in ``bpf_prog_info.recursion_misses`` (for these program types from Linux 6.7).
+    A tool's process holds only its own programs, so all of them are summed."""
     import os
     from tinytrace.kernel import progs
     total = 0

@@ -329,7 +329,7 @@ CASES = [
          'str(args->filename) == str($1)/ { @opens = count(); signal("CONT"); } '
          't:signal:signal_generate /args->pid == cpid && args->sig == 18/ { @gen = count(); }',
          lambda out, ctx: _skipped_noted(out, ctx, 5), work=W("open", "5"),
-         params=["%MARKER%"], options=["-q", "--unsafe"]),
+         params=["%MARKER%"], options=["-q", "--unsafe"], needs=("misses",)),
     Case("verifier_log_verbose", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
          lambda out, ctx: _verbose_log(ctx), rc=1, options=["-v"]),
     Case("btf_curtask", 'BEGIN { $t = curtask; printf("%d %s %d %d %d %d\\n", curtask->pid == '
@@ -586,6 +586,10 @@ def missing(case):
                 return ("a 32-bit kernel: its C library sleeps through "
                         "clock_nanosleep_time64 with a 64-bit time_t, and its libc is Thumb "
                         "code that 32-bit ARM uprobes refuse")
+        if need == "misses":
+            from tinytrace.kernel import bpf
+            if tuple(bpf.kernel_version()[:2]) < (6, 7):
+                return "the kernel counts skipped tracepoint runs from Linux 6.7"
         if need == "len":
             from tinytrace.kernel import bpf
             if tuple(bpf.kernel_version()[:2]) < (6, 6):
@@ -630,16 +634,33 @@ def results(tmp_path_factory, request):
             pytest.fail("TINYTRACE_REQUIRE_BPF=1 but BPF is unusable: " + why)
         pytest.skip("BPF unavailable: " + why)
     base = str(tmp_path_factory.mktemp("run"))
-    from concurrent.futures import ThreadPoolExecutor
-    # In the qemu guests two cases at a time (as many as their CPUs): four tracers starting
-    # and stopping side by side intermittently left a whole batch of -c workloads untraced
-    # by syscall tracepoints (arm64, 6.1); one at a time is too slow for armhf's per-test
-    # limit (the fixture's setup counts as one test). TINYTRACE_RUN_WORKERS overrides.
+    # In the qemu guests one case at a time, each run when its test asks for it (so each
+    # case has the guest's per-test time limit to itself): with two or four tracers
+    # starting and stopping side by side, the arm64 guest (6.1, TCG) intermittently saw a
+    # tracer count none of its -c workload's syscall-tracepoint events although the
+    # workload ran to its end (about one corpus run in five at four at a time; never on the
+    # host, the x86_64 or armhf guests, or with one tracer at a time; cause not found, see
+    # docs/guests.md). On the host four at a time. TINYTRACE_RUN_WORKERS overrides.
     workers = int(os.environ.get("TINYTRACE_RUN_WORKERS")
-                  or (2 if os.environ.get("TINYTRACE_GUEST") else 4))
+                  or (1 if os.environ.get("TINYTRACE_GUEST") else 4))
+    if workers == 1:
+        return _OnDemand(base)
+    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(workers) as pool:
         futures = {c.name: pool.submit(run_case, c, base) for c in CASES}
         return {name: f.result() for name, f in futures.items()}
+
+
+class _OnDemand(dict):
+    """The results, each case run (alone) the first time its test looks it up."""
+
+    def __init__(self, base):
+        dict.__init__(self)
+        self.base = base
+
+    def __missing__(self, name):
+        r = self[name] = run_case(next(c for c in CASES if c.name == name), self.base)
+        return r
 
 
 def test_corpus_is_big_enough():

@@ -138,7 +138,8 @@ def recursion_misses(fd):
     """``bpf_prog_info.recursion_misses`` of program ``fd``: the runs the kernel skipped
     because a BPF program was already running on that CPU (an interrupt arriving then, a
     tracepoint hit inside a helper, or a map operation of a system call on that CPU).
-    Linux 5.12+; 0 before."""
+    The field exists from Linux 5.12; tracepoint, kprobe and perf-event programs are counted
+    from 6.7 (0 before)."""
     info = bpf.obj_get_info(fd, _PROG_INFO_SIZE)
     if len(info) < _RECURSION_MISSES + 8:
         return 0
