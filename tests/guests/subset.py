@@ -77,7 +77,7 @@ def paths(root):
 
 # A test that runs longer than this in a guest is stopped, with every thread's stack printed,
 # rather than eating the whole run's timeout without saying which test hung.
-TEST_TIMEOUT = 240   # the slowest guest test (armhf) takes about a minute
+TEST_TIMEOUT = 240
 
 
 def environment(arch, features):
