@@ -128,6 +128,13 @@ CORPUS = [
     ("#define C(a, b) a ## b\nBEGIN { }", 1, 1, "the # and ## operators are not supported"),
     ("#define V(...) 1\nBEGIN { }", 1, 1, "variadic macros are not supported"),
     ("#define F(a, a) a\nBEGIN { }", 1, 1, "duplicate parameter 'a'"),
+    # conditional compilation: at the directive; kept lines keep their own places
+    ("#ifdef DEBUG\nBEGIN { }\n", 1, 1, "#ifdef without #endif"),
+    ("BEGIN { }\n  #elif 1\n", 2, 3, "#elif without #if"),
+    ("#if 2 * (3\n#endif\nBEGIN { }", 1, 1, "#if: missing ')'"),
+    ("#if 0\nBEGIN { }\n#else\nBEGIN { $x = nope; }\n#endif", 4, 14,
+     "unknown identifier 'nope'"),
+    ("#if !defined(ARCH)\n# error set ARCH\n#endif\nBEGIN { }", 2, 1, "#error set ARCH"),
     ("#define F(a) (a + 1)\nBEGIN { $x = F(\"s\"); }", 2, 14, "strings can only be"),
     ("#define ADD(a, b) \\\n  ((a) + \\\n   (b))\nBEGIN { $x = ADD(1,\n  2); $y = nope; }",
      5, 12, "unknown identifier 'nope'"),

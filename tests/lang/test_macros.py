@@ -80,3 +80,92 @@ def test_strings_in_arguments_keep_their_columns():
 def test_hash_in_strings_and_comments_is_fine():
     prog = parse('#define F(x) printf("#%d\\n", x) /* # */ // #\nBEGIN { F(1); }')
     assert show(prog.probes[0].body.stmts[0].expr) == "printf('#%d\\n',1)"
+
+
+# -- conditional compilation -----------------------------------------------------------------
+
+def _kept(text):
+    """The values ``$r`` gets in the BEGIN probe of ``text``, in order."""
+    prog = parse(text)
+    return [show(s.value) for s in prog.probes[0].body.stmts]
+
+
+@pytest.mark.parametrize("cond,kept", [
+    ("1", True), ("0", False), ("LEVEL > 1", True), ("LEVEL >= 3", False),
+    ("defined(LEVEL)", True), ("defined LEVEL && !defined(NOPE)", True),
+    ("NOPE", False),                                  # names left after expansion are 0
+    ("NOPE == 0 && TWICE(LEVEL) == 4", True),         # function-like macros expand
+    ("(1 << 4) / 3 == 5 && -7 / 2 == -3 && -7 % 2 == -1", True),   # C division
+    ("LEVEL ? 0 : 1", False), ("~0 == -1 && (3 ^ 1) == 2 && (6 & 3 | 8) == 10", True),
+    ("0x10 == 16 && 010 == 8", True),
+])
+def test_if_expressions(cond, kept):
+    text = ("#define LEVEL 2\n#define TWICE(x) ((x) * 2)\n"
+            "BEGIN {\n#if %s\n  $r = 1;\n#endif\n  $r = 2;\n}" % cond)
+    assert _kept(text) == (["1", "2"] if kept else ["2"])
+
+
+def test_ifdef_ifndef_elif_else_and_nesting():
+    text = """#define A 1
+BEGIN {
+#ifdef A
+  $r = 1;
+# ifndef B
+  $r = 2;
+# else
+  $r = 3;
+# endif
+#elif 1
+  $r = 4;
+#else
+  $r = 5;
+#endif
+#if 0
+  $r = 6;
+# if 1
+  $r = 7;
+# endif
+#elif defined(A) && A == 1
+  $r = 8;
+#elif 1
+  $r = 9;
+#endif
+}"""
+    assert _kept(text) == ["1", "2", "8"]
+
+
+def test_dropped_groups_are_not_looked_at():
+    """Inside a group that is dropped, other directives (even unknown ones), #define and
+    text that would not parse are skipped, as the C preprocessor does."""
+    text = ("#ifdef NOT_DEFINED\n#error never\n#define X 5\n@@@ not a program\n#endif\n"
+            "BEGIN { $r = X; }")
+    assert _kept(text) == ["X"]
+
+
+def test_conditionals_keep_locations():
+    prog = parse("#if 0\nBEGIN { }\n#endif\nBEGIN {\n  $r = 1;\n}")
+    assert prog.probes[0].loc == (4, 1)
+    assert prog.probes[0].body.stmts[0].value.loc == (5, 8)
+
+
+@pytest.mark.parametrize("text,loc,message", [
+    ("#if 1\nBEGIN { }", (1, 1), "#if without #endif"),
+    ("BEGIN { }\n#endif", (2, 1), "#endif without #if"),
+    ("#else\nBEGIN { }", (1, 1), "#else without #if"),
+    ("#if 1\n#else\n#else\n#endif\nBEGIN { }", (3, 1), "#else after #else"),
+    ("#if 1\n#else\n#elif 1\n#endif\nBEGIN { }", (3, 1), "#elif after #else"),
+    ("#if\n#endif\nBEGIN { }", (1, 1), "#if needs an expression"),
+    ("#if 1 +\n#endif\nBEGIN { }", (1, 1), "#if: the expression ends too early"),
+    ("#if (1\n#endif\nBEGIN { }", (1, 1), "#if: missing ')'"),
+    ("#if 1 / 0\n#endif\nBEGIN { }", (1, 1), "#if: division by zero"),
+    ("#if \"s\"\n#endif\nBEGIN { }", (1, 1), "#if: unexpected string literal"),
+    ("#if defined(\n#endif\nBEGIN { }", (1, 1), "'defined' needs a macro name"),
+    ("#ifdef 9x\n#endif\nBEGIN { }", (1, 1), "#ifdef needs a macro name"),
+    ("  #if 1 2\n#endif\nBEGIN { }", (1, 3), "#if: unexpected number 2"),
+    ("#ifndef ARCH\n#error define ARCH first\n#endif\nBEGIN { }", (2, 1),
+     "#error define ARCH first"),
+])
+def test_conditional_errors(text, loc, message):
+    with pytest.raises(LangError) as e:
+        parse(text)
+    assert message in e.value.message and e.value.loc == loc, (e.value.message, e.value.loc)

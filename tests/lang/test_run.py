@@ -485,6 +485,9 @@ CASES = [
          "BEGIN { printf(\"%d %d %d %d %d\\n\", MAX(3, 7), GREEN, CLAMP(MAX(BLUE, 20), 0, 9), "
          "SQ(1 + 2), MAX(SQ(2), SQ(-3))); exit(); }",
          lines("7 5 9 9 9")),
+    Case("preprocessor_conditionals", '#define N 3\n#ifndef N\n#error N\n#endif\n'
+         '#if N > 2 && defined(N)\nBEGIN { printf("big %d\\n", N); exit(); }\n'
+         '#else\nBEGIN { printf("small\\n"); exit(); }\n#endif', lines("big 3")),
     Case("macro_predicate", "#define IS(path, want) (str(path) == str(want))\n"
          "#define MINE(f) (pid == cpid && \\\n    IS(f, $1))\n"
          "t:syscalls:sys_enter_openat /MINE(args->filename)/ { @opens = count(); }",

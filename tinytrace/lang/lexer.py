@@ -5,7 +5,9 @@ are one word each, while ``/`` inside a block is division.  So the lexer is pull
 parser: ``next()`` reads an ordinary token, ``attach_point()`` reads a whole probe name at the
 current position.  Preprocessor lines are handled here too: a leading ``#!`` line and
 ``#include`` lines are skipped, ``#define NAME tokens`` and ``#define NAME(a, b) tokens``
-define macros, ``#undef NAME`` forgets one.
+define macros, ``#undef NAME`` forgets one, and ``#if``/``#ifdef``/``#ifndef``/``#elif``/
+``#else``/``#endif`` keep or drop the lines between them (``#if`` evaluates a C integer
+constant expression after macro expansion, with ``defined NAME``; other names are 0).
 
 Macros are expanded as the C preprocessor does in the common cases, token by token as the
 parser pulls them: a function-like macro's arguments are split at top-level commas, macro-
@@ -128,6 +130,116 @@ def _copy(t, loc, hide, body=False):
     return Token(t.kind, t.value, loc, None if body else t.cols, hide)
 
 
+_CONDITIONALS = frozenset(("if", "ifdef", "ifndef", "elif", "else", "endif"))
+
+
+class _Cond:
+    """One open ``#if`` group: ``outer`` whether the text around it is kept, ``taken``
+    whether one of its branches was, ``active`` whether the current branch is."""
+    __slots__ = ("directive", "loc", "outer", "taken", "active", "seen_else")
+
+    def __init__(self, directive, loc, outer):
+        self.directive, self.loc, self.outer = directive, loc, outer
+        self.taken = self.active = self.seen_else = False
+
+    def take(self, yes):
+        self.active = bool(yes) and self.outer
+        self.taken = self.taken or self.active
+
+
+def _macro_name(rest, directive, loc):
+    name = rest.split("//", 1)[0].split("/*", 1)[0].strip()
+    if not name or name[0] in _DIGITS or not all(c in _IDENT_CHARS for c in name):
+        raise LangError("#%s needs a macro name" % directive, loc)
+    return name
+
+
+class _CondExpr:
+    """A C integer constant expression of ``#if`` over expanded tokens: names left after
+    expansion are 0, arithmetic is on unbounded integers (division truncates toward 0)."""
+
+    _BINARY = (("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="),
+               ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"), ("*", "/", "%"))
+
+    def __init__(self, toks, directive, loc):
+        self.toks, self.i, self.directive, self.loc = toks, 0, directive, loc
+
+    def _fail(self, what):
+        raise LangError("#%s: %s" % (self.directive, what), self.loc)
+
+    def _peek(self):
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def value(self):
+        v = self._ternary()
+        if self._peek() is not None:
+            self._fail("unexpected %s in the expression" % self._peek().describe())
+        return v
+
+    def _ternary(self):
+        cond = self._binary(0)
+        t = self._peek()
+        if t is not None and t.is_op("?"):
+            self.i += 1
+            a = self._ternary()
+            t = self._peek()
+            if t is None or not t.is_op(":"):
+                self._fail("expected ':' in '?:'")
+            self.i += 1
+            b = self._ternary()
+            return a if cond else b
+        return cond
+
+    def _binary(self, level):
+        if level == len(self._BINARY):
+            return self._unary()
+        left = self._binary(level + 1)
+        while True:
+            t = self._peek()
+            if t is None or t.kind != "op" or t.value not in self._BINARY[level]:
+                return left
+            self.i += 1
+            right = self._binary(level + 1)
+            left = self._apply(t.value, left, right)
+
+    def _apply(self, op, a, b):
+        if op in ("/", "%"):
+            if b == 0:
+                self._fail("division by zero")
+            q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+            return q if op == "/" else a - q * b
+        if op in ("<<", ">>") and b < 0:
+            self._fail("negative shift count")
+        return {"||": lambda: int(bool(a) or bool(b)), "&&": lambda: int(bool(a) and bool(b)),
+                "|": lambda: a | b, "^": lambda: a ^ b, "&": lambda: a & b,
+                "==": lambda: int(a == b), "!=": lambda: int(a != b),
+                "<": lambda: int(a < b), ">": lambda: int(a > b),
+                "<=": lambda: int(a <= b), ">=": lambda: int(a >= b),
+                "<<": lambda: a << min(b, 64), ">>": lambda: a >> b,
+                "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
+
+    def _unary(self):
+        t = self._peek()
+        if t is None:
+            self._fail("the expression ends too early")
+        self.i += 1
+        if t.kind == "op" and t.value in ("!", "~", "-", "+"):
+            v = self._unary()
+            return {"!": int(not v), "~": ~v, "-": -v, "+": v}[t.value]
+        if t.is_op("("):
+            v = self._ternary()
+            t = self._peek()
+            if t is None or not t.is_op(")"):
+                self._fail("missing ')'")
+            self.i += 1
+            return v
+        if t.kind == "int":
+            return t.value
+        if t.kind == "ident":
+            return 0
+        self._fail("unexpected %s in the expression" % t.describe())
+
+
 class Lexer:
     def __init__(self, text):
         self.text = text
@@ -137,6 +249,7 @@ class Lexer:
         self.macros = {}          # name -> Macro
         self.pending = []         # tokens from a macro expansion (or looked ahead), next first
         self._budget = [0]        # tokens expanded so far (shared with argument lexers)
+        self.conds = []           # open #if groups, innermost last (see _Cond)
         if text.startswith("#!"):
             self._skip_line()
 
@@ -166,6 +279,16 @@ class Lexer:
         n = len(text)
         while self.pos < n:
             c = text[self.pos]
+            if self.conds and not self.conds[-1].active:
+                # a group #if dropped: only its conditional directives count
+                if c == "#" and self._at_line_start(self.pos):
+                    self._preprocessor_line()
+                elif c == "\n":
+                    self._newline(self.pos)
+                    self.pos += 1
+                else:
+                    self._skip_line()
+                continue
             if c == "\n":
                 self._newline(self.pos)
                 self.pos += 1
@@ -186,6 +309,9 @@ class Lexer:
                 self._preprocessor_line()
             else:
                 return
+        if self.conds:
+            raise LangError("#%s without #endif" % self.conds[-1].directive,
+                            self.conds[-1].loc)
 
     def _preprocessor_line(self):
         start = self.loc()
@@ -204,6 +330,14 @@ class Lexer:
         self.pos = end
         words = line.strip().split(None, 1)
         directive = words[0] if words else ""
+        rest = words[1] if len(words) > 1 else ""
+        if directive in _CONDITIONALS:
+            self._conditional(directive, rest, start)
+            return
+        if self.conds and not self.conds[-1].active:
+            return  # other directives of a dropped group are not looked at, as in C
+        if directive == "error":
+            raise LangError("#error %s" % rest.strip() if rest.strip() else "#error", start)
         if directive == "include":
             return  # struct layouts come from tracefs/BTF, never from headers
         if directive == "define":
@@ -216,6 +350,80 @@ class Lexer:
             self.macros.pop(name, None)
             return
         raise LangError("unsupported preprocessor directive '#%s'" % directive, start)
+
+    def _conditional(self, directive, rest, start):
+        conds = self.conds
+        outer = not conds or conds[-1].active
+        if directive in ("if", "ifdef", "ifndef"):
+            c = _Cond(directive, start, outer)
+            if outer:
+                if directive == "if":
+                    c.take(self._condition(rest, directive, start))
+                else:
+                    c.take((_macro_name(rest, directive, start) in self.macros)
+                           == (directive == "ifdef"))
+            conds.append(c)
+            return
+        if not conds:
+            raise LangError("#%s without #if" % directive, start)
+        c = conds[-1]
+        if directive == "endif":
+            conds.pop()
+            return
+        if c.seen_else:
+            raise LangError("#%s after #else" % directive, start)
+        if directive == "else":
+            c.seen_else = True
+            c.take(not c.taken)
+        else:   # elif
+            c.take(not c.taken and c.outer and self._condition(rest, directive, start))
+
+    def _condition(self, text, directive, start):
+        """The value of ``#if text``: true when the C integer expression is not 0."""
+        raw = Lexer(text)
+        toks = []
+        while True:
+            try:
+                t = raw._next_raw()
+            except LangError as e:
+                raise LangError("#%s: %s" % (directive, e.message), start)
+            if t.kind == "eof":
+                break
+            toks.append(t)
+        # ``defined NAME`` and ``defined(NAME)`` are decided before any macro expands
+        out = []
+        i = 0
+        while i < len(toks):
+            t = toks[i]
+            if t.kind == "ident" and t.value == "defined":
+                j = i + 1
+                paren = j < len(toks) and toks[j].is_op("(")
+                if paren:
+                    j += 1
+                if j >= len(toks) or toks[j].kind != "ident" or \
+                        (paren and (j + 1 >= len(toks) or not toks[j + 1].is_op(")"))):
+                    raise LangError("#%s: 'defined' needs a macro name" % directive, start)
+                out.append(Token("int", int(toks[j].value in self.macros), t.loc))
+                i = j + (2 if paren else 1)
+                continue
+            out.append(t)
+            i += 1
+        sub = Lexer("")
+        sub.macros = self.macros
+        sub._budget = self._budget
+        sub.pending = out
+        expanded = []
+        try:
+            while True:
+                t = sub.next()
+                if t.kind == "eof":
+                    break
+                expanded.append(t)
+        except LangError as e:
+            raise LangError("#%s: %s" % (directive, e.message), start)
+        if not expanded:
+            raise LangError("#%s needs an expression" % directive, start)
+        return _CondExpr(expanded, directive, start).value() != 0
 
     def _define(self, rest, start):
         name_end = 0
