@@ -697,13 +697,11 @@ def test_run(case, results):
 
 def _workload_state(d):
     """How far a case's -c workload got, from the marks it leaves in the case's folder."""
+    names = os.listdir(d) if os.path.isdir(d) else []
     state = []
     for what in ("started", "done"):
-        try:
-            with open(os.path.join(d, "workload." + what)) as f:
-                state.append("%s (pid %s)" % (what, f.read().strip()))
-        except OSError:
-            state.append("not " + what)
+        pids = [n.rsplit(".", 1)[1] for n in names if n.startswith("workload.%s." % what)]
+        state.append("%s (pid %s)" % (what, ", ".join(pids)) if pids else "not " + what)
     return "-- workload: " + ", ".join(state) + "\n"
 
 

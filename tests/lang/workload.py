@@ -47,10 +47,12 @@ def _record_type():
 
 
 def _mark(d, what):
-    """DIR/workload.started, DIR/workload.done: a failing test says how far its workload
-    got (a run with empty maps either missed the events or never saw them happen)."""
-    with open(os.path.join(d, "workload." + what), "w") as f:
-        f.write("%d\n" % os.getpid())
+    """DIR/workload.started.PID, DIR/workload.done.PID: a failing test says how far its
+    workload got (a run with empty maps either missed the events or never saw them
+    happen).  Empty files: a write() here would be seen by the programs that trace the
+    workload's writes."""
+    os.close(os.open(os.path.join(d, "workload.%s.%d" % (what, os.getpid())),
+                     os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def main(argv):
