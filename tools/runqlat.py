@@ -9,8 +9,8 @@ still runnable) to running on a CPU.  Three tracepoints measure it:
 
 Two implementations, the same options and output:
 
-- **task storage** (kernels with BTF, tp_btf and task local storage for tracing programs:
-  ``features.task_storage``, Linux 5.12+): tp_btf programs get the tracepoints' task
+- **task storage** (Linux 6.4+ with BTF, tp_btf and task local storage for tracing
+  programs, ``features.task_storage``): tp_btf programs get the tracepoints' task
   pointers, and each task's enqueue time lives in the task itself
   (``BPF_MAP_TYPE_TASK_STORAGE``, zeroed instead of deleted).  There is no pid-keyed hash to
   update, look up and delete -- each a hash and a bucket lock per event -- which halves the
@@ -22,8 +22,8 @@ Two implementations, the same options and output:
   tp_btf programs are also never skipped because another BPF program is running on the
   CPU (classic tracepoint programs are, e.g. a wakeup from an interrupt that came during
   another tool's program; ``toolkit.report_skipped`` reports those runs).
-- **tracepoint script** (the fallback: no BTF -- e.g. armhf boards --, older kernels, or
-  ``TINYTRACE_TARGET=task_storage=0``): a script in tinytrace's language (``SCRIPT``), start
+- **tracepoint script** (the fallback: no BTF -- e.g. armhf boards --, kernels before 6.4,
+  or ``TINYTRACE_TARGET=task_storage=0``): a script in tinytrace's language (``SCRIPT``), start
   times in a hash by thread ID, latencies in a ``hist()``.  The classic tracepoints carry
   thread IDs only, so ``-p`` filters a thread ID and ``-P`` folds threads into processes
   from /proc when the histograms are printed.  ``prev_state`` is tested on its low byte:
@@ -156,12 +156,24 @@ def script_config(opts):
     return {"lru_maps": "@ns"} if opts.pidnss else None
 
 
+# A task's storage is created inside sched_wakeup/sched_switch, with a runqueue lock held.
+# Before Linux 6.4 the kernel allocated it with kmalloc(GFP_ATOMIC), which may wake kswapd
+# -- a wake-up that needs a runqueue lock, possibly the one held: the CPU deadlocks.  From
+# 6.4 task storage comes from BPF's own preallocated caches (bpf_mem_alloc).  Seen here: a
+# Debian 6.1 x86_64 guest froze, both CPUs and no message, while runqlat's task-storage
+# version ran late in a test run with its RAM filling up (twice in about ten runs).
+TASK_STORAGE_FROM = (6, 4)
+
+
 def use_task_storage():
-    """Whether this kernel runs the task-storage version (see the module docstring)."""
+    """Whether this kernel runs the task-storage version (see the module docstring and
+    ``TASK_STORAGE_FROM``)."""
     from tinytrace import toolkit
     if toolkit.target_disables("btf") or toolkit.target_disables("task_storage"):
         return False
-    from tinytrace.kernel import features
+    from tinytrace.kernel import bpf, features
+    if tuple(bpf.kernel_version()[:2]) < TASK_STORAGE_FROM:
+        return False
     try:
         return bool(features.probe().task_storage)
     except Exception:     # no bpf() at all: the script path reports that clearly

@@ -85,9 +85,10 @@ for _ in range(%d):
 def path(request):
     """The environment that selects one of runqlat's versions."""
     if request.param == "task-storage":
-        from tinytrace.kernel import features
-        if not features.probe().task_storage:
-            pytest.skip("no BTF task storage for tracing programs on this kernel")
+        from tinytrace.tools import runqlat
+        if not runqlat.use_task_storage():
+            pytest.skip("runqlat uses the script on this kernel (task storage: Linux %d.%d+ "
+                        "with BTF)" % runqlat.TASK_STORAGE_FROM)
         return request.param, {}
     return request.param, {"TINYTRACE_TARGET": "task_storage=0"}
 
@@ -344,6 +345,26 @@ def test_without_capabilities_is_one_line_exit_2():
     assert p.returncode == 2, (p.stdout, p.stderr)
     lines = [l for l in p.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "CAP_BPF" in lines[0], p.stderr
+
+
+def test_task_storage_only_where_its_allocation_is_safe(monkeypatch):
+    """Before Linux 6.4 creating a task's storage inside the scheduler's tracepoints may
+    deadlock the CPU (kmalloc waking kswapd under the runqueue lock): runqlat takes the
+    script there, whatever the feature probe says."""
+    from tinytrace.kernel import bpf, features
+    from tinytrace.tools import runqlat
+
+    class Facts(object):
+        task_storage = True
+    monkeypatch.setattr(features, "probe", lambda: Facts())
+    monkeypatch.delenv("TINYTRACE_TARGET", raising=False)
+    for version, expect in (((6, 1, 0), False), ((6, 3, 13), False), ((6, 4, 0), True),
+                            ((6, 18, 0), True)):
+        monkeypatch.setattr(bpf, "kernel_version", lambda v=version: v)
+        assert runqlat.use_task_storage() is expect, version
+    assert runqlat.Runqlat(runqlat.parse_args([])).kind == "task-storage"
+    monkeypatch.setattr(bpf, "kernel_version", lambda: (6, 1, 0))
+    assert runqlat.Runqlat(runqlat.parse_args([])).kind == "script"
 
 
 def test_refused_task_storage_falls_back_to_the_script(monkeypatch):
