@@ -27,16 +27,20 @@ def test_sessions_states_and_bytes():
         cond = " || ".join("args->sport == %d || args->dport == %d" % (p, p) for p in ports)
         script = """
         tracepoint:sock:inet_sock_set_state /args->protocol == 6 && (%(c)s)/ {
-            printf("%%d|%%d|%%d|%%d|%%d|%%d\\n", args->skaddr, args->family, args->sport, args->dport, args->oldstate, args->newstate);
+            printf("%%d|%%d|%%d|%%d|%%d|%%d|%%d\\n", nsecs, args->skaddr, args->family, args->sport, args->dport, args->oldstate, args->newstate);
         }
         tracepoint:sock:sock_send_length /args->protocol == 6 && args->ret > 0 && (pid == %(cp)d || pid == %(sp)d)/ { @tx[pid] = sum(args->ret); }
         tracepoint:sock:sock_recv_length /args->protocol == 6 && args->ret > 0 && (pid == %(cp)d || pid == %(sp)d)/ { @rx[pid] = sum(args->ret); }
         """ % {"c": cond, "cp": w.pid, "sp": w.server.pid}
         with Bpftrace(script) as bt:
             rec = w.go()
-    # one life per socket: a socket address is reused once the previous socket is closed
+    # one life per socket: a socket address is reused once the previous socket is closed.
+    # bpftrace reads its per-CPU buffers one after the other, so the events are put back in
+    # time order first (a reused address's first event can come before the end of its
+    # previous socket's life, which happened on another CPU).
     lives, current = [], {}
-    for sk, fam, sport, dport, old, new in _lines(bt):
+    events = sorted(_lines(bt), key=lambda e: int(e[0]))
+    for _, sk, fam, sport, dport, old, new in events:
         ev = (AF[int(fam)], int(sport), int(dport), (STATES[int(old)], STATES[int(new)]))
         current.setdefault(sk, []).append(ev)
         if ev[3][1] == "CLOSE":
