@@ -98,6 +98,9 @@ def _kept(text):
     ("(1 << 4) / 3 == 5 && -7 / 2 == -3 && -7 % 2 == -1", True),   # C division
     ("LEVEL ? 0 : 1", False), ("~0 == -1 && (3 ^ 1) == 2 && (6 & 3 | 8) == 10", True),
     ("0x10 == 16 && 010 == 8", True),
+    # the operand C does not evaluate may divide by zero
+    ("defined(N) && 100 / N", False), ("!defined(N) || 100 / N", True),
+    ("defined(N) ? 100 / N : 1", True), ("1 || 1 / 0", True),
 ])
 def test_if_expressions(cond, kept):
     text = ("#define LEVEL 2\n#define TWICE(x) ((x) * 2)\n"

@@ -18,6 +18,8 @@ macro is never expanded inside its own expansion.  A function-like macro's name 
 located at the place the macro was used; argument tokens keep their own place in the
 script, so errors point at what the user wrote.
 """
+import operator
+
 from tinytrace.lang.source import LangError
 
 # Longest first: the scanner takes the first operator that matches.
@@ -156,13 +158,21 @@ def _macro_name(rest, directive, loc):
 
 class _CondExpr:
     """A C integer constant expression of ``#if`` over expanded tokens: names left after
-    expansion are 0, arithmetic is on unbounded integers (division truncates toward 0)."""
+    expansion are 0, arithmetic is on unbounded integers (division truncates toward 0).
+    As in C, the operand ``&&``, ``||`` or ``?:`` does not take is not evaluated: a division
+    by zero there is no error (``defined(N) && 100 / N``)."""
 
     _BINARY = (("||",), ("&&",), ("|",), ("^",), ("&",), ("==", "!="),
                ("<", ">", "<=", ">="), ("<<", ">>"), ("+", "-"), ("*", "/", "%"))
+    _OPS = {"|": operator.or_, "^": operator.xor, "&": operator.and_,
+            "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
+            "<=": operator.le, ">=": operator.ge, "+": operator.add, "-": operator.sub,
+            "*": operator.mul, ">>": operator.rshift,
+            "<<": lambda a, b: a << min(b, 64)}
 
     def __init__(self, toks, directive, loc):
         self.toks, self.i, self.directive, self.loc = toks, 0, directive, loc
+        self.skipped = 0     # > 0 inside an operand that is not evaluated
 
     def _fail(self, what):
         raise LangError("#%s: %s" % (self.directive, what), self.loc)
@@ -176,17 +186,27 @@ class _CondExpr:
             self._fail("unexpected %s in the expression" % self._peek().describe())
         return v
 
+    def _operand(self, parse, taken):
+        """``parse()`` an operand; evaluated only when ``taken``."""
+        if taken:
+            return parse()
+        self.skipped += 1
+        try:
+            return parse()
+        finally:
+            self.skipped -= 1
+
     def _ternary(self):
         cond = self._binary(0)
         t = self._peek()
         if t is not None and t.is_op("?"):
             self.i += 1
-            a = self._ternary()
+            a = self._operand(self._ternary, cond)
             t = self._peek()
             if t is None or not t.is_op(":"):
                 self._fail("expected ':' in '?:'")
             self.i += 1
-            b = self._ternary()
+            b = self._operand(self._ternary, not cond)
             return a if cond else b
         return cond
 
@@ -199,24 +219,26 @@ class _CondExpr:
             if t is None or t.kind != "op" or t.value not in self._BINARY[level]:
                 return left
             self.i += 1
-            right = self._binary(level + 1)
-            left = self._apply(t.value, left, right)
+            if t.value in ("&&", "||"):
+                taken = bool(left) if t.value == "&&" else not left
+                right = self._operand(lambda: self._binary(level + 1), taken)
+                left = int(bool(right)) if taken else int(t.value == "||")
+            else:
+                left = self._apply(t.value, left, self._binary(level + 1))
 
     def _apply(self, op, a, b):
         if op in ("/", "%"):
             if b == 0:
+                if self.skipped:
+                    return 0
                 self._fail("division by zero")
             q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
             return q if op == "/" else a - q * b
         if op in ("<<", ">>") and b < 0:
+            if self.skipped:
+                return 0
             self._fail("negative shift count")
-        return {"||": lambda: int(bool(a) or bool(b)), "&&": lambda: int(bool(a) and bool(b)),
-                "|": lambda: a | b, "^": lambda: a ^ b, "&": lambda: a & b,
-                "==": lambda: int(a == b), "!=": lambda: int(a != b),
-                "<": lambda: int(a < b), ">": lambda: int(a > b),
-                "<=": lambda: int(a <= b), ">=": lambda: int(a >= b),
-                "<<": lambda: a << min(b, 64), ">>": lambda: a >> b,
-                "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b}[op]()
+        return int(self._OPS[op](a, b))
 
     def _unary(self):
         t = self._peek()
