@@ -131,6 +131,10 @@ class Runtime:
         self.attachments = []
         self.reader = None
         self.done = False
+        # Set by exit(): the events still in the buffer, and those the probes send until
+        # they are stopped, are dropped, as bpftrace drops them (exit() in a probe that
+        # fires again before user space stops it must not print twice).
+        self._exited = False
         self.exit_code = 0
         self.lost = 0
         self._handlers = None
@@ -276,6 +280,9 @@ class Runtime:
         _close_all(attachments)
 
     def _run_special(self, when):
+        if when == "exit" and self._exited:
+            self._drain()           # what the probes sent after exit(): dropped
+            self._exited = False    # END's own output is printed
         for p, prog in self.loaded:
             if p.run_at == when:
                 prog.test_run(ctx=bytes(8))
@@ -309,6 +316,8 @@ class Runtime:
         self._write(bt.lost_events_json(n) if self.json else bt.lost_events_text(n))
 
     def _on_event(self, data):
+        if self._exited:
+            return
         handlers = self._handlers
         if handlers is None:
             handlers = self._prepare_handlers()
@@ -376,6 +385,7 @@ class Runtime:
         if kind == "exit":
             def exit_(data):
                 self.done = True
+                self._exited = True
                 self.exit_code = args(data)[0] & 0xFF
             return exit_
         if kind == "time":
