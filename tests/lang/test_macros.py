@@ -172,3 +172,27 @@ def test_conditional_errors(text, loc, message):
     with pytest.raises(LangError) as e:
         parse(text)
     assert message in e.value.message and e.value.loc == loc, (e.value.message, e.value.loc)
+
+
+@pytest.mark.parametrize("text,kept", [
+    # a comment in a dropped group may run over lines: a #endif inside it is no directive
+    ("#if 0\n/* old code\n#endif\n*/\nBEGIN { $r = 7; }\n#endif\nBEGIN { $r = 1; }", ["1"]),
+    # a comment opener inside a string of a dropped group opens nothing
+    ('#if 0\nBEGIN { printf("/*"); }\n#endif\nBEGIN { $r = 1; }', ["1"]),
+    ("#if 0\nBEGIN { $c = '/*'; }\n#endif\nBEGIN { $r = 1; }", ["1"]),
+    # a directive's comment may close on a later line, and the directive goes on after it
+    ("#if 1 /* kept\nbecause 1 */\nBEGIN { $r = 2; }\n#endif", ["2"]),
+    ("BEGIN {\n#if 0 /* dropped unless\nwe add */ + 1\n$r = 2;\n#endif\n$r = 3; }",
+     ["2", "3"]),
+])
+def test_comments_across_lines_in_conditionals(text, kept):
+    assert _kept(text) == kept
+
+
+def test_comments_in_dropped_groups_keep_locations():
+    prog = parse("#if 0\n/* a\n#endif\n*/\n#endif\nBEGIN {\n  $r = 1;\n}")
+    assert prog.probes[0].loc == (6, 1)
+    assert prog.probes[0].body.stmts[0].value.loc == (7, 8)
+    with pytest.raises(LangError) as e:
+        parse("#if 0\nx /* never closed\n#endif\nBEGIN { }")
+    assert e.value.message == "unterminated comment" and e.value.loc == (2, 3)

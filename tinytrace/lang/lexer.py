@@ -289,6 +289,37 @@ class Lexer:
         end = self.text.find("\n", self.pos)
         self.pos = len(self.text) if end < 0 else end
 
+    def _skip_dropped_line(self):
+        """To the end of a line of a dropped group, as C reads it: a ``/* */`` comment
+        may run over lines (a ``#endif`` inside it is no directive), a string literal
+        hides comment openers."""
+        text = self.text
+        n = len(text)
+        i = self.pos
+        while i < n and text[i] != "\n":
+            c = text[i]
+            if c == '"' or c == "'":
+                i += 1
+                while i < n and text[i] != c and text[i] != "\n":
+                    i += 2 if text[i] == "\\" and text[i + 1:i + 2] != "\n" else 1
+                if i < n and text[i] == c:
+                    i += 1
+            elif text.startswith("//", i):
+                end = text.find("\n", i)
+                i = n if end < 0 else end
+            elif text.startswith("/*", i):
+                end = text.find("*/", i + 2)
+                if end < 0:
+                    self.pos = i
+                    raise LangError("unterminated comment", self.loc())
+                for j in range(i, end):
+                    if text[j] == "\n":
+                        self._newline(j)
+                i = end + 2
+            else:
+                i += 1
+        self.pos = min(i, n)
+
     def _at_line_start(self, pos):
         i = pos - 1
         while i >= 0 and self.text[i] in " \t":
@@ -309,7 +340,7 @@ class Lexer:
                     self._newline(self.pos)
                     self.pos += 1
                 else:
-                    self._skip_line()
+                    self._skip_dropped_line()
                 continue
             if c == "\n":
                 self._newline(self.pos)
@@ -348,6 +379,19 @@ class Lexer:
                 nxt = len(self.text)
             self._newline(end)
             line = line[:-1] + " " + self.text[end + 1:nxt]
+            end = nxt
+        # A comment opened on the line and closed on a later one is one blank, as in C.
+        while line.rfind("/*") > line.rfind("*/") and end < len(self.text):
+            close = self.text.find("*/", end)
+            if close < 0:
+                break       # unterminated: the directive's own reading says so
+            nxt = self.text.find("\n", close)
+            if nxt < 0:
+                nxt = len(self.text)
+            for j in range(end, close):
+                if self.text[j] == "\n":
+                    self._newline(j)
+            line = line[:line.rfind("/*")] + " " + self.text[close + 2:nxt]
             end = nxt
         self.pos = end
         words = line.strip().split(None, 1)
