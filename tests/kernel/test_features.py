@@ -35,6 +35,13 @@ def test_this_kernel():
     f = fresh()
     assert f.ringbuf and f.perf_link and f.bounded_loops and f.probe_read_kernel
     assert f.probe_read_user and f.percpu_maps and f.raw_tracepoints
+    # callbacks (for loops) need a JIT that calls functions: the 64-bit ones do, the
+    # 32-bit ARM one does not (the interpreter does not either)
+    from tinytrace.kernel import arch
+    if arch.kernel_long_size() == 4:
+        assert not f.callbacks
+    elif f.jit:
+        assert f.callbacks
 
 
 def test_probes_run_once_and_only_when_asked(monkeypatch):

@@ -1,5 +1,6 @@
 """Program loading and verifier errors."""
 import errno
+import struct
 
 import pytest
 
@@ -183,3 +184,52 @@ def test_a_jit_refusal_is_not_blamed_on_the_verifier():
     text = str(e)
     assert "JIT cannot compile" in text and "524" in text and "atomic" in text, text
     assert "Unknown error" not in text and "verifier rejected" not in text, text
+
+
+_WALK = """
+    r1 = 0
+    *(u64 *)(r10 -8) = r1
+    r1 = map[vals] ll
+    r2 = func[add] ll
+    r3 = r10
+    r3 += -8
+    r4 = 0
+    call bpf_for_each_map_elem
+    r0 = *(u64 *)(r10 -8)
+    exit
+add:
+    r0 = *(u64 *)(r3 +0)
+    r5 = *(u64 *)(r4 +0)
+    r5 += r0
+    *(u64 *)(r4 +0) = r5
+    r0 = 0
+    exit
+"""
+
+
+@pytest.mark.bpf
+def test_a_callback_needs_func_info_and_gets_it():
+    """bpf_for_each_map_elem calls a function of the program, which the kernel takes only
+    with BTF func_info: ``functions`` describes them (names and slots from the layout)."""
+    from tinytrace.asm import assemble, layout, link
+    from tinytrace.kernel import bpf, maps
+    insns = assemble(_WALK)
+    funcs = layout(insns).functions
+    assert funcs == [(0, None), (12, "add")]   # two ld_imm64 take two slots each
+    if tuple(bpf.kernel_version()[:2]) < (5, 13):
+        pytest.skip("bpf_for_each_map_elem is Linux 5.13+")
+    with maps.Map.create("array", 4, 8, 4) as m:
+        for i in range(4):
+            m.update(struct.pack("=I", i), struct.pack("=Q", 10 ** i))
+        code = link(insns, {"vals": m})
+        with pytest.raises(progs.VerifierError) as e:
+            progs.load(code, "raw_tracepoint", "tt_walk0")
+        assert "func_info" in e.value.reason, e.value.reason
+        try:
+            p = progs.load(code, "raw_tracepoint", "tt_walk", functions=funcs)
+        except progs.VerifierError as e:
+            if "non-JITed" in e.reason:
+                pytest.skip("this kernel's JIT takes no callbacks: %s" % e.reason)
+            raise
+        with p:
+            assert p.test_run(ctx=bytes(8)) == 1111

@@ -16,6 +16,11 @@ _MANY_VARS = "BEGIN { " + " ".join("$v%d = comm;" % i for i in range(33)) + " ex
 _MANY_CALLS = 'BEGIN { printf("%%d\\n", %s); exit(); }' % " + ".join(
     'strncmp(comm, "%s", 1)' % chr(97 + i) for i in range(22))
 
+# the body of a for loop has a stack frame of its own, counted with its caller's
+_MANY_IN_LOOP = ("BEGIN { @m[1] = 1; for ($kv : @m) { " +
+                 " ".join("$v%d = comm;" % i for i in range(33)) + " } }")
+
+
 def _c(program, at, fragment):
     """A one-line corpus entry whose error is at the first ``at`` in ``program``."""
     return (program, 1, program.index(at) + 1, fragment)
@@ -81,7 +86,20 @@ CORPUS = [
     ("BEGIN { $x = comm == 1; }", 1, 19, "cannot compare a string"),
     ("BEGIN { unroll(0) { } }", 1, 16, "between 1 and 100"),
     ("BEGIN { $n = 3; unroll($n) { } }", 1, 24, "constant count"),
-    ("BEGIN { break; }", 1, 9, "outside of a while loop"),
+    ("BEGIN { break; }", 1, 9, "outside of a loop"),
+    _c("BEGIN { @m = 1; for ($kv : @m) { } }", "@m)", "a map with keys; @m has none"),
+    _c("BEGIN { @m[1] = hist(2); for ($kv : @m) { } }", "@m)", "holds hist()"),
+    _c("BEGIN { for ($kv : @m) { } }", "@m)", "never assigned"),
+    _c("BEGIN { @m[1] = 1; $kv = 2; for ($kv : @m) { } }", "$kv :",
+       "the loop variable $kv is already a variable"),
+    _c("BEGIN { @m[1] = 1; for ($kv : @m) { } print($kv); }", "$kv)",
+       "$kv is used before it is assigned"),
+    _c(_MANY_IN_LOOP, "for", "the body of this for loop needs"),
+    _c('BEGIN { for ($i : 0..comm) { } }', "comm", "the end of a for range must be an integer"),
+    _c('BEGIN { $i = 1; for ($i : 0..3) { } }', "$i :", "already a variable"),
+    # each loop's $kv has its own type: the second one's key is a string
+    _c('BEGIN { @m[1] = 1; @s["a"] = 1; for ($kv : @m) { $x = $kv.0 + 1; } '
+       'for ($kv : @s) { $y = $kv.0 + 1; } }', '+ 1; } }', "not '+'"),
     ("BEGIN { $x = pid / 0; }", 1, 20, "division by zero"),
     ("BEGIN { signal(9); }", 1, 9, "needs --unsafe"),
     ('BEGIN { system("ls"); }', 1, 9, "needs --unsafe"),

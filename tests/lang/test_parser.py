@@ -180,7 +180,12 @@ def test_string_columns_map_escapes_back_to_the_source():
     ("enum e { A", (1, 11), "expected ',' or '}' after enumerator A"),
     ("enum e { A,", (1, 12), "missing '}' to close enum e opened at 1:8"),
     ("BEGIN {} struct foo { int a; };", (1, 10), "must come before the first probe"),
-    ("BEGIN { for ($k : @m) { } }", (1, 9), "'for' loops"),
+    ("BEGIN { for (k : @m) { } }", (1, 14), "expected a variable ($name) after 'for ('"),
+    ("BEGIN { for ($k in @m) { } }", (1, 17), "expected ':' after 'for ($k'"),
+    ("BEGIN { for ($k : 1) { } }", (1, 20), "expected '..' after the start"),
+    ("BEGIN { for ($k : 1..) { } }", (1, 22), "expected an expression"),
+    ("BEGIN { for ($k : @m[1]) { } }", (1, 21), "a whole map"),
+    ("BEGIN { for ($k : @m) }", (1, 23), "expected '{'"),
     ("BEGIN { else { } }", (1, 9), "'else' without"),
     ("BEGIN { return 1; }", (1, 16), "takes no value"),
     ("BEGIN { printf(\"a\" \"b\"); }", (1, 20), "expected ',' or ')'"),
@@ -191,3 +196,21 @@ def test_syntax_errors(text, loc, fragment):
         parse(text)
     assert fragment in e.value.message
     assert e.value.loc == loc
+
+
+def test_for_loops():
+    prog = parse("END { for ($kv : @m) { print($kv.0); break; } $x = 1; }")
+    stmts = prog.probes[0].body.stmts
+    assert [type(s).__name__ for s in stmts] == ["For", "Assign"]
+    f = stmts[0]
+    assert (f.var.name, f.map.name, f.map.keys, f.loc) == ("kv", "m", [], (1, 7))
+    assert [type(s).__name__ for s in f.body.stmts] == ["ExprStmt", "Jump"]
+
+
+def test_for_ranges():
+    prog = parse("BEGIN { for ($i : 0..5) { } for ($j : $a + 1..$b * 2) { } "
+                 "for ($k : $t.0..$t.1) { } }")
+    a, b, c = prog.probes[0].body.stmts
+    assert a.map is None and (show(a.start), show(a.end)) == ("0", "5")
+    assert (show(b.start), show(b.end)) == ("(+ $a 1)", "(* $b 2)")
+    assert (show(c.start), show(c.end)) == ("$t.0", "$t.1")

@@ -337,6 +337,38 @@ CASES = [
          'str(args->filename) == str($1)/ { @opens = count(); printf("open\\n"); exit(); } '
          'END { printf("end\\n"); }',
          lambda out, ctx: _exit_once(out), work=W("open", "300"), params=["%MARKER%"]),
+    # for loops: the kernel walks the map and calls the body per element; what the body
+    # changes in the probe's variables is seen after the loop
+    Case("for_map_walk", 't:syscalls:sys_enter_openat /pid == cpid && str(args->filename) == '
+         'str($1)/ { @opens[tid] = count(); @bytes[tid, "m"] = sum(3); @in[tid] = 1; } '
+         't:syscalls:sys_exit_openat /pid == cpid && @in[tid] == 1/ { delete(@in[tid]); '
+         '$ok = 0; $name = "-"; for ($kv : @opens) { $ok += args->ret >= 0; $name = "opened"; } '
+         '@ok = sum($ok); @names[$name] = count(); } '
+         'END { $n = 0; $keys = 0; for ($kv : @opens) { $n += $kv.1; $keys++; } '
+         'for ($kv : @bytes) { printf("%s %d\\n", $kv.0.1, $kv.1); } '
+         'printf("%d %d\\n", $n, $keys); clear(@opens); clear(@bytes); }',
+         lambda out, ctx: (_first_lines(out, ["m 21", "7 1"]),
+                           matches(r"^@names\[opened\]: 7$", r"^@ok: 7$")(out, ctx)),
+         work=OPEN7,
+         params=["%MARKER%"], needs=("for_each",)),
+    Case("for_jumps", 'BEGIN { @a[1] = 1; @a[2] = 2; @a[3] = 3; @a[4] = 4; exit(); } '
+         'END { $seen = 0; $odd = 0; for ($kv : @a) { $seen++; if ($kv.0 % 2 == 0) { continue; } '
+         '$odd += $kv.1; } $stop = 0; for ($kv : @a) { $stop++; break; } '
+         'printf("%d %d %d\\n", $seen, $odd, $stop); '
+         'for ($x : @a) { for ($y : @a) { if ($x.0 == 3 && $y.0 == 4) { printf("leave\\n"); '
+         'return; } } } printf("not reached\\n"); }',
+         lambda out, ctx: _first_lines(out, ["4 4 1", "leave", ""]), needs=("for_each",)),
+    Case("for_range", 'BEGIN { $sum = 0; for ($i : 0..10) { $sum += $i; } $none = 0; '
+         'for ($i : 5..3) { $none++; } for ($j : -2..pid % 1 + 3) { if ($j == 1) { continue; } '
+         'if ($j == 2) { break; } printf("j=%d\\n", $j); } '
+         'for ($i : 0..4) { for ($k : 0..$i) { @pairs = count(); } } '
+         'printf("%d %d\\n", $sum, $none); exit(); }',
+         lambda out, ctx: (_first_lines(out, ["j=-2", "j=-1", "j=0", "45 0"]),
+                           value("@pairs", 6)(out, ctx)), needs=("bpf_loop",)),
+    Case("for_perf_buffer", 'BEGIN { @a["x"] = 5; @a["yy"] = 6; exit(); } END { for ($kv : @a) { '
+         'printf("%s=%d\\n", $kv.0, $kv.1); } clear(@a); }',
+         lambda out, ctx: _sorted_lines(out, ["x=5", "yy=6"]),
+         env={"TINYTRACE_TARGET": "ringbuf=0"}, needs=("for_each",)),
     Case("verifier_log_verbose", 'BEGIN { $i = 0; while ($i >= 0) { $i = $i; } exit(); }',
          lambda out, ctx: _verbose_log(ctx), rc=1, options=["-v"]),
     Case("btf_curtask", 'BEGIN { $t = curtask; printf("%d %s %d %d %d %d\\n", curtask->pid == '
@@ -514,6 +546,15 @@ def _first_line(out, want):
     assert out.splitlines()[0] == want, out
 
 
+def _first_lines(out, want):
+    assert out.splitlines()[:len(want)] == want, out
+    assert "not reached" not in out, out
+
+
+def _sorted_lines(out, want):
+    assert sorted(ln for ln in out.splitlines() if ln) == want, out
+
+
 def _exit_once(out):
     assert out.splitlines()[:3] == ["open", "end", ""], out
     assert _map_value(out, "@opens") >= 1, out
@@ -605,6 +646,16 @@ def missing(case):
             from tinytrace.kernel import bpf
             if tuple(bpf.kernel_version()[:2]) < (6, 7):
                 return "the kernel counts skipped tracepoint runs from Linux 6.7"
+        if need in ("for_each", "bpf_loop"):
+            from tinytrace.kernel import bpf, features
+            if tuple(bpf.kernel_version()[:2]) < (5, 13):
+                return "for loops need Linux 5.13 (bpf_for_each_map_elem)"
+            if not features.probe().callbacks:
+                return "this kernel's BPF JIT takes no callbacks (a 32-bit one)"
+        if need == "bpf_loop":
+            from tinytrace.kernel import bpf
+            if tuple(bpf.kernel_version()[:2]) < (5, 17):
+                return "for loops over ranges need Linux 5.17 (bpf_loop)"
         if need == "len":
             from tinytrace.kernel import bpf
             if tuple(bpf.kernel_version()[:2]) < (6, 6):

@@ -940,6 +940,17 @@ class Writer(object):
         extra = b"".join(struct.pack("=III", self._str(m), t, off * 8) for m, t, off in members)
         return self._add(KIND_STRUCT, name, len(members), size, extra)
 
+    def func_proto(self, ret, params=()):
+        """A function type: returns type ``ret`` (0: void), takes ``params``
+        (``(name, type id)``)."""
+        extra = b"".join(struct.pack("=II", self._str(n), t) for n, t in params)
+        return self._add(KIND_FUNC_PROTO, "", len(params), ret, extra)
+
+    def func(self, name, proto, linkage=0):
+        """A function named ``name`` of type ``proto`` (linkage 0: static, 1: global) --
+        what a program's func_info points at."""
+        return self._add(KIND_FUNC, name, linkage, proto)
+
     def encode(self):
         types = b"".join(self._types)
         strings = bytes(self._strings)

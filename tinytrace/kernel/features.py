@@ -22,6 +22,8 @@ raw_tracepoints    BPF_PROG_TYPE_RAW_TRACEPOINT loads (4.17)
 tp_btf             a tp_btf program (BTF-typed tracepoint arguments) loads on sched_switch (5.5)
 task_storage       tp_btf programs can keep values in BPF_MAP_TYPE_TASK_STORAGE with
                    bpf_task_storage_get (5.11 maps, callable from tracing programs in 5.12)
+callbacks          a program with a callback for bpf_for_each_map_elem loads (5.13, and a
+                   JIT that calls functions: not the 32-bit ones)
 =================  ===========================================================================
 
 The two BTF probes need the id of ``btf_trace_sched_switch``, which comes from
@@ -201,6 +203,34 @@ def _probe_jit():
         return None
 
 
+def _probe_callbacks():
+    """bpf_for_each_map_elem with a callback loads: Linux 5.13, BTF func_info, and a JIT that
+    compiles calls between a program's functions (the 32-bit ones do not: "callbacks are
+    not allowed in non-JITed programs")."""
+    from tinytrace.kernel import progs
+    from tinytrace.errors import PrivilegeError
+    try:
+        fd = bpf.map_create(bpf.MAP_TYPES["array"], 4, 8, 1)
+    except bpf.BpfError:
+        return False
+    try:
+        # r1 = map; r2 = func +6 (slot 9); r3 = 0; r4 = 0; call for_each_map_elem;
+        # r0 = 0; exit; slot 9: r0 = 0; exit
+        code = (_insn(0x18, 1, 1, 0, fd) + _insn(0) + _insn(0x18, 2, 4, 0, 6) + _insn(0) +
+                _insn(0xB7, 3) + _insn(0xB7, 4) + _insn(0x85, 0, 0, 0, 164) + _EXIT0 +
+                _EXIT0)
+        try:
+            p = progs.load(code, "tracepoint", "tt_probe", functions=[(0, "main"), (9, "cb")])
+        except (progs.VerifierError, bpf.BpfError):
+            return False
+        except PrivilegeError:
+            raise
+        p.close()
+        return True
+    finally:
+        os.close(fd)
+
+
 _PROBES = {
     "ringbuf": _probe_ringbuf,
     "perf_link": _probe_perf_link,
@@ -219,6 +249,7 @@ _PROBES = {
     "raw_tracepoints": lambda: _prog_loads("raw_tracepoint", _EXIT0),
     "tp_btf": _probe_tp_btf,
     "task_storage": _probe_task_storage,
+    "callbacks": _probe_callbacks,
 }
 
 NAMES = tuple(_PROBES)

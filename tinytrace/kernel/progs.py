@@ -151,19 +151,46 @@ _PROG_LOAD = struct.Struct("<IIQQIIQII16sIIIIQIIQIIII")  # up to attach_btf_obj_
 
 def _attr(prog_type, insn_cnt, insns_addr, license_addr, log_level, log_size, log_addr,
           kern_version, prog_flags, name, expected_attach_type, attach_btf_id,
-          attach_btf_obj_fd):
+          attach_btf_obj_fd, func_info=(0, 0, 0)):
+    btf_fd, finfo_addr, finfo_cnt = func_info
     return bytearray(_PROG_LOAD.pack(
         prog_type, insn_cnt, insns_addr, license_addr, log_level, log_size, log_addr,
-        kern_version, prog_flags, name, 0, expected_attach_type, 0, 0, 0, 0, 0, 0, 0,
+        kern_version, prog_flags, name, 0, expected_attach_type, btf_fd,
+        _FUNC_INFO.size if finfo_cnt else 0, finfo_addr, finfo_cnt, 0, 0, 0,
         attach_btf_id, attach_btf_obj_fd, 0))
 
 
+_FUNC_INFO = struct.Struct("=II")     # struct bpf_func_info: insn_off, type_id
+
+
+def _function_btf(functions):
+    """(BTF blob, func_info bytes) describing a program's functions: each is a static
+    ``long NAME(void)`` -- enough for the verifier, which needs func_info before it takes a
+    callback (``bpf_for_each_map_elem``) and checks argument types of global functions
+    only."""
+    from tinytrace.kernel.btf import Writer
+    w = Writer()
+    ret = w.int("long", 8, signed=True)
+    proto = w.func_proto(ret)
+    recs = []
+    for i, (slot, name) in enumerate(functions):
+        clean = "".join(c if c.isalnum() or c == "_" else "_" for c in (name or ""))
+        if not clean or clean[0].isdigit():
+            clean = "f%d_%s" % (i, clean)
+        ident = w.func(clean, proto)
+        recs.append(_FUNC_INFO.pack(slot, ident))
+    return w.encode(), b"".join(recs)
+
+
 def load(code, prog_type, name="", license="GPL", expected_attach_type=0, attach_btf_id=0,
-         attach_btf_obj_fd=0, kern_version=None, prog_flags=0, log_level=0, source=None):
+         attach_btf_obj_fd=0, kern_version=None, prog_flags=0, log_level=0, source=None,
+         functions=None):
     """Load ``code`` (linked bytecode, bytes) as ``prog_type`` (a name from
     ``bpf.PROG_TYPES`` or a number).  ``source`` may be the instruction list ``code`` was
     linked from, so a rejection can show the instruction with its comment.  ``log_level`` > 0
-    always captures the verifier log (into ``Program.log``).  Returns a ``Program``; raises
+    always captures the verifier log (into ``Program.log``).  ``functions``: the
+    ``[(slot, name)]`` of a program with more than one function (``asm.layout(...)
+    .functions``), described to the kernel in BTF func_info.  Returns a ``Program``; raises
     ``VerifierError``, ``PrivilegeError`` or ``BpfError``."""
     code = bytes(code)
     if not code or len(code) % 8:
@@ -179,12 +206,31 @@ def load(code, prog_type, name="", license="GPL", expected_attach_type=0, attach
     laddr = int(ffi.cast("uintptr_t", lic))
     cname = bpf.sanitize_name(name)
     n = len(code) // 8
+    finfo = (0, 0, 0)
+    btf_fd = None
+    if functions and len(functions) > 1:
+        blob, recs = _function_btf(functions)
+        btf_fd = bpf.btf_load(blob)
+        finfo_buf = ffi.new("char[]", recs)
+        finfo = (btf_fd, int(ffi.cast("uintptr_t", finfo_buf)), len(functions))
+    try:
+        return _load(code, ptype, name, lic, iaddr, laddr, cname, n, eat, attach_btf_id,
+                     attach_btf_obj_fd, kern_version, prog_flags, log_level, source, finfo)
+    finally:
+        if btf_fd is not None:
+            import os
+            os.close(btf_fd)     # the program keeps its own reference
+
+
+def _load(code, ptype, name, lic, iaddr, laddr, cname, n, eat, attach_btf_id,
+          attach_btf_obj_fd, kern_version, prog_flags, log_level, source, finfo):
 
     def attempt(level, size, with_name=True):
         logbuf = ffi.new("char[]", size) if size else None
         laddr_ = int(ffi.cast("uintptr_t", logbuf)) if size else 0
         attr = _attr(ptype, n, iaddr, laddr, level, size, laddr_, kern_version, prog_flags,
-                     cname if with_name else b"", eat, attach_btf_id, attach_btf_obj_fd)
+                     cname if with_name else b"", eat, attach_btf_id, attach_btf_obj_fd,
+                     finfo)
         err = 0
         fd = -1
         for _ in range(5):  # EAGAIN: the verifier was interrupted by a signal; try again

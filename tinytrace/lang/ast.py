@@ -217,6 +217,22 @@ class While(Node):
         self.loc = loc
 
 
+class For(Node):
+    """``for ($kv : @map) { body }``: the body runs once per element of the map, with
+    ``$kv`` the tuple (key, value); the kernel walks the map (``bpf_for_each_map_elem``)
+    and calls the body as a function.  ``for ($i : start..end)`` (``map`` None, ``start``
+    and ``end`` set): the body runs for $i = start to end - 1 (``bpf_loop``)."""
+    __slots__ = ("var", "map", "start", "end", "body")
+    fields = ("var", "map", "start", "end", "body")
+
+    def __init__(self, var, map_, body, loc, range_=None):
+        self.var = var
+        self.map = map_
+        self.start, self.end = range_ if range_ is not None else (None, None)
+        self.body = body
+        self.loc = loc
+
+
 class Jump(Node):
     """``return``, ``break`` or ``continue``."""
     __slots__ = ("kind",)

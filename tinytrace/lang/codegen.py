@@ -20,6 +20,8 @@ from tinytrace.lang.types import (
 
 STACK_LIMIT = 512
 STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
+LOOP_SHARED = 24            # a for loop's block: ctx, "left the probe", range start; then
+                            # the variables it shares
 BPF_ANY, BPF_NOEXIST = 0, 1
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
 BPF_RB_NO_WAKEUP = 1        # bpf_ringbuf_output flags
@@ -88,7 +90,12 @@ class Target:
 
     def __init__(self, ringbuf=True, atomics=True, probe_read_kernel=True, v4=True,
                  bounded_loops=True, percpu=True, cookies=True, percpu_lookup=True,
-                 div64=True):
+                 div64=True, for_each=True, bpf_loop=True, callbacks=True):
+        self.for_each = for_each    # bpf_for_each_map_elem (Linux 5.13)
+        # a JIT that takes callbacks (not the 32-bit ones); None: asked of the kernel when
+        # a for loop is compiled (``has_callbacks``)
+        self.callbacks = callbacks
+        self.bpf_loop = bpf_loop    # bpf_loop (Linux 5.17)
         self.cookies = cookies      # BPF links with a cookie per perf event (Linux 5.15)
         self.div64 = div64          # 64-bit div/mod instructions (not in 32-bit JITs)
         self.percpu_lookup = percpu_lookup   # bpf_map_lookup_percpu_elem (Linux 5.19)
@@ -115,6 +122,9 @@ class Target:
                     bounded_loops=bool(f.bounded_loops), percpu=bool(f.percpu_maps),
                     cookies=bool(f.perf_link),
                     percpu_lookup=tuple(version[:2]) >= (5, 19),
+                    for_each=tuple(version[:2]) >= (5, 13),
+                    bpf_loop=tuple(version[:2]) >= (5, 17),
+                    callbacks=None,
                     div64=_kernel_is_64bit())
         except Exception:
             t = cls()
@@ -124,6 +134,15 @@ class Target:
             if name.strip() in t.__dict__ and value.strip() in ("0", "1"):
                 setattr(t, name.strip(), value.strip() == "1")
         return t
+
+    def has_callbacks(self):
+        if self.callbacks is None:
+            try:
+                from tinytrace.kernel import features
+                self.callbacks = bool(features.probe().callbacks)
+            except Exception:       # no bpf() here (-d as a user): assume a modern kernel
+                self.callbacks = True
+        return self.callbacks
 
     def read_helper(self, user, string):
         if not self.probe_read_kernel:
@@ -142,13 +161,13 @@ def _kernel_is_64bit():
 
 
 class ProgramGen:
-    def __init__(self, comp, probe, ap, targets, index):
+    def __init__(self, comp, probe, ap, targets, index, label_prefix="L"):
         self.comp = comp
         self.probe = probe
         self.ap = ap
         self.provider = ap.provider
         self.targets = targets
-        self.b = Builder("L")
+        self.b = Builder(label_prefix)
         self.stack = Arena(STACK_LIMIT, lambda: self.b.loc)
         self.scratch = Arena()
         self.scratch_base = 0
@@ -162,6 +181,10 @@ class ProgramGen:
         self.stmt_peaks = []
         self._zero_key = None
         self.cookies = None   # {target name: probe id} when ``probe`` reads the cookie
+        # for loops: the body of each is a function of its own (``CallbackGen``), made
+        # after this one; every nested one lands in the list of the program's main function
+        self.root = self
+        self.callbacks = []
 
     # -- driver -----------------------------------------------------------------------------
     def generate(self):
@@ -170,7 +193,7 @@ class ProgramGen:
         body_start = len(b.code)
         b.mov(self.ctx, R1)
         self._zero_key = Mem(FP, -(self.stack.alloc(8) + 8))
-        self._declare_vars()
+        self._declare_vars(_names_outside_loops(self.probe))
         if self.probe.pred is not None:
             b.loc = self.probe.pred.loc
             self.branch(self.probe.pred, self.exit_label, False)
@@ -201,13 +224,16 @@ class ProgramGen:
         self.b.store_imm(self._zero_key.base, self._zero_key.off, 0, 8)
         return self._zero_key
 
-    def _declare_vars(self):
+    def _declare_vars(self, names):
         """Scalar variables get a register, others permanent memory.  A variable that
         some path could read before assigning starts at zero (the verifier rejects reads
-        of uninitialised registers and stack)."""
+        of uninitialised registers and stack).  ``names``: the variables this function
+        mentions (those only in the body of a for loop belong to its function)."""
         assigned_first = _assigned_before_use(self.probe)
         loc = self.b.loc
         for name, info in sorted(self.probe.vars.items(), key=lambda kv: kv[1].loc):
+            if name not in names:
+                continue
             ty = info.ty
             self.b.loc = info.loc
             if ty.scalar and not isinstance(ty, (StrT, TupleT, BufT)):
@@ -317,6 +343,8 @@ class ProgramGen:
                 self.block(s.body)
         elif isinstance(s, ast.While):
             self.while_stmt(s)
+        elif isinstance(s, ast.For):
+            self.for_stmt(s)
         elif isinstance(s, ast.Jump):
             if s.kind == "return":
                 self.b.goto(self.exit_label)
@@ -344,6 +372,70 @@ class ProgramGen:
             self.block(s.orelse)
         if s.orelse is not None:
             b.place(end_label)
+
+    def for_stmt(self, s):
+        """``bpf_for_each_map_elem(map, body, ctx, 0)``.  The body is another function
+        with its own stack frame: the variables it shares with this one travel in a block
+        on this stack (``ctx``) -- scalars by value, copied back after the walk; others by
+        address -- with the probe's context pointer and a flag the body sets when it
+        leaves the probe (``return``, ``exit()``)."""
+        from tinytrace.asm import opcodes as op
+        from tinytrace.asm import Insn
+        ranged = s.map is None
+        if ranged and not self.comp.target.bpf_loop:
+            raise LangError("'for' loops over a range need Linux 5.17 or later (bpf_loop)",
+                            s.loc)
+        if not ranged and not self.comp.target.for_each:
+            raise LangError("'for' loops over maps need Linux 5.13 or later "
+                            "(bpf_for_each_map_elem)", s.loc)
+        if not self.comp.target.has_callbacks():
+            raise LangError("'for' loops need a BPF JIT that calls the program's own "
+                            "functions (the kernel calls the loop body); this kernel's does "
+                            "not (32-bit JITs have no such calls)", s.loc)
+        b = self.b
+        count = None
+        if ranged:
+            # bpf_loop(end - start, ...) with start in the block; none when end <= start
+            start = self.reg(self.convert(self.value(s.start), s.start.ty, INT64))
+            first = b.vreg()
+            b.mov(first, start)
+            end = self.reg(self.convert(self.value(s.end), s.end.ty, INT64))
+            count = b.vreg()
+            b.mov(count, end)
+            b.alu("-", count, src=first)
+            skip = b.new_label("fornone")
+            b.jump("<=", end, skip, b=first, signed=True)
+        shared = sorted(n for n in _names_in(s.body) if n in self.vars and n != s.var.name)
+        size = LOOP_SHARED + 8 * len(shared)
+        area = Mem(FP, -(self.stack.alloc(size) + size))   # on the stack: the helper's rule
+        b.store(area.base, area.off, self.ctx, 8)
+        b.store_imm(area.base, area.off + 8, 0, 8)
+        if ranged:
+            b.store(area.base, area.off + 16, first, 8)
+        layout = []
+        for i, name in enumerate(shared):
+            off = LOOP_SHARED + 8 * i
+            v = self.vars[name]
+            scalar = not isinstance(v, Mem)
+            b.store(area.base, area.off + off, v if scalar else self._ptr(v), 8)
+            layout.append((name, off, scalar))
+        label = "F%d" % (len(self.root.callbacks) + 1)
+        self.root.callbacks.append(CallbackGen(self, s, layout, label))
+        fn = b.vreg()
+        b.code.append(Insn(op.LD_IMM64, fn, op.PSEUDO_FUNC, 0, 0, label, b.loc))
+        if ranged:
+            b.call("loop", count, fn, self._ptr(area), ("imm", 0))
+        else:
+            spec = self.comp.map_spec(s.map.info)
+            b.call("for_each_map_elem", ("map", spec.name), fn, self._ptr(area), ("imm", 0))
+        for name, off, scalar in layout:
+            if scalar:
+                b.load(self.vars[name], area.base, area.off + off, 8)
+        left = b.vreg()
+        b.load(left, area.base, area.off + 8, 8)
+        b.jump("!=", left, self.exit_label, imm=0)
+        if ranged:
+            b.place(skip)
 
     def while_stmt(self, s):
         if not self.comp.target.bounded_loops:
@@ -1060,7 +1152,8 @@ class ProgramGen:
     # -- events -----------------------------------------------------------------------------
     def event(self, kind, arg_types, data=None, loc=None):
         """Register an event kind; returns its spec (the caller fills the arguments)."""
-        return self.comp.add_event(kind, arg_types, data, loc)
+        return self.comp.add_event(kind, arg_types, data, loc,
+                                   getattr(self.provider, "run_at", None))
 
     def send(self, mem, size, deferred=False):
         """Send ``size`` bytes at ``mem`` to user space; count a loss when there's no room.
@@ -1100,6 +1193,119 @@ class ProgramGen:
 
 _NEG = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
 _SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+class CallbackGen(ProgramGen):
+    """The body of a for loop as a function ``long f(map, key, value, ctx)`` that
+    ``bpf_for_each_map_elem`` calls per element: 0 goes on, 1 stops the walk.  ``layout``:
+    ``(name, offset, scalar)`` of the variables shared with the caller in its ``ctx``
+    block; the others it mentions are its own, zero at each element."""
+
+    def __init__(self, parent, s, layout, label):
+        ProgramGen.__init__(self, parent.comp, parent.probe, parent.ap, parent.targets,
+                            parent.index, label_prefix=label + "_")
+        self.root = parent.root
+        self.parent = parent
+        self.loop = s
+        self.layout = layout
+        self.label = label
+        self.exit_label = label + "_leave"   # return / exit(): leave the probe
+        self.depth = None                      # stack of the call chain (set when allocated)
+
+    def generate(self):
+        from tinytrace.lang.ir import R2, R3, R4
+        b = self.b
+        s = self.loop
+        b.loc = s.loc
+        key_p, value_p, area = b.vreg(), b.vreg(), b.vreg()
+        if s.map is None:        # bpf_loop: (index, ctx)
+            b.mov(key_p, R1)
+            b.mov(area, R2)
+        else:                    # bpf_for_each_map_elem: (map, key, value, ctx)
+            b.mov(key_p, R2)
+            b.mov(value_p, R3)
+            b.mov(area, R4)
+        body_start = len(b.code)
+        self._zero_key = Mem(FP, -(self.stack.alloc(8) + 8))
+        b.load(self.ctx, area, 0, 8)
+        for name, off, scalar in self.layout:
+            r = b.vreg()
+            b.load(r, area, off, 8)
+            self.vars[name] = r if scalar else Mem(r, 0)
+        own = _names_outside_loops(s.body) | set([s.var.name])
+        for name in sorted(own - set(self.vars)):
+            info = s.var.info if name == s.var.name else self.probe.vars[name]
+            ty = info.ty
+            b.loc = info.loc
+            if ty.scalar and not isinstance(ty, (StrT, TupleT, BufT)):
+                r = b.vreg()
+                b.movi(r, 0)
+                self.vars[name] = r
+            else:
+                m = self.alloc(ty.size, permanent=True)
+                if name != s.var.name:
+                    self.zero(m, ty.size)
+                self.vars[name] = m
+        b.loc = s.loc
+        if s.map is None:
+            i = self.vars[s.var.name]
+            b.load(i, area, 16, 8)
+            b.alu("+", i, src=key_p)
+        else:
+            self._fill_pair(self.vars[s.var.name], s.var.info.ty, key_p, value_p)
+        go_on, stop = b.new_label("next"), b.new_label("stop")
+        self.loop_labels.append((go_on, stop))
+        self.block(s.body)
+        self.loop_labels.pop()
+        b.loc = s.loc
+        for label, left, ret in ((go_on, False, 0), (stop, False, 1), (self.exit_label, True, 1)):
+            b.place(label)
+            if left:
+                b.store_imm(area, 8, 1, 8)
+            for name, off, scalar in self.layout:
+                if scalar:
+                    b.store(area, off, self.vars[name], 8)
+            b.exit(ret)
+        if self.scratch_used:
+            self._insert_scratch_prologue(body_start)
+        if self.cookies:
+            self.root.cookies = self.cookies
+        return b.code
+
+    def _fill_pair(self, pair, ty, key_p, value_p):
+        """``$kv`` = (key, value): the key copied from the map; the value too, or for a
+        count/sum/min/max/avg map its total over the CPUs (``codegen_maps``)."""
+        from tinytrace.lang import codegen_maps
+        info = self.loop.map.info
+        kty, vty = ty.elems
+        self.copy(pair.at(ty.offsets[0]), Mem(key_p, 0), kty.size)
+        if isinstance(info.value, AggT):
+            spec = self.comp.map_spec(info)
+            total = codegen_maps.combine_percpu(self, spec, info.value, self._ptr(pair),
+                                                self.loop.map)
+            self.b.store(pair.base, pair.off + ty.offsets[1], total, 8)
+        else:
+            self.copy(pair.at(ty.offsets[1]), Mem(value_p, 0), vty.size)
+
+
+def _names_in(node):
+    return set(n.name for n in ast.walk(node) if isinstance(n, ast.Var))
+
+
+def _names_outside_loops(node):
+    """The variables ``node`` mentions outside the bodies of its for loops (a loop's own
+    variable is of its body)."""
+    names = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.For):      # its bounds are the caller's
+            stack.extend(x for x in (n.map, n.start, n.end) if x is not None)
+            continue
+        if isinstance(n, ast.Var):
+            names.add(n.name)
+        stack.extend(n.children())
+    return names
 
 
 def _is_member(e):

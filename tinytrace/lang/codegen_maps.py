@@ -55,18 +55,27 @@ def read_aggregation(gen, ref, spec):
     """``@m[k]`` of a count/sum/min/max/avg map read in a probe: every CPU's slot of the
     key (``map_lookup_percpu_elem``, Linux 5.19) combined in a bounded loop -- the total,
     the extreme of the CPUs that have one, or total / count."""
-    from tinytrace.lang.source import LangError
-    b = gen.b
     agg = ref.info.value
-    kind = agg.agg
+    _need_percpu_lookup(gen, ref, agg)
+    key = key_mem(gen, ref)
+    return combine_percpu(gen, spec, agg, gen._ptr(key), ref)
+
+
+def _need_percpu_lookup(gen, ref, agg):
+    from tinytrace.lang.source import LangError
     if not gen.comp.target.percpu_lookup:
         raise LangError("reading @%s (%s) in a probe needs Linux 5.19 "
                         "(bpf_map_lookup_percpu_elem)" % (ref.name, agg.describe()), ref.loc)
+
+
+def combine_percpu(gen, spec, agg, kptr, ref):
+    """The value of aggregation ``agg`` at the key ``kptr`` points to, over all CPUs."""
+    _need_percpu_lookup(gen, ref, agg)
+    b = gen.b
+    kind = agg.agg
     from tinytrace.kernel import arch
     ncpu = max(arch.possible_cpus()) + 1
     signed = agg.arg.signed if agg.arg is not None else True
-    key = key_mem(gen, ref)
-    kptr = gen._ptr(key)
     acc = b.vreg()
     b.movi(acc, 0)
     cnt = b.vreg()            # avg: the count; min/max: whether any CPU had a value

@@ -42,6 +42,7 @@ class ProgramCode:
         self.locs = locs
         self.stack = stack
         self.spills = spills
+        self.functions = None   # [(slot, name)] when for loops add functions
 
     @property
     def prog_type(self):
@@ -91,9 +92,9 @@ class Compiled:
             self.maps[name] = spec
         return spec
 
-    def add_event(self, kind, arg_types, data, loc):
+    def add_event(self, kind, arg_types, data, loc, run_at=None):
         from tinytrace.lang.layout import EventSpec
-        spec = EventSpec(len(self.events), kind, arg_types, data, loc)
+        spec = EventSpec(len(self.events), kind, arg_types, data, loc, run_at)
         self.events.append(spec)
         return spec
 
@@ -189,6 +190,7 @@ def _compile_one(comp, probe, ap, targets, index):
     from tinytrace.lang.codegen import ProgramGen
     from tinytrace.lang.ir import prune
     from tinytrace.lang.regalloc import allocate
+    from tinytrace.asm import Label
     gen = ProgramGen(comp, probe, ap, targets, index)
     gen.scratch_base = comp.scratch_total
     code = prune(gen.generate())
@@ -205,9 +207,40 @@ def _compile_one(comp, probe, ap, targets, index):
         raise LangError("this probe needs %d bytes of BPF stack (%d for spilled registers) "
                         "and the limit is %d; split it into smaller statements"
                         % (stack, 8 * res.spill_slots, STACK_LIMIT), probe.loc)
-    final, locs = _finish(res.code, comp.source)
-    return ProgramCode(_prog_name(targets[0].name, index), probe, ap, targets, final, locs,
-                       stack, res.spill_slots, gen.cookies)
+    gen.depth = _frame(stack)
+    whole = res.code
+    spills = res.spill_slots
+    # the bodies of for loops: functions after the main one, each allocated on its own;
+    # the verifier counts the frames of a call chain together against the 512 bytes
+    done = 0
+    while done < len(gen.callbacks):
+        cb = gen.callbacks[done]
+        done += 1
+        cb.scratch_base = comp.scratch_total
+        cb_code = prune(cb.generate())
+        comp.scratch_total += cb.scratch.peak
+        cb_res = allocate(cb_code, cb.stack.peak)
+        cb_stack = cb.stack.peak + 8 * cb_res.spill_slots
+        cb.depth = cb.parent.depth + _frame(cb_stack)
+        if cb.stack.overflow is not None or cb.depth > STACK_LIMIT:
+            raise LangError("the body of this for loop needs %d bytes of BPF stack, and with "
+                            "the %d its callers use that is over the limit of %d; use fewer "
+                            "variables in the probe or the loop" % (
+                                cb_stack, cb.parent.depth, STACK_LIMIT), cb.loop.loc)
+        whole = whole + [Label(cb.label)] + cb_res.code
+        spills += cb_res.spill_slots
+    final, locs = _finish(whole, comp.source)
+    p = ProgramCode(_prog_name(targets[0].name, index), probe, ap, targets, final, locs,
+                    stack, spills, gen.cookies)
+    if gen.callbacks:
+        from tinytrace.asm import layout
+        p.functions = layout(final).functions
+    return p
+
+
+def _frame(size):
+    """A function's stack as the verifier counts it: rounded up to 32 bytes."""
+    return (max(size, 1) + 31) // 32 * 32
 
 
 def _prog_name(name, index):

@@ -124,9 +124,10 @@ class EventSpec:
     time, cat, system, join), ``layout`` (TupleT whose first element is the u64 id),
     ``data`` (kind-specific: the Format, the map name...)."""
 
-    __slots__ = ("id", "kind", "layout", "data", "loc")
+    __slots__ = ("id", "kind", "layout", "data", "loc", "run_at")
 
-    def __init__(self, id, kind, arg_types=(), data=None, loc=None):
+    def __init__(self, id, kind, arg_types=(), data=None, loc=None, run_at=None):
+        self.run_at = run_at    # "start"/"exit": sent by BEGIN/END; None: by a probe
         self.id = id
         self.kind = kind
         self.layout = TupleT([UINT64] + list(arg_types))

@@ -214,7 +214,7 @@ class Parser:
                     continue
                 stmt = self.statement()
                 stmts.append(stmt)
-                if isinstance(stmt, (ast.If, ast.Unroll, ast.While, ast.Block)):
+                if isinstance(stmt, (ast.If, ast.Unroll, ast.While, ast.For, ast.Block)):
                     continue
                 tok = self.peek()
                 if tok.is_op(";"):
@@ -250,8 +250,7 @@ class Parser:
                     raise LangError("'return' takes no value in a probe", self.peek().loc)
                 return ast.Jump(word, tok.loc)
             if word == "for":
-                raise LangError("'for' loops over maps are not supported yet; use 'while' or "
-                                "'unroll'", tok.loc)
+                return self.for_stmt()
             if word == "else":
                 raise LangError("'else' without a matching 'if'", tok.loc)
             if word == "let":
@@ -275,6 +274,43 @@ class Parser:
             value = self.expr()
             return ast.Assign(expr, op.value, value, expr.loc)
         return ast.ExprStmt(expr, expr.loc)
+
+    def for_stmt(self):
+        tok = self.next()
+        self.expect_op("(", "after 'for'")
+        var = self.peek()
+        if var.kind != "var":
+            raise LangError("expected a variable ($name) after 'for (', found %s"
+                            % var.describe(), var.loc)
+        self.next()
+        if not self.accept_op(":"):
+            raise LangError("expected ':' after 'for (%s', found %s (loops are written "
+                            "for ($kv : @map) { ... })" % ("$" + var.value,
+                                                           self.peek().describe()),
+                            self.peek().loc)
+        target = self.peek()
+        if target.kind != "map":
+            start = self.binary(0)
+            dot = self.peek()
+            if not (dot.is_op(".") and self.at_op(".", 1)):
+                raise LangError("'for' loops over a map (@name) or a range (start..end): "
+                                "expected '..' after the start, found %s" % dot.describe(),
+                                dot.loc)
+            self.next()
+            self.next()
+            end = self.binary(0)
+            self.expect_op(")", "to close 'for ('")
+            body = self.block()
+            return ast.For(ast.Var(var.value, var.loc), None, body, tok.loc,
+                           (start, end))
+        self.next()
+        if self.at_op("["):
+            raise LangError("'for' loops over a whole map: write @%s, without keys"
+                            % target.value, self.peek().loc)
+        self.expect_op(")", "to close 'for ('")
+        body = self.block()
+        return ast.For(ast.Var(var.value, var.loc), ast.MapRef(target.value, [], target.loc),
+                       body, tok.loc)
 
     def if_stmt(self):
         tok = self.next()
@@ -401,6 +437,8 @@ class Parser:
                 self.expect_op("]", "to close the index")
                 expr = ast.Index(expr, index, tok.loc)
             elif tok.value in (".", "->"):
+                if tok.value == "." and self.at_op(".", 1):
+                    return expr         # ``a..b``: a range (for loops)
                 self.next()
                 name = self.peek()
                 if name.kind == "ident":

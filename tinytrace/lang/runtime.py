@@ -135,6 +135,7 @@ class Runtime:
         # they are stopped, are dropped, as bpftrace drops them (exit() in a probe that
         # fires again before user space stops it must not print twice).
         self._exited = False
+        self._end_only = False      # END runs after an exit(): only its events count
         self.exit_code = 0
         self.lost = 0
         self._handlers = None
@@ -190,7 +191,10 @@ class Runtime:
         for p in self.comp.programs:
             code = link(p.code, self.maps)
             try:
-                prog = s.load(code, p.prog_type, p.name, **p.load_opts)
+                opts = p.load_opts
+                if p.functions:
+                    opts = dict(opts, functions=p.functions)
+                prog = s.load(code, p.prog_type, p.name, **opts)
             except progs.VerifierError as e:
                 raise self._verifier_error(p, e)
             self.loaded.append((p, prog))
@@ -280,9 +284,16 @@ class Runtime:
         _close_all(attachments)
 
     def _run_special(self, when):
-        if when == "exit" and self._exited:
-            self._drain()           # what the probes sent after exit(): dropped
-            self._exited = False    # END's own output is printed
+        if when == "exit":
+            # What the probes sent before they stopped, in order (after an exit(): dropped;
+            # the loop may have ended with the -c command before reading it), then END's
+            # own output, which is printed.  A probe already running on another CPU when
+            # they were stopped may still send after this (seen in slow qemu guests): after
+            # an exit() that is dropped too, and its own exit() must not hide END's output.
+            self._drain()
+            if self._exited:
+                self._end_only = True
+            self._exited = False
         for p, prog in self.loaded:
             if p.run_at == when:
                 prog.test_run(ctx=bytes(8))
@@ -326,6 +337,8 @@ class Runtime:
         except struct.error:        # shorter than an id: no event of ours
             return
         if eid < len(handlers):
+            if self._end_only and self.comp.events[eid].run_at != "exit":
+                return
             handlers[eid](data)
 
     # -- events -----------------------------------------------------------------------------

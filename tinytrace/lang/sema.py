@@ -252,13 +252,75 @@ class Sema:
             self.loop_depth += 1
             self.block(s.body)
             self.loop_depth -= 1
+        elif isinstance(s, ast.For):
+            self.for_stmt(s)
         elif isinstance(s, ast.Jump):
             if s.kind in ("break", "continue") and not self.loop_depth:
-                raise LangError("'%s' outside of a while loop" % s.kind, s.loc)
+                raise LangError("'%s' outside of a loop" % s.kind, s.loc)
         elif isinstance(s, ast.Block):
             self.block(s)
         else:
             raise AssertionError(s)
+
+    def for_stmt(self, s):
+        """``for ($kv : @map)``: ``$kv`` is (key, value) -- the value an aggregation's total,
+        as when it is read in a probe -- and exists only in the body."""
+        if s.map is None:
+            self._range(s)
+            return
+        info = self._map(s.map, whole=True)
+        info.read = True
+        if info.nkeys == 0:
+            raise LangError("'for' walks the elements of a map with keys; @%s has none"
+                            % info.name, s.map.loc)
+        value = info.value
+        if value.is_agg:
+            if value.agg not in READABLE_AGGS:
+                raise LangError("'for' cannot walk @%s: it holds %s, which can only be "
+                                "printed (count, sum, min, max and avg maps can be walked)"
+                                % (info.name, _describe_value(value)), s.map.loc)
+            value = agg_read_type(value)
+        if self.final and (info.key is UNKNOWN or value is UNKNOWN):
+            raise LangError("map @%s is used but never assigned a value" % info.name,
+                            s.map.loc)
+        self._loop_body(s, TupleT([info.key, value])
+                        if info.key is not UNKNOWN and value is not UNKNOWN else None)
+
+    def _range(self, s):
+        """``for ($i : start..end)``: integer bounds, $i an int64."""
+        for which in ("start", "end"):
+            e = self.expr(getattr(s, which))
+            setattr(s, which, e)
+            if e.ty is not UNKNOWN and not e.ty.is_int:
+                raise LangError("the %s of a for range must be an integer, not %s"
+                                % (which, e.ty.describe()), e.loc)
+        self._loop_body(s, INT64)
+
+    def _loop_body(self, s, ty):
+        name = s.var.name
+        outer = self.probe.vars.get(name)
+        if name in self.declared:
+            raise LangError("the loop variable $%s is already a variable of this probe "
+                            "(assigned at %s); choose another name" % (
+                                name, _loc_text(outer.loc if outer else None)), s.var.loc)
+        if s.var.info is None:
+            s.var.info = VarInfo(name, s.var.loc)
+        loop = s.var.info
+        if ty is not None:
+            self._join_var(loop, ty, s.var.loc)
+        s.var.ty = loop.ty
+        self.probe.vars[name] = loop
+        self.declared.add(name)
+        self.loop_depth += 1
+        try:
+            self.block(s.body)
+        finally:
+            self.loop_depth -= 1
+            self.declared.discard(name)
+            if outer is not None:       # a variable of the same name after the loop
+                self.probe.vars[name] = outer
+            else:
+                del self.probe.vars[name]
 
     def assign(self, s):
         target = s.target
