@@ -16,11 +16,6 @@ _MANY_VARS = "BEGIN { " + " ".join("$v%d = comm;" % i for i in range(33)) + " ex
 _MANY_CALLS = 'BEGIN { printf("%%d\\n", %s); exit(); }' % " + ".join(
     'strncmp(comm, "%s", 1)' % chr(97 + i) for i in range(22))
 
-# the body of a for loop has a stack frame of its own, counted with its caller's
-_MANY_IN_LOOP = ("BEGIN { @m[1] = 1; for ($kv : @m) { " +
-                 " ".join("$v%d = comm;" % i for i in range(33)) + " } }")
-
-
 def _c(program, at, fragment):
     """A one-line corpus entry whose error is at the first ``at`` in ``program``."""
     return (program, 1, program.index(at) + 1, fragment)
@@ -94,7 +89,8 @@ CORPUS = [
        "the loop variable $kv is already a variable"),
     _c("BEGIN { @m[1] = 1; for ($kv : @m) { } print($kv); }", "$kv)",
        "$kv is used before it is assigned"),
-    _c(_MANY_IN_LOOP, "for", "the body of this for loop needs"),
+    ("iter:task:/sys/fs/bpf/it { }", 1, 1, "iter probes cannot be pinned here"),
+    ("iter: { }", 1, 1, "iter probes are written iter:NAME"),
     _c('BEGIN { for ($i : 0..comm) { } }', "comm", "the end of a for range must be an integer"),
     _c('BEGIN { $i = 1; for ($i : 0..3) { } }', "$i :", "already a variable"),
     # each loop's $kv has its own type: the second one's key is a string
@@ -219,6 +215,10 @@ def fake_env(monkeypatch):
     ("kfunc:vfs_read { print(retval); }", 1, 24, "retval is not available in kfunc"),
     ("kfunc:vfs_read { print(args->cont); }", 1, 30, "did you mean 'count'"),
     ("rawtracepoint:sched_switch { print(args->prevv); }", 1, 42, "did you mean 'prev'"),
+    ("iter:tsk { }", 1, 1, "this kernel has no iterator 'tsk'; did you mean 'task'"),
+    ("iter:task { print(ctx->tsk); }", 1, 24, "iter:task has no field named 'tsk'; did you "
+     "mean 'task'"),
+    ("iter:task { print(retval); }", 1, 19, "retval is not available in iter probes"),
 ])
 def test_btf_error(program, line, col, fragment, fake_env, capsys):
     rc = cli.main(["-e", program])

@@ -365,6 +365,18 @@ CASES = [
          'printf("%d %d\\n", $sum, $none); exit(); }',
          lambda out, ctx: (_first_lines(out, ["j=-2", "j=-1", "j=0", "45 0"]),
                            value("@pairs", 6)(out, ctx)), needs=("bpf_loop",)),
+    # iter probes: the kernel walks its tasks (and their files) once, right after BEGIN;
+    # the test's own process is found by its PID (%PPID%) with its name and fds 0-2
+    Case("iter_task", 'iter:task /ctx->task->pid == $1/ { printf("%s %d %d\\n", '
+         'ctx->task->comm, ctx->task->pid, ctx->task->tgid); @tasks = count(); } '
+         'END { printf("end\\n"); }',
+         lambda out, ctx: _first_lines(out, ["%s %d %d" % (_own_comm(), os.getpid(),
+                                                           os.getpid()), "end"]),
+         params=["%PPID%"], needs=("btf",)),
+    Case("iter_task_file", 'iter:task_file /ctx->task->pid == $1 && ctx->fd < 3/ { '
+         '@fd[ctx->fd] = count(); @files = count(); }',
+         matches(r"^@fd\[0\]: 1$", r"^@fd\[1\]: 1$", r"^@fd\[2\]: 1$", r"^@files: 3$"),
+         params=["%PPID%"], needs=("btf",)),
     Case("for_perf_buffer", 'BEGIN { @a["x"] = 5; @a["yy"] = 6; exit(); } END { for ($kv : @a) { '
          'printf("%s=%d\\n", $kv.0, $kv.1); } clear(@a); }',
          lambda out, ctx: _sorted_lines(out, ["x=5", "yy=6"]),
@@ -553,6 +565,11 @@ def _first_lines(out, want):
 
 def _sorted_lines(out, want):
     assert sorted(ln for ln in out.splitlines() if ln) == want, out
+
+
+def _own_comm():
+    with open("/proc/self/comm") as f:
+        return f.read().strip()
 
 
 def _exit_once(out):
@@ -821,6 +838,11 @@ def test_list_probes():
     assert "    char prev_comm[16]" in r.stdout.splitlines()
     r = _tinytrace(["-l", "software:cpu*"])
     assert r.stdout.splitlines() == ["software:cpu-clock:", "software:cpu-migrations:"]
+    # iterators come from BTF, only when the pattern names them
+    r = _tinytrace(["-l", "it:task*"])
+    want = ["iter:task", "iter:task_file"] if os.path.exists("/sys/kernel/btf/vmlinux") else []
+    assert r.stdout.splitlines()[:2] == want, (r.stdout, r.stderr)
+    assert "iter:" not in _tinytrace(["-l", "*task*"]).stdout
 
 
 @pytest.mark.bpf

@@ -40,6 +40,31 @@ class RawTracepoint(Attachment):
         self.target = target
 
 
+class Iterator(Attachment):
+    """A BPF iterator link (iter:task ...): ``run()`` reads a fresh iterator fd to its end,
+    which calls the program once per object (task, file, socket...)."""
+    kind = "iter"
+
+    def __init__(self, fd, target):
+        Attachment.__init__(self, fd)
+        self.target = target
+
+    def run(self):
+        """One pass over the objects; returns the bytes the program wrote with
+        bpf_seq_printf (tinytrace's own programs send events instead, and write none)."""
+        import os
+        fd = bpf.iter_create(self.fileno())
+        out = []
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return b"".join(out)
+                out.append(chunk)
+        finally:
+            os.close(fd)
+
+
 class PerfAttachment(Attachment):
     """A program on a perf event.  ``fd`` is the perf event; ``link_fd`` the BPF link when one
     was used (closed first)."""
@@ -188,6 +213,13 @@ def tp_btf(prog, name=""):
     'trace_raw_tp' and the tracepoint's BTF id (its target is fixed at load time)."""
     fd = bpf.raw_tracepoint_open(None, _prog_fd(prog))
     return RawTracepoint(fd, "tp_btf:" + name)
+
+
+def iterator(prog, name):
+    """Link a program loaded as a 'trace_iter' tracing program (attach_btf_id: the BTF id of
+    ``bpf_iter_NAME``); ``run()`` on the result iterates."""
+    fd = bpf.link_create(_prog_fd(prog), 0, bpf.ATTACH_TYPES["trace_iter"])
+    return Iterator(fd, "iter:" + name)
 
 
 def per_cpu(prog, attr, cpus=None, target="", link=None):

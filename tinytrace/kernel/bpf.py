@@ -39,6 +39,7 @@ MAP_UPDATE_BATCH = 26
 MAP_DELETE_BATCH = 27
 LINK_CREATE = 28
 LINK_DETACH = 34
+ITER_CREATE = 33
 
 COMMAND_NAMES = {
     0: "BPF_MAP_CREATE", 1: "BPF_MAP_LOOKUP_ELEM", 2: "BPF_MAP_UPDATE_ELEM",
@@ -291,6 +292,11 @@ def link_create(prog_fd, target_fd, attach_type, flags=0, cookie=None, target_bt
     elif target_btf_id:
         attr += struct.pack("<I", target_btf_id)
     return call(LINK_CREATE, attr)
+
+
+def iter_create(link_fd):
+    """BPF_ITER_CREATE: a new fd whose read() runs the iterator link's program."""
+    return call(ITER_CREATE, bytearray(struct.pack("<II", link_fd, 0)))
 
 
 def prog_test_run(prog_fd, ctx_in=b"", data_in=b"", repeat=0, flags=0, cpu=0):

@@ -193,6 +193,9 @@ class ProgramGen:
         body_start = len(b.code)
         b.mov(self.ctx, R1)
         self._zero_key = Mem(FP, -(self.stack.alloc(8) + 8))
+        prologue = getattr(self.provider, "prologue", None)
+        if prologue is not None:
+            prologue(self)
         self._declare_vars(_names_outside_loops(self.probe))
         if self.probe.pred is not None:
             b.loc = self.probe.pred.loc

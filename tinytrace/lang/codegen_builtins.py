@@ -4,7 +4,7 @@ Each builtin costs one helper call at most; tracepoint fields are loaded straigh
 context with aligned loads (the verifier allows reads of the record, not a copy).
 """
 from tinytrace.lang.codegen import Imm, BPF_F_USER_STACK
-from tinytrace.lang.types import ArrayT, IntT, StrT, UINT64
+from tinytrace.lang.types import ArrayT, IntT, PtrT, StrT, UINT64
 
 _SIMPLE = {
     "nsecs": "ktime_get_ns",
@@ -126,6 +126,12 @@ def args_field_value(gen, e):
     if _direct(gen, f.offset, size):
         r = b.vreg()
         b.load(r, gen.ctx, f.offset, size)
+        if getattr(gen.provider, "nullable_args", False) and isinstance(ty, PtrT):
+            # the verifier types the pointer "maybe NULL" and forbids arithmetic on it
+            # (a member's address) until a test splits the two cases
+            known = b.new_label("nn")
+            b.jump("==", r, known, imm=0)
+            b.place(known)
     else:
         r = _read_ctx(gen, f.offset, size)
     if isinstance(ty, IntT):

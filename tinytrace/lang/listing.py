@@ -4,7 +4,8 @@ Patterns are shell globs on the full probe name (``tracepoint:sched:*``).  A pat
 use a provider alias (``t:sched:*``); a pattern without a colon matches anywhere
 (``*sleep*``).  Kernel functions (``kprobe:vfs_*``) come from available_filter_functions;
 the functions of a file and its USDT probes are listed when the pattern names the file
-(``uprobe:/bin/bash:*``, ``usdt:/usr/bin/python3.11:*``).  The compiler is not imported.
+(``uprobe:/bin/bash:*``, ``usdt:/usr/bin/python3.11:*``), the kernel's iterators when it
+names ``iter:`` (from BTF).  The compiler is not imported.
 """
 import fnmatch
 import sys
@@ -13,6 +14,8 @@ from tinytrace.lang import probes
 
 _LISTED = ("BEGIN", "END", "hardware", "interval", "kprobe", "profile", "rawtracepoint",
            "software", "tracepoint", "uprobe", "usdt")
+# listed only when the pattern names them (their names come from the kernel's BTF)
+_NAMED = ("iter",)
 
 
 def normalise(pattern):
@@ -40,6 +43,9 @@ def probe_names(pattern, env):
             continue
         prov = probes.find(name)
         out.extend(prov.list(pat, env))
+    for name in _NAMED:
+        if head == name:
+            out.extend(probes.find(name).list(pat, env))
     return out
 
 

@@ -161,6 +161,7 @@ class Runtime:
                 self._run_special("start")
                 if child is not None:
                     child.release()
+                self._iterate()
                 self._loop(child)
             except (KeyboardInterrupt, Terminated):
                 pass   # Ctrl-C or SIGTERM: stop, run END and print, as bpftrace does
@@ -252,6 +253,16 @@ class Runtime:
                     p.targets[0].name, e.strerror or e))
             for a in got:
                 self.attachments.append(s.add(a))
+
+    def _iterate(self):
+        """iter probes: read each iterator once (its program runs per object), then the
+        run is over, as in bpftrace."""
+        iterators = [a for a in self.attachments if getattr(a, "kind", "") == "iter"]
+        for a in iterators:
+            a.run()
+            self._drain()
+        if iterators:
+            self.done = True
 
     def _stop(self):
         """Stop the probes firing before END runs and the maps are printed.  Perf events

@@ -548,6 +548,17 @@ class Sema:
             e.ty = ty
             return e
         # A provider builtin: every target of every attach point of the probe must have it.
+        if name == "ctx" and self._iterating():
+            # an iterator's context: its members are read as args' are (the bpftrace name)
+            for ap in self.probe.points:
+                for t in ap.targets:
+                    t.info = ap.provider.builtin_type("ctx", t, self.env)
+            e.name = name = "args"
+            used = self.used.setdefault("args", set())
+            if bare:
+                used.add("*")
+            e.ty = self.probe.points[0].targets[0].info
+            return e
         found = None
         for ap in self.probe.points:
             if name not in ap.provider.builtin_names():
@@ -575,6 +586,9 @@ class Sema:
             used.add("*")
         e.ty = found
         return e
+
+    def _iterating(self):
+        return all(ap.provider.name == "iter" for ap in self.probe.points)
 
     def _unknown_builtin(self, e):
         name = e.name
@@ -764,7 +778,8 @@ class Sema:
 
     def _e_Field(self, e):
         base = e.expr
-        if isinstance(base, ast.Builtin) and base.name == "args":
+        if isinstance(base, ast.Builtin) and (base.name == "args" or (
+                base.name == "ctx" and self._iterating())):   # an iterator's context
             return self._args_field(e)
         e.expr = base = self.expr(base)
         ty = base.ty

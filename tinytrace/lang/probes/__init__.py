@@ -43,7 +43,7 @@ _REGISTRY = {
     "kretfunc": ("kfunc", "Kretfunc"),
     "watchpoint": ("watchpoint", "Watchpoint"),
     "asyncwatchpoint": ("watchpoint", "Watchpoint"),
-    "iter": ("later", "Iter"),
+    "iter": ("iter", "Iter"),
 }
 ALIASES = {
     "t": "tracepoint", "rt": "rawtracepoint", "i": "interval", "p": "profile",
