@@ -362,8 +362,9 @@ CASES = [
          'for ($i : 5..3) { $none++; } for ($j : -2..pid % 1 + 3) { if ($j == 1) { continue; } '
          'if ($j == 2) { break; } printf("j=%d\\n", $j); } '
          'for ($i : 0..4) { for ($k : 0..$i) { @pairs = count(); } } '
-         'printf("%d %d\\n", $sum, $none); exit(); }',
-         lambda out, ctx: (_first_lines(out, ["j=-2", "j=-1", "j=0", "45 0"]),
+         '$big = 0; for ($i : 0..10000000) { $big++; } '     # over bpf_loop's 1 << 23
+         'printf("%d %d %d\\n", $sum, $none, $big); exit(); }',
+         lambda out, ctx: (_first_lines(out, ["j=-2", "j=-1", "j=0", "45 0 0"]),
                            value("@pairs", 6)(out, ctx)), needs=("bpf_loop",)),
     # iter probes: the kernel walks its tasks (and their files) once, right after BEGIN;
     # the test's own process is found by its PID (%PPID%) with its name and fds 0-2

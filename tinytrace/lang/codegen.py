@@ -20,6 +20,7 @@ from tinytrace.lang.types import (
 
 STACK_LIMIT = 512
 STACK_OBJECT_MAX = 64       # bigger temporaries go to the scratch map
+BPF_LOOP_MAX = 1 << 23      # the most rounds bpf_loop runs
 LOOP_SHARED = 24            # a for loop's block: ctx, "left the probe", range start; then
                             # the variables it shares
 BPF_ANY, BPF_NOEXIST = 0, 1
@@ -408,6 +409,9 @@ class ProgramGen:
             b.alu("-", count, src=first)
             skip = b.new_label("fornone")
             b.jump("<=", end, skip, b=first, signed=True)
+            # bpf_loop takes a u32 count and refuses more than 1 << 23: a longer range
+            # runs nothing rather than a truncated count
+            b.jump(">", count, skip, imm=BPF_LOOP_MAX)
         shared = sorted(n for n in _names_in(s.body) if n in self.vars and n != s.var.name)
         size = LOOP_SHARED + 8 * len(shared)
         area = Mem(FP, -(self.stack.alloc(size) + size))   # on the stack: the helper's rule
@@ -1200,7 +1204,8 @@ _SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
 
 class CallbackGen(ProgramGen):
     """The body of a for loop as a function ``long f(map, key, value, ctx)`` that
-    ``bpf_for_each_map_elem`` calls per element: 0 goes on, 1 stops the walk.  ``layout``:
+    ``bpf_for_each_map_elem`` calls per element, or ``long f(index, ctx)`` that bpf_loop
+    calls per number: 0 goes on, 1 stops.  ``layout``:
     ``(name, offset, scalar)`` of the variables shared with the caller in its ``ctx``
     block; the others it mentions are its own, zero at each element."""
 
