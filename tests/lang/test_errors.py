@@ -219,6 +219,8 @@ def fake_env(monkeypatch):
     ("iter:task { print(ctx->tsk); }", 1, 24, "iter:task has no field named 'tsk'; did you "
      "mean 'task'"),
     ("iter:task { print(retval); }", 1, 19, "retval is not available in iter probes"),
+    ("iter:bpf_map_elem { }", 1, 1, "walks the contents of a BPF map, which an iter probe "
+     "cannot name"),
 ])
 def test_btf_error(program, line, col, fragment, fake_env, capsys):
     rc = cli.main(["-e", program])

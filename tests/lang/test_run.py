@@ -847,6 +847,21 @@ def test_list_probes():
 
 
 @pytest.mark.bpf
+def test_every_listed_iterator_runs():
+    """Each iterator -l lists attaches and walks (all in one run; some may have nothing to
+    walk here, like dmabuf); iter:task finds at least this process."""
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.skip("no kernel BTF")
+    names = _tinytrace(["-l", "iter:*"]).stdout.split()
+    assert "iter:task" in names and "iter:task_file" in names, names
+    r = _tinytrace(["-e", "%s { @[probe] = count(); }" % ",".join(names)])
+    assert r.returncode == 0 and "Attaching %d probes" % len(names) in r.stdout, (
+        r.stdout, r.stderr)
+    counts = dict(re.findall(r"^@\[(iter:\w+)\]: (\d+)$", r.stdout, re.M))
+    assert int(counts["iter:task"]) >= 1 and int(counts["iter:task_file"]) >= 3, r.stdout
+
+
+@pytest.mark.bpf
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_signal_stops_and_prints_maps(signame):
     import signal

@@ -14,6 +14,10 @@ from tinytrace.lang.probes.base import Provider, Target
 from tinytrace.lang.source import LangError
 
 PREFIX = "bpf_iter_"
+# iterators that walk the contents of one object the link must name (a map, a cgroup):
+# an iter probe has no way to name it
+NEEDS_TARGET = {"bpf_map_elem": "a BPF map", "bpf_sk_storage_map": "a socket storage map",
+                "sockmap": "a sockmap or sockhash", "cgroup": "a cgroup"}
 
 
 class Iter(Provider):
@@ -41,6 +45,9 @@ class Iter(Provider):
             raise LangError("this kernel has no iterator '%s'%s%s" % (
                 spec, hint(spec, known),
                 "" if hint(spec, known) else " (it has: %s)" % ", ".join(sorted(known))), loc)
+        if spec in NEEDS_TARGET:
+            raise LangError("iter:%s walks the contents of %s, which an iter probe cannot "
+                            "name" % (spec, NEEDS_TARGET[spec]), loc)
         return [Target(self, "iter:" + spec, (PREFIX + spec, f.id))]
 
     def builtin_names(self):
@@ -82,6 +89,7 @@ def _iterators(b):
     names = []
     for n in b.names_with_prefix(PREFIX, "func"):
         name = n[len(PREFIX):]
-        if name and b.find_struct("bpf_iter__" + name) is not None:
+        if name and name not in NEEDS_TARGET and \
+                b.find_struct("bpf_iter__" + name) is not None:
             names.append(name)
     return names
