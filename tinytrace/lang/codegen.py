@@ -1235,6 +1235,7 @@ class CallbackGen(ProgramGen):
             b.mov(area, R4)
         body_start = len(b.code)
         self._zero_key = Mem(FP, -(self.stack.alloc(8) + 8))
+        ctx_load = len(b.code)
         b.load(self.ctx, area, 0, 8)
         for name, off, scalar in self.layout:
             r = b.vreg()
@@ -1247,7 +1248,8 @@ class CallbackGen(ProgramGen):
             b.loc = info.loc
             if ty.scalar and not isinstance(ty, (StrT, TupleT, BufT)):
                 r = b.vreg()
-                b.movi(r, 0)
+                if name != s.var.name:     # the loop's own is set from the index below
+                    b.movi(r, 0)
                 self.vars[name] = r
             else:
                 m = self.alloc(ty.size, permanent=True)
@@ -1274,6 +1276,8 @@ class CallbackGen(ProgramGen):
                 if scalar:
                     b.store(area, off, self.vars[name], 8)
             b.exit(ret)
+        if not _reads(b.code, self.ctx):
+            del b.code[ctx_load]     # the body never uses the context: no load per element
         if self.scratch_used:
             self._insert_scratch_prologue(body_start)
         if self.cookies:
@@ -1294,6 +1298,13 @@ class CallbackGen(ProgramGen):
             self.b.store(pair.base, pair.off + ty.offsets[1], total, 8)
         else:
             self.copy(pair.at(ty.offsets[1]), Mem(value_p, 0), vty.size)
+
+
+def _reads(code, reg):
+    """Whether any instruction of ``code`` reads register ``reg``."""
+    from tinytrace.asm import Label
+    from tinytrace.lang.ir import uses_defs
+    return any(type(x) is not Label and reg in uses_defs(x)[0] for x in code)
 
 
 def _names_in(node):

@@ -56,9 +56,9 @@ def read_aggregation(gen, ref, spec):
     key (``map_lookup_percpu_elem``, Linux 5.19) combined in a bounded loop -- the total,
     the extreme of the CPUs that have one, or total / count."""
     agg = ref.info.value
-    _need_percpu_lookup(gen, ref, agg)
+    _need_percpu_lookup(gen, ref, agg)      # before the key's code is emitted
     key = key_mem(gen, ref)
-    return combine_percpu(gen, spec, agg, gen._ptr(key), ref)
+    return combine_percpu(gen, spec, agg, gen._ptr(key), ref, checked=True)
 
 
 def _need_percpu_lookup(gen, ref, agg):
@@ -68,9 +68,11 @@ def _need_percpu_lookup(gen, ref, agg):
                         "(bpf_map_lookup_percpu_elem)" % (ref.name, agg.describe()), ref.loc)
 
 
-def combine_percpu(gen, spec, agg, kptr, ref):
-    """The value of aggregation ``agg`` at the key ``kptr`` points to, over all CPUs."""
-    _need_percpu_lookup(gen, ref, agg)
+def combine_percpu(gen, spec, agg, kptr, ref, checked=False):
+    """The value of aggregation ``agg`` at the key ``kptr`` points to, over all CPUs
+    (``ref``: the map reference an error points at)."""
+    if not checked:
+        _need_percpu_lookup(gen, ref, agg)
     b = gen.b
     kind = agg.agg
     from tinytrace.kernel import arch
